@@ -1,0 +1,173 @@
+//! Request and response bodies of the public HTTP API.
+
+use serde::{Deserialize, Serialize};
+
+/// Body of `POST /api/v1/chat`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
+pub struct ChatRequest {
+    /// What the visitor typed.
+    pub message: String,
+    /// The conversation this message continues; omitted for a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+}
+
+/// A failure, as the client sees it: the JSON body of every non-2xx response
+/// and the payload of the SSE `error` event. `code` is stable and meant for
+/// programs; `message` is for people and may change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// The stable error codes. New codes may be added; a client that meets one it
+/// does not know reads it as [`ErrorCode::Unknown`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// `X-API-Key` is missing or names no widget.
+    InvalidApiKey,
+    /// The body is not valid JSON of the expected shape.
+    InvalidRequest,
+    /// The message is empty or only white space.
+    EmptyMessage,
+    /// The message is longer than the server accepts.
+    MessageTooLong,
+    /// The body is larger than the server accepts.
+    PayloadTooLarge,
+    /// The body is not `application/json`.
+    UnsupportedMediaType,
+    /// No conversation with that id belongs to this widget.
+    ConversationNotFound,
+    /// No such route.
+    NotFound,
+    /// The model provider refused or failed the request.
+    UpstreamError,
+    /// The model provider is overloaded or rate limited us.
+    UpstreamUnavailable,
+    /// The model provider went silent for too long.
+    UpstreamTimeout,
+    /// The server is shutting down; retry on another replica or shortly.
+    ShuttingDown,
+    /// Something went wrong on our side; details are in the server log.
+    Internal,
+    /// A code this client does not know yet.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidApiKey => "invalid_api_key",
+            Self::InvalidRequest => "invalid_request",
+            Self::EmptyMessage => "empty_message",
+            Self::MessageTooLong => "message_too_long",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::ConversationNotFound => "conversation_not_found",
+            Self::NotFound => "not_found",
+            Self::UpstreamError => "upstream_error",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::UpstreamTimeout => "upstream_timeout",
+            Self::ShuttingDown => "shutting_down",
+            Self::Internal => "internal",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// Body of `GET /health` and `GET /ready`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
+pub struct HealthStatus {
+    /// `ok`, or what is wrong.
+    pub status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_request_json_is_pinned() {
+        let req = ChatRequest {
+            message: "hi".into(),
+            conversation_id: Some("conv_1".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&req).unwrap(),
+            r#"{"message":"hi","conversation_id":"conv_1"}"#
+        );
+        let bare: ChatRequest = serde_json::from_str(r#"{"message":"hi"}"#).unwrap();
+        assert_eq!(bare.conversation_id, None);
+        assert_eq!(
+            serde_json::to_string(&bare).unwrap(),
+            r#"{"message":"hi"}"#
+        );
+    }
+
+    #[test]
+    fn chat_request_rejects_duplicate_and_mistyped_fields() {
+        assert!(serde_json::from_str::<ChatRequest>(r#"{"message":"a","message":"b"}"#).is_err());
+        assert!(serde_json::from_str::<ChatRequest>(r#"{"message":5}"#).is_err());
+        assert!(serde_json::from_str::<ChatRequest>(r#"{}"#).is_err());
+    }
+
+    #[test]
+    fn api_error_json_is_pinned_and_unknown_codes_survive() {
+        let e = ApiError::new(ErrorCode::InvalidApiKey, "bad key");
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"code":"invalid_api_key","message":"bad key"}"#
+        );
+        let later: ApiError =
+            serde_json::from_str(r#"{"code":"some_future_code","message":"m"}"#).unwrap();
+        assert_eq!(later.code, ErrorCode::Unknown);
+    }
+
+    #[test]
+    fn error_code_as_str_matches_serde() {
+        for code in [
+            ErrorCode::InvalidApiKey,
+            ErrorCode::InvalidRequest,
+            ErrorCode::EmptyMessage,
+            ErrorCode::MessageTooLong,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::UnsupportedMediaType,
+            ErrorCode::ConversationNotFound,
+            ErrorCode::NotFound,
+            ErrorCode::UpstreamError,
+            ErrorCode::UpstreamUnavailable,
+            ErrorCode::UpstreamTimeout,
+            ErrorCode::ShuttingDown,
+            ErrorCode::Internal,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&code).unwrap(),
+                format!("\"{}\"", code.as_str())
+            );
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! The events of a streamed chat answer and their SSE framing.
+//!
+//! An answer is `meta`, then any number of chunks (the default SSE event, so
+//! phase-1 clients that only read `data: {"chunk": …}` keep working), then
+//! exactly one of `done` or `error`. Every event carries an `id:`: its
+//! sequence number within the answer, starting at 0.
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::ApiError;
+use crate::sse::SseMessage;
+
+/// A comment line that keeps idle proxies from closing the stream.
+pub const HEARTBEAT: &str = ": ping\n\n";
+
+/// Payload of the `meta` event, sent first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
+pub struct MetaEvent {
+    /// The conversation this answer belongs to; send it back as
+    /// `conversation_id` to continue the conversation.
+    pub conversation_id: String,
+    /// The id of the visitor's message, as stored.
+    pub user_message_id: String,
+    /// The id the answer is stored under.
+    pub message_id: String,
+}
+
+/// Payload of a chunk (the default SSE event): a piece of the answer's text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
+pub struct ChunkEvent {
+    pub chunk: String,
+}
+
+/// Token counts reported by the model provider.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    pub total_tokens: u32,
+}
+
+/// Payload of the `done` event, sent last when the answer is complete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
+pub struct DoneEvent {
+    /// Why the model stopped: `stop`, `length`, `content_filter`, …
+    pub finish_reason: String,
+    /// Token usage, when the provider reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// One event of a streamed answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEvent {
+    Meta(MetaEvent),
+    Chunk(ChunkEvent),
+    Done(DoneEvent),
+    Error(ApiError),
+}
+
+/// Why an SSE message is not a [`StreamEvent`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// An event name this client does not know.
+    UnknownEvent(String),
+    /// The data is not the JSON that the event name promises.
+    BadData(String),
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UnknownEvent(name) => write!(f, "unknown event {name:?}"),
+            Self::BadData(why) => write!(f, "bad event data: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+impl StreamEvent {
+    pub fn chunk(text: impl Into<String>) -> Self {
+        Self::Chunk(ChunkEvent { chunk: text.into() })
+    }
+
+    /// The SSE event name; `None` for chunks, which use the default event.
+    pub fn name(&self) -> Option<&'static str> {
+        match self {
+            Self::Meta(_) => Some("meta"),
+            Self::Chunk(_) => None,
+            Self::Done(_) => Some("done"),
+            Self::Error(_) => Some("error"),
+        }
+    }
+
+    /// Whether this event ends the stream.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Self::Done(_) | Self::Error(_))
+    }
+
+    /// The event framed for the wire, with its sequence number as `id:`.
+    pub fn to_sse(&self, id: u64) -> String {
+        let data = match self {
+            Self::Meta(e) => serde_json::to_string(e),
+            Self::Chunk(e) => serde_json::to_string(e),
+            Self::Done(e) => serde_json::to_string(e),
+            Self::Error(e) => serde_json::to_string(e),
+        }
+        // These types hold only strings and integers: serialising cannot fail.
+        .unwrap_or_default();
+        let mut out = String::with_capacity(data.len() + 32);
+        out.push_str("id: ");
+        out.push_str(&id.to_string());
+        out.push('\n');
+        if let Some(name) = self.name() {
+            out.push_str("event: ");
+            out.push_str(name);
+            out.push('\n');
+        }
+        // JSON escapes line breaks, so the data is always one line.
+        out.push_str("data: ");
+        out.push_str(&data);
+        out.push_str("\n\n");
+        out
+    }
+
+    /// Reads an event from a parsed SSE message.
+    pub fn from_sse(msg: &SseMessage) -> Result<Self, DecodeError> {
+        fn parse<T: serde::de::DeserializeOwned>(data: &str) -> Result<T, DecodeError> {
+            serde_json::from_str(data).map_err(|e| DecodeError::BadData(e.to_string()))
+        }
+        match msg.event.as_str() {
+            "message" => parse(&msg.data).map(Self::Chunk),
+            "meta" => parse(&msg.data).map(Self::Meta),
+            "done" => parse(&msg.data).map(Self::Done),
+            "error" => parse(&msg.data).map(Self::Error),
+            other => Err(DecodeError::UnknownEvent(other.to_owned())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ErrorCode;
+    use crate::sse::SseParser;
+
+    fn samples() -> Vec<StreamEvent> {
+        vec![
+            StreamEvent::Meta(MetaEvent {
+                conversation_id: "conv_1".into(),
+                user_message_id: "msg_u".into(),
+                message_id: "msg_a".into(),
+            }),
+            StreamEvent::chunk("Hello"),
+            StreamEvent::chunk(" wörld\nline two \u{1F600} \"quoted\""),
+            StreamEvent::Done(DoneEvent {
+                finish_reason: "stop".into(),
+                usage: Some(Usage {
+                    prompt_tokens: 3,
+                    completion_tokens: 2,
+                    total_tokens: 5,
+                }),
+            }),
+            StreamEvent::Error(ApiError::new(ErrorCode::UpstreamTimeout, "slow")),
+        ]
+    }
+
+    #[test]
+    fn framing_is_pinned_byte_for_byte() {
+        let framed: Vec<String> = samples()
+            .iter()
+            .enumerate()
+            .map(|(i, e)| e.to_sse(i as u64))
+            .collect();
+        assert_eq!(
+            framed[0],
+            "id: 0\nevent: meta\ndata: {\"conversation_id\":\"conv_1\",\"user_message_id\":\"msg_u\",\"message_id\":\"msg_a\"}\n\n"
+        );
+        assert_eq!(framed[1], "id: 1\ndata: {\"chunk\":\"Hello\"}\n\n");
+        assert_eq!(
+            framed[2],
+            "id: 2\ndata: {\"chunk\":\" wörld\\nline two 😀 \\\"quoted\\\"\"}\n\n"
+        );
+        assert_eq!(
+            framed[3],
+            "id: 3\nevent: done\ndata: {\"finish_reason\":\"stop\",\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2,\"total_tokens\":5}}\n\n"
+        );
+        assert_eq!(
+            framed[4],
+            "id: 4\nevent: error\ndata: {\"code\":\"upstream_timeout\",\"message\":\"slow\"}\n\n"
+        );
+    }
+
+    #[test]
+    fn every_event_round_trips_through_the_parser() {
+        let events = samples();
+        let mut wire = String::new();
+        for (i, e) in events.iter().enumerate() {
+            wire.push_str(HEARTBEAT);
+            wire.push_str(&e.to_sse(i as u64));
+        }
+        let mut parser = SseParser::new();
+        let messages = parser.push(wire.as_bytes());
+        assert_eq!(messages.len(), events.len());
+        for (i, (msg, event)) in messages.iter().zip(&events).enumerate() {
+            assert_eq!(msg.id.as_deref(), Some(i.to_string().as_str()));
+            assert_eq!(&StreamEvent::from_sse(msg).unwrap(), event);
+        }
+    }
+
+    #[test]
+    fn unknown_events_and_bad_data_are_reported() {
+        let msg = SseMessage {
+            id: None,
+            event: "surprise".into(),
+            data: "{}".into(),
+        };
+        assert_eq!(
+            StreamEvent::from_sse(&msg),
+            Err(DecodeError::UnknownEvent("surprise".into()))
+        );
+        let msg = SseMessage {
+            id: None,
+            event: "done".into(),
+            data: "not json".into(),
+        };
+        assert!(matches!(
+            StreamEvent::from_sse(&msg),
+            Err(DecodeError::BadData(_))
+        ));
+    }
+}
