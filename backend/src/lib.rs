@@ -1,0 +1,17 @@
+//! Porthole's server as a library: `main.rs` only parses the command line,
+//! so integration tests build and run exactly what the binary runs.
+
+pub mod app;
+pub mod chat;
+pub mod config;
+pub mod error;
+pub mod knowledge;
+pub mod provider;
+pub mod routes;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod widget;
+
+pub use app::Application;
+pub use config::Settings;

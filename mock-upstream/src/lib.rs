@@ -1,0 +1,460 @@
+//! An OpenAI-compatible chat completions server that streams scripted tokens
+//! over real HTTP/1.1, with pacing and faults, for Porthole's tests and
+//! benchmarks. It is a plain TCP server on purpose: a fault such as a
+//! connection reset mid-stream or a stall must be exactly what goes over the
+//! wire, and it must see the moment its client hangs up.
+//!
+//! It speaks `POST {base}/chat/completions` with `"stream": true` and answers
+//! in the real format: `chat.completion.chunk` objects as SSE `data:` lines,
+//! a final chunk with `finish_reason`, an optional usage chunk with empty
+//! `choices`, then `data: [DONE]`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+/// What the mock does wrong, if anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fault {
+    #[default]
+    None,
+    /// Answer with this HTTP status and an OpenAI-style error body.
+    Status(u16),
+    /// Reset the connection (TCP RST) after this many tokens.
+    ResetAfter(usize),
+    /// Stop sending after this many tokens, keeping the connection open.
+    StallAfter(usize),
+    /// Send a chunk that is not JSON after this many tokens.
+    MalformedAfter(usize),
+    /// End the body after the tokens without a finish reason or `[DONE]`.
+    NoDone,
+    /// Send the final usage chunk with `"choices": null`, as vLLM does.
+    NullChoicesUsage,
+}
+
+/// What the mock answers.
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// The answer, token by token.
+    pub tokens: Vec<String>,
+    /// Wait before the first token.
+    pub first_token_delay: Duration,
+    /// Wait between tokens.
+    pub token_delay: Duration,
+    pub fault: Fault,
+    /// When set, requests must carry `Authorization: Bearer <key>`.
+    pub api_key: Option<String>,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Self::words("The quick brown fox jumps over the lazy dog.", 5)
+    }
+}
+
+impl Script {
+    /// Streams `text` split after each space, `delay_ms` apart.
+    pub fn words(text: &str, delay_ms: u64) -> Self {
+        Self {
+            tokens: text.split_inclusive(' ').map(str::to_owned).collect(),
+            first_token_delay: Duration::from_millis(delay_ms),
+            token_delay: Duration::from_millis(delay_ms),
+            fault: Fault::None,
+            api_key: None,
+        }
+    }
+
+    /// `count` tokens `tok0 tok1 …`, `delay_ms` apart.
+    pub fn numbered(count: usize, delay_ms: u64) -> Self {
+        Self {
+            tokens: (0..count).map(|i| format!("tok{i} ")).collect(),
+            first_token_delay: Duration::from_millis(delay_ms),
+            token_delay: Duration::from_millis(delay_ms),
+            fault: Fault::None,
+            api_key: None,
+        }
+    }
+
+    pub fn with_fault(mut self, fault: Fault) -> Self {
+        self.fault = fault;
+        self
+    }
+}
+
+/// Counters of what the mock has seen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Streams started (headers sent).
+    pub opened: usize,
+    /// Streams sent to their end.
+    pub completed: usize,
+    /// Streams whose client hung up before the end.
+    pub client_closed: usize,
+}
+
+#[derive(Debug)]
+struct State {
+    script: Mutex<Script>,
+    requests: Mutex<Vec<Value>>,
+    opened: AtomicUsize,
+    completed: AtomicUsize,
+    client_closed: AtomicUsize,
+    changed: Notify,
+}
+
+/// A running mock; it stops when dropped.
+#[derive(Debug)]
+pub struct MockUpstream {
+    addr: std::net::SocketAddr,
+    state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for MockUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl MockUpstream {
+    /// Starts on 127.0.0.1 with an OS-chosen port.
+    pub async fn start(script: Script) -> std::io::Result<Self> {
+        Self::bind("127.0.0.1:0", script).await
+    }
+
+    pub async fn bind(addr: &str, script: Script) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            script: Mutex::new(script),
+            requests: Mutex::new(Vec::new()),
+            opened: AtomicUsize::new(0),
+            completed: AtomicUsize::new(0),
+            client_closed: AtomicUsize::new(0),
+            changed: Notify::new(),
+        });
+        let accept_state = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = socket.set_nodelay(true);
+                tokio::spawn(serve(socket, accept_state.clone()));
+            }
+        });
+        Ok(Self { addr, state, task })
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// The base URL to give an OpenAI client, ending in `/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn set_script(&self, script: Script) {
+        *lock(&self.state.script) = script;
+    }
+
+    /// The JSON bodies of the requests received so far.
+    pub fn requests(&self) -> Vec<Value> {
+        lock(&self.state.requests).clone()
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            opened: self.state.opened.load(Ordering::SeqCst),
+            completed: self.state.completed.load(Ordering::SeqCst),
+            client_closed: self.state.client_closed.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Waits until `cond` holds for the stats, or `timeout` passes; returns
+    /// whether it held.
+    pub async fn wait_for(&self, timeout: Duration, cond: impl Fn(Stats) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.state.changed.notified();
+            if cond(self.stats()) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return cond(self.stats());
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Reads one request: head and `Content-Length` body.
+async fn read_request(socket: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if buf.len() > 64 * 1024 {
+            return None;
+        }
+        let n = socket.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let length = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < length {
+        let n = socket.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Some((head, body))
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+}
+
+async fn respond_json(socket: &mut TcpStream, status: u16, body: &Value) {
+    let body = body.to_string();
+    let reason = match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Error",
+    };
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = socket.write_all(head.as_bytes()).await;
+    let _ = socket.write_all(body.as_bytes()).await;
+    let _ = socket.shutdown().await;
+}
+
+fn openai_error(message: &str, kind: &str) -> Value {
+    json!({"error": {"message": message, "type": kind, "param": null, "code": null}})
+}
+
+async fn serve(mut socket: TcpStream, state: Arc<State>) {
+    let Some((head, body)) = read_request(&mut socket).await else {
+        return;
+    };
+    let script = lock(&state.script).clone();
+    let request_line = head.lines().next().unwrap_or_default();
+    if !request_line.starts_with("POST ") || !request_line.contains("/chat/completions ") {
+        respond_json(
+            &mut socket,
+            404,
+            &openai_error("no such route", "invalid_request_error"),
+        )
+        .await;
+        return;
+    }
+    if let Some(key) = &script.api_key {
+        let expected = format!("Bearer {key}");
+        if header(&head, "authorization") != Some(expected.as_str()) {
+            respond_json(
+                &mut socket,
+                401,
+                &openai_error("Incorrect API key provided", "invalid_request_error"),
+            )
+            .await;
+            return;
+        }
+    }
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        respond_json(
+            &mut socket,
+            400,
+            &openai_error("body is not JSON", "invalid_request_error"),
+        )
+        .await;
+        return;
+    };
+    lock(&state.requests).push(request.clone());
+    if let Fault::Status(status) = script.fault {
+        respond_json(
+            &mut socket,
+            status,
+            &openai_error("scripted failure", "server_error"),
+        )
+        .await;
+        state.changed.notify_waiters();
+        return;
+    }
+    let model = request["model"].as_str().unwrap_or("mock").to_owned();
+    let include_usage = request["stream_options"]["include_usage"].as_bool() == Some(true);
+
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+    if socket.write_all(head.as_bytes()).await.is_err() {
+        return;
+    }
+    state.opened.fetch_add(1, Ordering::SeqCst);
+    state.changed.notify_waiters();
+
+    let outcome = {
+        let (mut reader, mut writer) = socket.split();
+        // The client may hang up at any moment, also while we wait between
+        // tokens: watch the read half for EOF alongside the writer.
+        let hung_up = wait_for_eof(&mut reader);
+        tokio::select! {
+            outcome = write_stream(&mut writer, &script, &model, include_usage) => outcome,
+            _ = hung_up => Outcome::ClientGone,
+        }
+    };
+    match outcome {
+        Outcome::Completed => {
+            state.completed.fetch_add(1, Ordering::SeqCst);
+        }
+        Outcome::ClientGone => {
+            state.client_closed.fetch_add(1, Ordering::SeqCst);
+        }
+        Outcome::Reset => {
+            // Closing with SO_LINGER 0 sends RST instead of FIN.
+            let _ = socket.set_zero_linger();
+            drop(socket);
+        }
+        Outcome::Stalled => {
+            // Stay silent, connection open, until the client gives up.
+            let (mut reader, _) = socket.split();
+            wait_for_eof(&mut reader).await;
+            state.client_closed.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    state.changed.notify_waiters();
+}
+
+async fn wait_for_eof(reader: &mut (impl AsyncReadExt + Unpin)) {
+    let mut sink = [0u8; 512];
+    loop {
+        match reader.read(&mut sink).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Completed,
+    ClientGone,
+    Reset,
+    Stalled,
+}
+
+fn chunk(model: &str, delta: Value, finish: Option<&str>) -> String {
+    json!({
+        "id": "chatcmpl-mock",
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000u32,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+    })
+    .to_string()
+}
+
+async fn send_event(w: &mut (impl AsyncWriteExt + Unpin), data: &str) -> bool {
+    let event = format!("data: {data}\n\n");
+    let framed = format!("{:x}\r\n{event}\r\n", event.len());
+    w.write_all(framed.as_bytes()).await.is_ok()
+}
+
+async fn write_stream(
+    w: &mut (impl AsyncWriteExt + Unpin),
+    script: &Script,
+    model: &str,
+    include_usage: bool,
+) -> Outcome {
+    for (i, token) in script.tokens.iter().enumerate() {
+        match script.fault {
+            Fault::ResetAfter(n) if n == i => return Outcome::Reset,
+            Fault::StallAfter(n) if n == i => return Outcome::Stalled,
+            Fault::MalformedAfter(n) if n == i => {
+                if !send_event(w, "{\"choices\": [oops").await {
+                    return Outcome::ClientGone;
+                }
+            }
+            _ => {}
+        }
+        let delay = if i == 0 {
+            script.first_token_delay
+        } else {
+            script.token_delay
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let delta = if i == 0 {
+            json!({"role": "assistant", "content": token})
+        } else {
+            json!({"content": token})
+        };
+        if !send_event(w, &chunk(model, delta, None)).await {
+            return Outcome::ClientGone;
+        }
+    }
+    match script.fault {
+        Fault::ResetAfter(_) => return Outcome::Reset,
+        Fault::StallAfter(_) => return Outcome::Stalled,
+        Fault::NoDone => {
+            let _ = w.write_all(b"0\r\n\r\n").await;
+            return Outcome::Completed;
+        }
+        _ => {}
+    }
+    if !send_event(w, &chunk(model, json!({}), Some("stop"))).await {
+        return Outcome::ClientGone;
+    }
+    let completion = script.tokens.len() as u32;
+    let usage = json!({"prompt_tokens": 10, "completion_tokens": completion, "total_tokens": 10 + completion});
+    if include_usage || script.fault == Fault::NullChoicesUsage {
+        let choices = if script.fault == Fault::NullChoicesUsage {
+            Value::Null
+        } else {
+            json!([])
+        };
+        let last = json!({
+            "id": "chatcmpl-mock",
+            "object": "chat.completion.chunk",
+            "created": 1_700_000_000u32,
+            "model": model,
+            "choices": choices,
+            "usage": usage,
+        });
+        if !send_event(w, &last.to_string()).await {
+            return Outcome::ClientGone;
+        }
+    }
+    if !send_event(w, "[DONE]").await || w.write_all(b"0\r\n\r\n").await.is_err() {
+        return Outcome::ClientGone;
+    }
+    Outcome::Completed
+}

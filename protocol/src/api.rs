@@ -122,10 +122,7 @@ mod tests {
         );
         let bare: ChatRequest = serde_json::from_str(r#"{"message":"hi"}"#).unwrap();
         assert_eq!(bare.conversation_id, None);
-        assert_eq!(
-            serde_json::to_string(&bare).unwrap(),
-            r#"{"message":"hi"}"#
-        );
+        assert_eq!(serde_json::to_string(&bare).unwrap(), r#"{"message":"hi"}"#);
     }
 
     #[test]

@@ -163,7 +163,11 @@ mod tests {
     #[test]
     fn input_fed_one_byte_at_a_time_gives_the_same_messages() {
         let mut p = SseParser::new();
-        let got: Vec<_> = STREAM.as_bytes().iter().flat_map(|b| p.push(&[*b])).collect();
+        let got: Vec<_> = STREAM
+            .as_bytes()
+            .iter()
+            .flat_map(|b| p.push(&[*b]))
+            .collect();
         assert_eq!(got, expected());
     }
 

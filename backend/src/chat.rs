@@ -1,0 +1,518 @@
+//! `POST /api/v1/chat`: takes the visitor's message, stores it, asks the
+//! provider, and relays the answer as SSE while storing it.
+//!
+//! The response is committed only once the provider has produced its first
+//! delta, so a provider that fails or stays silent before that becomes a real
+//! HTTP status with a JSON `ApiError`. After that, failures are `error`
+//! events. A relay task owns the upstream stream: when the visitor goes away
+//! the response body is dropped, the task sees its channel close, and
+//! dropping the upstream stream cancels the request at once.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use protocol::event::{DoneEvent, MetaEvent};
+use protocol::{ApiError, ChatRequest, ErrorCode, StreamEvent, Usage};
+use salvo::http::StatusCode;
+use salvo::prelude::*;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::error::AppError;
+use crate::provider::{
+    Delta, DeltaStream, PromptMessage, PromptRequest, PromptRole, ProviderError,
+};
+use crate::state::AppState;
+use crate::store::{MessageStatus, Role, StoredMessage, new_id};
+use crate::widget::Widget;
+
+/// Frames buffered between the relay task and a slow client.
+const CHANNEL_FRAMES: usize = 64;
+
+/// Streams the model's answer to a visitor's message as server-sent events.
+///
+/// The answer is a `meta` event (ids), chunks as the default event with
+/// `{"chunk": "…"}` data, then exactly one `done` (`DoneEvent`) or `error`
+/// (`ApiError`) event. Every event has an `id:` (its sequence number); a
+/// `: ping` comment is sent every 15 s. Failures before the stream starts are
+/// HTTP errors with an `ApiError` body.
+#[endpoint(
+    tags("chat"),
+    request_body(content = ChatRequest, content_type = "application/json", description = "The visitor's message"),
+    parameters(("X-API-Key" = String, Header, description = "The widget's public key, `pk_…`")),
+    responses(
+        (status_code = 200, description = "An SSE stream: `event: meta` (MetaEvent), chunks (ChunkEvent), then `event: done` (DoneEvent) or `event: error` (ApiError)", content_type = "text/event-stream", body = String),
+        (status_code = 400, description = "Malformed JSON or wrong field types", body = ApiError),
+        (status_code = 401, description = "Missing or unknown API key", body = ApiError),
+        (status_code = 404, description = "Unknown conversation", body = ApiError),
+        (status_code = 413, description = "Body too large", body = ApiError),
+        (status_code = 415, description = "Body is not JSON", body = ApiError),
+        (status_code = 422, description = "Empty or too long message", body = ApiError),
+        (status_code = 502, description = "The model provider failed", body = ApiError),
+        (status_code = 503, description = "The model provider is unavailable, or the server is shutting down", body = ApiError),
+        (status_code = 504, description = "The model provider did not answer in time", body = ApiError),
+    )
+)]
+pub async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let (Ok(state), Ok(widget)) = (
+        depot.get_typed::<Arc<AppState>>(),
+        depot.get_typed::<Arc<Widget>>(),
+    ) else {
+        tracing::error!("chat handler reached without state or widget");
+        AppError::internal().render(res);
+        return;
+    };
+    let (state, widget) = (state.clone(), widget.clone());
+    match start(&state, &widget, req).await {
+        Ok(body) => {
+            res.status_code(StatusCode::OK);
+            for (name, value) in [
+                ("content-type", "text/event-stream; charset=utf-8"),
+                ("cache-control", "no-cache, no-transform"),
+                ("x-accel-buffering", "no"),
+            ] {
+                let _ = res.add_header(name, value, true);
+            }
+            res.stream(body);
+        }
+        Err(e) => e.render(res),
+    }
+}
+
+/// Reads and checks the body.
+async fn read_request(state: &AppState, req: &mut Request) -> Result<ChatRequest, AppError> {
+    let limit = state.settings.chat.max_body_bytes;
+    let too_large = || {
+        AppError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PayloadTooLarge,
+            format!("The request body is larger than {limit} bytes."),
+        )
+    };
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let is_json = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !is_json {
+        return Err(AppError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::UnsupportedMediaType,
+            "Send the message as JSON with Content-Type: application/json.",
+        ));
+    }
+    let body = req
+        .payload_with_max_size(limit as usize)
+        .await
+        .map_err(|e| match e {
+            salvo::http::ParseError::PayloadTooLarge => too_large(),
+            other => {
+                tracing::debug!(error = %other, "reading chat body failed");
+                AppError::bad_request("The request body could not be read.")
+            }
+        })?;
+    let request: ChatRequest = serde_json::from_slice(body).map_err(|e| {
+        AppError::bad_request(format!("The body is not a valid chat request: {e}."))
+    })?;
+    if request.message.trim().is_empty() {
+        return Err(AppError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::EmptyMessage,
+            "The message is empty.",
+        ));
+    }
+    let max = state.settings.chat.max_message_chars;
+    if request.message.chars().count() > max {
+        return Err(AppError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::MessageTooLong,
+            format!("The message is longer than {max} characters."),
+        ));
+    }
+    if let Some(id) = &request.conversation_id
+        && (id.is_empty()
+            || id.len() > 64
+            || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    {
+        return Err(AppError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::ConversationNotFound,
+            "There is no such conversation.",
+        ));
+    }
+    Ok(request)
+}
+
+fn store_failed(e: impl std::fmt::Display) -> AppError {
+    tracing::error!(error = %e, "store failed");
+    AppError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Internal,
+        "Your message could not be saved. Please try again.",
+    )
+}
+
+/// Everything up to the first delta; returns the SSE body.
+async fn start(
+    state: &Arc<AppState>,
+    widget: &Arc<Widget>,
+    req: &mut Request,
+) -> Result<impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send + 'static, AppError>
+{
+    if state.lifecycle.is_shutting_down() {
+        return Err(AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ShuttingDown,
+            "The server is restarting. Please try again in a moment.",
+        )
+        .with_retry_after(2));
+    }
+    let request = read_request(state, req).await?;
+
+    // The conversation, and its history for the prompt.
+    let (conversation_id, earlier) = match &request.conversation_id {
+        Some(id) => match state
+            .store
+            .messages(&widget.id, id)
+            .await
+            .map_err(store_failed)?
+        {
+            Some(messages) => (id.clone(), messages),
+            None => {
+                return Err(AppError::new(
+                    StatusCode::NOT_FOUND,
+                    ErrorCode::ConversationNotFound,
+                    "There is no such conversation. Start a new one.",
+                ));
+            }
+        },
+        None => (
+            state
+                .store
+                .create_conversation(&widget.id)
+                .await
+                .map_err(store_failed)?,
+            Vec::new(),
+        ),
+    };
+    let keep = state.settings.chat.history_messages;
+    let history = earlier
+        .iter()
+        .filter(|m| !m.content.is_empty())
+        .skip(earlier.len().saturating_sub(keep))
+        .map(|m| PromptMessage {
+            role: match m.role {
+                Role::User => PromptRole::User,
+                Role::Assistant => PromptRole::Assistant,
+            },
+            content: m.content.clone(),
+        })
+        .collect();
+
+    // The visitor's message is stored before the model is asked.
+    let user_message_id = new_id("msg");
+    state
+        .store
+        .append(
+            &conversation_id,
+            StoredMessage {
+                id: user_message_id.clone(),
+                role: Role::User,
+                content: request.message.clone(),
+                status: MessageStatus::Complete,
+                usage: None,
+                created_at: SystemTime::now(),
+            },
+        )
+        .await
+        .map_err(store_failed)?;
+
+    let answer = Answer {
+        state: state.clone(),
+        conversation_id: conversation_id.clone(),
+        message_id: new_id("msg"),
+    };
+    let prompt = PromptRequest {
+        history,
+        question: request.message,
+    };
+    let upstream = &state.settings.upstream;
+    let first_timeout = Duration::from_millis(upstream.first_token_timeout_ms);
+    let provider = state.provider.clone();
+    let first = tokio::time::timeout(first_timeout, async {
+        let mut stream = provider.start(widget, prompt).await?;
+        let first = stream.next().await;
+        Ok::<_, ProviderError>((stream, first))
+    })
+    .await;
+    let (stream, first) = match first {
+        Err(_) => {
+            tracing::warn!(widget = %widget.id, provider = provider.name(), "no first token in time");
+            answer
+                .store(String::new(), MessageStatus::Error, None)
+                .await;
+            return Err(AppError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                ErrorCode::UpstreamTimeout,
+                "The assistant took too long to answer. Please try again.",
+            ));
+        }
+        Ok(Err(e)) | Ok(Ok((_, Some(Err(e))))) => {
+            answer
+                .store(String::new(), MessageStatus::Error, None)
+                .await;
+            return Err(provider_error(&e, provider.name()));
+        }
+        Ok(Ok((_, None))) => {
+            tracing::warn!(
+                provider = provider.name(),
+                "upstream ended without any output"
+            );
+            answer
+                .store(String::new(), MessageStatus::Error, None)
+                .await;
+            return Err(AppError::new(
+                StatusCode::BAD_GATEWAY,
+                ErrorCode::UpstreamError,
+                "The assistant could not answer. Please try again.",
+            ));
+        }
+        Ok(Ok((stream, Some(Ok(first))))) => (stream, first),
+    };
+
+    let (tx, rx) = mpsc::channel::<Bytes>(CHANNEL_FRAMES);
+    let meta = StreamEvent::Meta(MetaEvent {
+        conversation_id,
+        user_message_id,
+        message_id: answer.message_id.clone(),
+    });
+    let relay = Relay {
+        tx,
+        seq: 0,
+        heartbeat: Duration::from_secs(state.settings.chat.heartbeat_secs),
+        idle_timeout: Duration::from_millis(upstream.idle_timeout_ms),
+        text: String::new(),
+        finish: None,
+        usage: None,
+    };
+    let shutdown = state.lifecycle.shutdown_token();
+    state.lifecycle.tracker().spawn(relay.run(
+        meta,
+        first,
+        stream,
+        answer,
+        shutdown,
+        provider.name(),
+    ));
+    Ok(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|frame| (Ok(frame), rx))
+    }))
+}
+
+/// The client-facing error for a provider failure; the cause is logged.
+fn provider_error(e: &ProviderError, provider: &str) -> AppError {
+    tracing::warn!(error = %e, provider, "upstream failed");
+    match e {
+        ProviderError::Status { status: 429, .. } | ProviderError::Status { status: 503, .. } => {
+            AppError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::UpstreamUnavailable,
+                "The assistant is busy right now. Please try again in a moment.",
+            )
+            .with_retry_after(5)
+        }
+        ProviderError::Connect(_) => AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::UpstreamUnavailable,
+            "The assistant cannot be reached right now. Please try again in a moment.",
+        )
+        .with_retry_after(5),
+        _ => AppError::new(
+            StatusCode::BAD_GATEWAY,
+            ErrorCode::UpstreamError,
+            "The assistant could not answer. Please try again.",
+        ),
+    }
+}
+
+/// Where the answer is stored.
+struct Answer {
+    state: Arc<AppState>,
+    conversation_id: String,
+    message_id: String,
+}
+
+impl Answer {
+    async fn store(&self, content: String, status: MessageStatus, usage: Option<Usage>) {
+        let message = StoredMessage {
+            id: self.message_id.clone(),
+            role: Role::Assistant,
+            content,
+            status,
+            usage,
+            created_at: SystemTime::now(),
+        };
+        if let Err(e) = self
+            .state
+            .store
+            .append(&self.conversation_id, message)
+            .await
+        {
+            tracing::error!(error = %e, conversation = %self.conversation_id, "storing the answer failed");
+        }
+    }
+}
+
+/// How a relay ended.
+enum End {
+    /// `done` was sent.
+    Done,
+    /// An `error` event was sent (or the client was gone before it could be).
+    Failed(ApiError),
+    /// The client went away.
+    ClientGone,
+}
+
+struct Relay {
+    tx: mpsc::Sender<Bytes>,
+    seq: u64,
+    heartbeat: Duration,
+    idle_timeout: Duration,
+    text: String,
+    finish: Option<String>,
+    usage: Option<Usage>,
+}
+
+impl Relay {
+    /// Sends an event; false when the client is gone.
+    async fn send(&mut self, event: &StreamEvent) -> bool {
+        let frame = Bytes::from(event.to_sse(self.seq));
+        self.seq += 1;
+        self.tx.send(frame).await.is_ok()
+    }
+
+    /// Applies a delta; false when the client is gone.
+    async fn apply(&mut self, delta: Delta) -> bool {
+        match delta {
+            Delta::Text(text) => {
+                self.text.push_str(&text);
+                self.send(&StreamEvent::chunk(text)).await
+            }
+            Delta::Finish(reason) => {
+                self.finish = Some(reason);
+                true
+            }
+            Delta::Usage(usage) => {
+                self.usage = Some(usage);
+                true
+            }
+        }
+    }
+
+    async fn fail(&mut self, code: ErrorCode, message: &str) -> End {
+        let error = ApiError::new(code, message);
+        self.send(&StreamEvent::Error(error.clone())).await;
+        End::Failed(error)
+    }
+
+    async fn finish_done(&mut self) -> End {
+        let done = StreamEvent::Done(DoneEvent {
+            finish_reason: self.finish.clone().unwrap_or_else(|| "stop".into()),
+            usage: self.usage,
+        });
+        if self.send(&done).await {
+            End::Done
+        } else {
+            End::ClientGone
+        }
+    }
+
+    async fn run(
+        mut self,
+        meta: StreamEvent,
+        first: Delta,
+        mut stream: DeltaStream,
+        answer: Answer,
+        shutdown: tokio_util::sync::CancellationToken,
+        provider: &'static str,
+    ) {
+        let end = 'relay: {
+            if !self.send(&meta).await || !self.apply(first).await {
+                break 'relay End::ClientGone;
+            }
+            let mut heartbeat =
+                tokio::time::interval_at(Instant::now() + self.heartbeat, self.heartbeat);
+            let mut idle_deadline = Instant::now() + self.idle_timeout;
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = self.tx.closed() => break 'relay End::ClientGone,
+                    _ = shutdown.cancelled() => {
+                        break 'relay self.fail(ErrorCode::ShuttingDown, "The server is restarting; the answer was cut short. Please ask again.").await;
+                    }
+                    item = stream.next() => {
+                        idle_deadline = Instant::now() + self.idle_timeout;
+                        match item {
+                            Some(Ok(delta)) => {
+                                if !self.apply(delta).await {
+                                    break 'relay End::ClientGone;
+                                }
+                            }
+                            Some(Err(e)) => {
+                                tracing::warn!(error = %e, provider, "upstream failed mid-answer");
+                                break 'relay self.fail(ErrorCode::UpstreamError, "The answer was interrupted. Please try again.").await;
+                            }
+                            None if self.finish.is_some() => break 'relay self.finish_done().await,
+                            None => {
+                                tracing::warn!(provider, "upstream ended without a finish reason");
+                                break 'relay self.fail(ErrorCode::UpstreamError, "The answer ended early. Please try again.").await;
+                            }
+                        }
+                    }
+                    _ = tokio::time::sleep_until(idle_deadline) => {
+                        if self.finish.is_some() {
+                            // The answer is complete; only the end marker is late.
+                            break 'relay self.finish_done().await;
+                        }
+                        tracing::warn!(provider, "upstream went silent");
+                        break 'relay self.fail(ErrorCode::UpstreamTimeout, "The assistant stopped answering. Please try again.").await;
+                    }
+                    _ = heartbeat.tick() => {
+                        if self.tx.send(Bytes::from_static(protocol::event::HEARTBEAT.as_bytes())).await.is_err() {
+                            break 'relay End::ClientGone;
+                        }
+                    }
+                }
+            }
+        };
+        // Cancel upstream now, before the store write.
+        drop(stream);
+        let status = match &end {
+            End::Done => MessageStatus::Complete,
+            End::ClientGone => MessageStatus::Interrupted,
+            End::Failed(e) if e.code == ErrorCode::ShuttingDown => MessageStatus::Interrupted,
+            End::Failed(_) => MessageStatus::Error,
+        };
+        if matches!(end, End::ClientGone) {
+            tracing::info!(conversation = %answer.conversation_id, "visitor left; upstream cancelled");
+        }
+        answer
+            .store(std::mem::take(&mut self.text), status, self.usage)
+            .await;
+    }
+}

@@ -1,0 +1,452 @@
+//! Typed settings: a TOML file, then environment overrides, then checks that
+//! name the offending field. Secrets stay in [`secrecy::SecretString`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    pub log: LogSettings,
+    pub upstream: UpstreamSettings,
+    pub chat: ChatSettings,
+    pub offline: OfflineSettings,
+    /// How long open streams get to finish after SIGTERM, in milliseconds.
+    pub shutdown_deadline_ms: u64,
+    pub widgets: Vec<WidgetSettings>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            log: LogSettings::default(),
+            upstream: UpstreamSettings::default(),
+            chat: ChatSettings::default(),
+            offline: OfflineSettings::default(),
+            shutdown_deadline_ms: 10_000,
+            widgets: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `porthole=debug,info`.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            filter: "info".into(),
+        }
+    }
+}
+
+/// Which model provider answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// `openai` when an API key is configured, otherwise `offline`.
+    #[default]
+    Auto,
+    /// Any OpenAI-compatible server (OpenAI, Ollama, vLLM, LM Studio, OpenRouter).
+    Openai,
+    /// The built-in answerer that replies from the widget's knowledge text.
+    Offline,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamSettings {
+    pub provider: ProviderKind,
+    /// Base URL of the OpenAI-compatible API, ending in `/v1` for most servers.
+    pub base_url: String,
+    /// Better set with `OPENAI_API_KEY` than written in a file.
+    pub api_key: Option<SecretString>,
+    pub model: String,
+    pub temperature: f32,
+    pub max_tokens: u32,
+    /// How long to wait for the first token, in milliseconds.
+    pub first_token_timeout_ms: u64,
+    /// How long the upstream may go silent between tokens, in milliseconds.
+    pub idle_timeout_ms: u64,
+    /// How long to wait for a TCP/TLS connection, in milliseconds.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        Self {
+            provider: ProviderKind::Auto,
+            base_url: "https://api.openai.com/v1".into(),
+            api_key: None,
+            model: "gpt-4o-mini".into(),
+            temperature: 0.3,
+            max_tokens: 800,
+            first_token_timeout_ms: 30_000,
+            idle_timeout_ms: 30_000,
+            connect_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl UpstreamSettings {
+    /// The provider that will actually answer.
+    pub fn effective_provider(&self) -> ProviderKind {
+        match self.provider {
+            ProviderKind::Auto if self.api_key.is_some() => ProviderKind::Openai,
+            ProviderKind::Auto => ProviderKind::Offline,
+            other => other,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChatSettings {
+    /// Longest message accepted, in characters.
+    pub max_message_chars: usize,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: u64,
+    /// How many earlier messages of a conversation go upstream.
+    pub history_messages: usize,
+    /// Seconds between `:` heartbeat comments on an open stream.
+    pub heartbeat_secs: u64,
+}
+
+impl Default for ChatSettings {
+    fn default() -> Self {
+        Self {
+            max_message_chars: 4_000,
+            max_body_bytes: 32 * 1024,
+            history_messages: 20,
+            heartbeat_secs: 15,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OfflineSettings {
+    /// Pause between streamed words, in milliseconds.
+    pub word_delay_ms: u64,
+}
+
+impl Default for OfflineSettings {
+    fn default() -> Self {
+        Self { word_delay_ms: 25 }
+    }
+}
+
+/// A widget declared in the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WidgetSettings {
+    pub id: String,
+    pub public_key: String,
+    #[serde(default = "default_title")]
+    pub title: String,
+    #[serde(default)]
+    pub system_prompt: String,
+    /// A markdown file the widget answers from; relative to the config file.
+    #[serde(default)]
+    pub knowledge: Option<PathBuf>,
+}
+
+fn default_title() -> String {
+    "Chat with us".into()
+}
+
+/// Why the settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// The environment, as far as settings are concerned; a trait-free seam so
+/// tests can pass a map instead of mutating the process environment.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+impl Settings {
+    /// Reads `path` (if any), then applies environment overrides, then checks.
+    pub fn load(path: Option<&Path>, env: EnvLookup<'_>) -> Result<Self, ConfigError> {
+        let (mut settings, base_dir) = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                let settings = Self::from_toml(&text).map_err(|message| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message,
+                })?;
+                (settings, path.parent().map(Path::to_owned))
+            }
+            None => (Self::default(), None),
+        };
+        settings.apply_env(env)?;
+        if let Some(dir) = base_dir {
+            for widget in &mut settings.widgets {
+                if let Some(k) = &widget.knowledge
+                    && k.is_relative()
+                {
+                    widget.knowledge = Some(dir.join(k));
+                }
+            }
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    fn apply_env(&mut self, env: EnvLookup<'_>) -> Result<(), ConfigError> {
+        if let Some(addr) = env("PORTHOLE_ADDR") {
+            self.addr = addr.parse().map_err(|_| {
+                invalid(
+                    "PORTHOLE_ADDR",
+                    format!("{addr:?} is not an address like 127.0.0.1:8080"),
+                )
+            })?;
+        }
+        if let Some(format) = env("PORTHOLE_LOG_FORMAT") {
+            self.log.format = match format.as_str() {
+                "human" => LogFormat::Human,
+                "json" => LogFormat::Json,
+                other => {
+                    return Err(invalid(
+                        "PORTHOLE_LOG_FORMAT",
+                        format!("{other:?} is neither \"human\" nor \"json\""),
+                    ));
+                }
+            };
+        }
+        if let Some(filter) = env("PORTHOLE_LOG") {
+            self.log.filter = filter;
+        }
+        if let Some(key) = env("OPENAI_API_KEY").filter(|k| !k.trim().is_empty()) {
+            self.upstream.api_key = Some(SecretString::from(key));
+        }
+        if let Some(url) = env("OPENAI_BASE_URL").filter(|u| !u.trim().is_empty()) {
+            self.upstream.base_url = url;
+        }
+        if let Some(model) = env("OPENAI_MODEL").filter(|m| !m.trim().is_empty()) {
+            self.upstream.model = model;
+        }
+        if let Some(provider) = env("PORTHOLE_PROVIDER") {
+            self.upstream.provider = match provider.as_str() {
+                "auto" => ProviderKind::Auto,
+                "openai" => ProviderKind::Openai,
+                "offline" => ProviderKind::Offline,
+                other => {
+                    return Err(invalid(
+                        "PORTHOLE_PROVIDER",
+                        format!("{other:?} is not one of auto, openai, offline"),
+                    ));
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// Checks what serde cannot: ranges, formats, uniqueness.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let up = &self.upstream;
+        if !(up.base_url.starts_with("http://") || up.base_url.starts_with("https://")) {
+            return Err(invalid(
+                "upstream.base_url",
+                format!("{:?} must start with http:// or https://", up.base_url),
+            ));
+        }
+        if up.model.trim().is_empty() {
+            return Err(invalid("upstream.model", "must not be empty"));
+        }
+        if !(0.0..=2.0).contains(&up.temperature) {
+            return Err(invalid("upstream.temperature", "must be between 0 and 2"));
+        }
+        if up.max_tokens == 0 {
+            return Err(invalid("upstream.max_tokens", "must be at least 1"));
+        }
+        for (field, value) in [
+            ("upstream.first_token_timeout_ms", up.first_token_timeout_ms),
+            ("upstream.idle_timeout_ms", up.idle_timeout_ms),
+            ("upstream.connect_timeout_ms", up.connect_timeout_ms),
+            ("chat.heartbeat_secs", self.chat.heartbeat_secs),
+            ("chat.max_body_bytes", self.chat.max_body_bytes),
+        ] {
+            if value == 0 {
+                return Err(invalid(field, "must be greater than 0"));
+            }
+        }
+        if self.chat.max_message_chars == 0 {
+            return Err(invalid("chat.max_message_chars", "must be greater than 0"));
+        }
+        if up.provider == ProviderKind::Openai
+            && up.api_key.is_none()
+            && up.base_url.contains("api.openai.com")
+        {
+            return Err(invalid(
+                "upstream.api_key",
+                "provider \"openai\" at api.openai.com needs OPENAI_API_KEY",
+            ));
+        }
+        let mut ids = std::collections::HashSet::new();
+        let mut keys = std::collections::HashSet::new();
+        for (i, w) in self.widgets.iter().enumerate() {
+            let field = |name: &str| format!("widgets[{i}].{name}");
+            if let Err(why) = crate::widget::WidgetId::parse(&w.id) {
+                return Err(invalid(field("id"), why));
+            }
+            if !w.public_key.starts_with("pk_")
+                || w.public_key.len() < 6
+                || w.public_key.len() > 128
+            {
+                return Err(invalid(
+                    field("public_key"),
+                    "must start with \"pk_\" and be 6 to 128 characters",
+                ));
+            }
+            if !ids.insert(&w.id) {
+                return Err(invalid(
+                    field("id"),
+                    format!("{:?} is declared twice", w.id),
+                ));
+            }
+            if !keys.insert(&w.public_key) {
+                return Err(invalid(field("public_key"), "is used by another widget"));
+            }
+            if let Some(path) = &w.knowledge
+                && !path.is_file()
+            {
+                return Err(invalid(
+                    field("knowledge"),
+                    format!("{} is not a readable file", path.display()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn shutdown_deadline(&self) -> Duration {
+        Duration::from_millis(self.shutdown_deadline_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn err_text(toml: &str) -> String {
+        let settings = Settings::from_toml(toml);
+        match settings {
+            Err(e) => e,
+            Ok(s) => s.validate().expect_err("should be invalid").to_string(),
+        }
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let s = Settings::from_toml("").unwrap();
+        assert_eq!(s.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.upstream.effective_provider(), ProviderKind::Offline);
+        s.validate().unwrap();
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let env = |k: &str| match k {
+            "OPENAI_API_KEY" => Some("sk-test".to_owned()),
+            "OPENAI_BASE_URL" => Some("http://127.0.0.1:11434/v1".to_owned()),
+            "OPENAI_MODEL" => Some("llama3".to_owned()),
+            "PORTHOLE_ADDR" => Some("0.0.0.0:9000".to_owned()),
+            _ => None,
+        };
+        let dir = std::env::temp_dir().join(format!("porthole-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("porthole.toml");
+        std::fs::write(&path, "[upstream]\nmodel = \"from-file\"\n").unwrap();
+        let s = Settings::load(Some(&path), &env).unwrap();
+        assert_eq!(s.upstream.model, "llama3");
+        assert_eq!(s.upstream.base_url, "http://127.0.0.1:11434/v1");
+        assert_eq!(
+            s.upstream.api_key.as_ref().unwrap().expose_secret(),
+            "sk-test"
+        );
+        assert_eq!(s.upstream.effective_provider(), ProviderKind::Openai);
+        assert_eq!(s.addr.to_string(), "0.0.0.0:9000");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert!(err_text("[upstream]\ntemprature = 1.0\n").contains("temprature"));
+        assert!(err_text("[upstream]\ntemperature = 3.0\n").contains("upstream.temperature"));
+        assert!(err_text("[upstream]\nbase_url = \"ftp://x\"\n").contains("upstream.base_url"));
+        assert!(
+            err_text("[[widgets]]\nid = \"a b\"\npublic_key = \"pk_abc\"\n")
+                .contains("widgets[0].id")
+        );
+        assert!(
+            err_text("[[widgets]]\nid = \"a\"\npublic_key = \"nope\"\n")
+                .contains("widgets[0].public_key")
+        );
+        assert!(
+            err_text("[[widgets]]\nid = \"a\"\npublic_key = \"pk_abc\"\n[[widgets]]\nid = \"a\"\npublic_key = \"pk_def\"\n")
+                .contains("widgets[1].id")
+        );
+        assert!(err_text("[chat]\nheartbeat_secs = 0\n").contains("chat.heartbeat_secs"));
+        assert!(err_text("addr = \"nowhere\"\n").contains("addr"));
+    }
+
+    #[test]
+    fn bad_environment_values_name_the_variable() {
+        let env = |k: &str| (k == "PORTHOLE_ADDR").then(|| "x".to_owned());
+        let e = Settings::load(None, &env).unwrap_err().to_string();
+        assert!(e.contains("PORTHOLE_ADDR"), "{e}");
+        let e = Settings::load(Some(Path::new("/nonexistent/porthole.toml")), &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/porthole.toml"), "{e}");
+    }
+}

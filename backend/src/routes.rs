@@ -1,0 +1,148 @@
+//! The router: public API, probes and docs. Kept apart from the socket so
+//! tests and the binary build the same service.
+
+use std::sync::Arc;
+
+use protocol::api::HealthStatus;
+use protocol::event::{ChunkEvent, DoneEvent, MetaEvent};
+use protocol::{ApiError, ErrorCode};
+use salvo::affix_state;
+use salvo::catcher::Catcher;
+use salvo::cors::{AllowHeaders, AllowMethods, AllowOrigin, Cors};
+use salvo::http::header::HeaderName;
+use salvo::http::{Method, StatusCode};
+use salvo::oapi::{OpenApi, ToSchema};
+use salvo::prelude::*;
+
+use crate::chat;
+use crate::error::{AppError, json_catcher};
+use crate::state::AppState;
+
+/// Whether the process is alive.
+#[endpoint(tags("probes"), responses((status_code = 200, body = HealthStatus)))]
+async fn health(res: &mut Response) {
+    res.render(Json(HealthStatus {
+        status: "ok".into(),
+    }));
+}
+
+/// Whether this replica should get traffic: the store answers and the server
+/// is not shutting down.
+#[endpoint(tags("probes"), responses((status_code = 200, body = HealthStatus), (status_code = 503, body = HealthStatus)))]
+async fn ready(depot: &mut Depot, res: &mut Response) {
+    let Ok(state) = depot.get_typed::<Arc<AppState>>() else {
+        AppError::internal().render(res);
+        return;
+    };
+    let status = if state.lifecycle.is_shutting_down() {
+        Some("shutting down")
+    } else if let Err(e) = state.store.ping().await {
+        tracing::warn!(error = %e, "store not reachable");
+        Some("store unreachable")
+    } else {
+        None
+    };
+    match status {
+        None => res.render(Json(HealthStatus {
+            status: "ok".into(),
+        })),
+        Some(why) => {
+            res.status_code(StatusCode::SERVICE_UNAVAILABLE);
+            res.render(Json(HealthStatus { status: why.into() }));
+        }
+    }
+}
+
+/// Finds the widget by `X-API-Key` before anything reads the body, so a bad
+/// key is 401 whatever was sent.
+#[handler]
+async fn require_api_key(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
+    let widget = req
+        .headers()
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .zip(depot.get_typed::<Arc<AppState>>().ok())
+        .and_then(|(key, state)| state.widgets.by_key(key.trim()));
+    match widget {
+        Some(widget) => {
+            depot.insert_typed(widget);
+        }
+        None => {
+            AppError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::InvalidApiKey,
+                "The X-API-Key header is missing or does not name a widget.",
+            )
+            .render(res);
+            ctrl.skip_rest();
+        }
+    }
+}
+
+/// Public API routes.
+fn api_router() -> Router {
+    Router::with_path("api/v1").push(
+        Router::with_path("chat")
+            .hoop(require_api_key)
+            .post(chat::chat),
+    )
+}
+
+/// The application router, without docs.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .hoop(affix_state::inject(state))
+        .push(Router::with_path("health").get(health))
+        .push(Router::with_path("ready").get(ready))
+        .push(api_router())
+}
+
+/// The OpenAPI document for `router`.
+pub fn openapi(router: &Router) -> OpenApi {
+    let mut doc = OpenApi::new("Porthole", env!("CARGO_PKG_VERSION")).merge_router(router);
+    // The SSE payloads are not bodies of any route; list them so clients
+    // can generate types for them.
+    let components = &mut doc.components;
+    for (name, schema) in [
+        ("MetaEvent", MetaEvent::to_schema(components)),
+        ("ChunkEvent", ChunkEvent::to_schema(components)),
+        ("DoneEvent", DoneEvent::to_schema(components)),
+        ("ApiError", ApiError::to_schema(components)),
+    ] {
+        components.schemas.insert(name.to_owned(), schema);
+    }
+    doc
+}
+
+/// The whole service: router, docs, CORS and JSON errors.
+pub fn service(state: Arc<AppState>) -> Service {
+    let router = router(state);
+    let doc = openapi(&router);
+    let router = router
+        .push(doc.into_router("/api-doc/openapi.json"))
+        .push(SwaggerUi::new("/api-doc/openapi.json").into_router("docs"));
+    // The chat API is public: pages on any site call it with a public key.
+    // No credentials are involved, so a wildcard origin is safe.
+    let cors = Cors::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods(AllowMethods::list([
+            Method::GET,
+            Method::POST,
+            Method::OPTIONS,
+        ]))
+        .allow_headers(AllowHeaders::list([
+            HeaderName::from_static("content-type"),
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("last-event-id"),
+        ]))
+        .max_age(86_400)
+        .into_handler();
+    Service::new(router)
+        .hoop(cors)
+        .catcher(Catcher::default().hoop(json_catcher))
+}
