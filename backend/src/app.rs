@@ -95,17 +95,30 @@ impl Application {
         tokio::spawn(async move {
             lifecycle.shutdown_requested().await;
             let started = tokio::time::Instant::now();
-            tracing::info!(open_streams = lifecycle.open_streams(), "shutting down");
-            // Relays send their terminal event and store what they have.
-            if tokio::time::timeout(deadline, lifecycle.tracker().wait())
+            tracing::info!(open_streams = lifecycle.open_streams(), "draining");
+            // Answers in flight may finish until the cut; the rest of the
+            // deadline is for their terminal events and the connections.
+            let cut_after = deadline.saturating_sub((deadline / 4).min(Duration::from_secs(1)));
+            if tokio::time::timeout(cut_after, lifecycle.tracker().wait())
                 .await
                 .is_err()
             {
-                tracing::warn!("streams did not end before the deadline");
+                tracing::info!(
+                    open_streams = lifecycle.open_streams(),
+                    "cutting open streams"
+                );
+                lifecycle.cut_streams();
+                let left = deadline.saturating_sub(started.elapsed());
+                if tokio::time::timeout(left, lifecycle.tracker().wait())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!("streams did not end before the deadline");
+                }
             }
             let left = deadline
                 .saturating_sub(started.elapsed())
-                .max(Duration::from_millis(100));
+                .max(Duration::from_millis(50));
             handle.stop_graceful(Some(left));
         });
         server.try_serve(service).await

@@ -310,7 +310,7 @@ async fn start(
         finish: None,
         usage: None,
     };
-    let shutdown = state.lifecycle.shutdown_token();
+    let shutdown = state.lifecycle.cut_token();
     state.lifecycle.tracker().spawn(relay.run(
         meta,
         first,

@@ -104,18 +104,21 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// The OpenAPI document for `router`.
 pub fn openapi(router: &Router) -> OpenApi {
+    // Schema names without module paths (`ChatRequest`, not
+    // `protocol.api.ChatRequest`). salvo keeps the namer process-wide.
+    // Set once: setting it again clears the names of types being registered.
+    static NAMER: std::sync::Once = std::sync::Once::new();
+    NAMER.call_once(|| {
+        salvo::oapi::naming::set_namer(salvo::oapi::naming::FlexNamer::new().short_mode(true));
+    });
     let mut doc = OpenApi::new("Porthole", env!("CARGO_PKG_VERSION")).merge_router(router);
-    // The SSE payloads are not bodies of any route; list them so clients
-    // can generate types for them.
+    // The SSE payloads are not bodies of any route; registering them lets
+    // clients generate types for them.
     let components = &mut doc.components;
-    for (name, schema) in [
-        ("MetaEvent", MetaEvent::to_schema(components)),
-        ("ChunkEvent", ChunkEvent::to_schema(components)),
-        ("DoneEvent", DoneEvent::to_schema(components)),
-        ("ApiError", ApiError::to_schema(components)),
-    ] {
-        components.schemas.insert(name.to_owned(), schema);
-    }
+    let _ = MetaEvent::to_schema(components);
+    let _ = ChunkEvent::to_schema(components);
+    let _ = DoneEvent::to_schema(components);
+    let _ = ApiError::to_schema(components);
     doc
 }
 

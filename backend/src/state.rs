@@ -1,7 +1,6 @@
 //! What every handler shares, and the server's life cycle.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -21,33 +20,43 @@ pub struct AppState {
 }
 
 /// Shutdown and the answer streams in flight.
+///
+/// Shutdown has two steps. Draining starts at once: `/ready` fails and new
+/// chats are refused, but answers in flight go on, because an answer that
+/// can finish should not be lost. At the cut (shortly before the deadline)
+/// the answers still open end with a `shutting_down` event.
 #[derive(Debug, Clone, Default)]
 pub struct Lifecycle {
-    shutting_down: Arc<AtomicBool>,
-    shutdown: CancellationToken,
+    draining: CancellationToken,
+    cut: CancellationToken,
     streams: TaskTracker,
 }
 
 impl Lifecycle {
-    /// Starts shutting down: `/ready` fails from now on, new chats are
-    /// refused, and every open stream is ended with an event.
+    /// Starts draining.
     pub fn begin_shutdown(&self) {
-        self.shutting_down.store(true, Ordering::SeqCst);
         self.streams.close();
-        self.shutdown.cancel();
+        self.draining.cancel();
+    }
+
+    /// Ends every open answer with a `shutting_down` event.
+    pub fn cut_streams(&self) {
+        self.begin_shutdown();
+        self.cut.cancel();
     }
 
     pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::SeqCst)
+        self.draining.is_cancelled()
     }
 
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
+    /// Cancelled when open answers must end.
+    pub fn cut_token(&self) -> CancellationToken {
+        self.cut.clone()
     }
 
     /// Resolves when shutdown has begun.
     pub async fn shutdown_requested(&self) {
-        self.shutdown.cancelled().await;
+        self.draining.cancelled().await;
     }
 
     /// The relay tasks of open streams.

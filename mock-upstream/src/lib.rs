@@ -397,10 +397,8 @@ async fn write_stream(
         match script.fault {
             Fault::ResetAfter(n) if n == i => return Outcome::Reset,
             Fault::StallAfter(n) if n == i => return Outcome::Stalled,
-            Fault::MalformedAfter(n) if n == i => {
-                if !send_event(w, "{\"choices\": [oops").await {
-                    return Outcome::ClientGone;
-                }
+            Fault::MalformedAfter(n) if n == i && !send_event(w, "{\"choices\": [oops").await => {
+                return Outcome::ClientGone;
             }
             _ => {}
         }

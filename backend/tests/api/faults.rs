@@ -1,0 +1,138 @@
+use std::time::Duration;
+
+use mock_upstream::{Fault, Script};
+use protocol::{ErrorCode, StreamEvent};
+
+use crate::helpers::{EventReader, api_error, spawn_with_mock, text_of};
+
+async fn status_for(fault: Fault) -> (u16, String, Option<String>) {
+    let app = spawn_with_mock(Script::numbered(5, 1).with_fault(fault), |_| {}).await;
+    let response = app.ask("hello").await;
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (status, code) = api_error(response).await;
+    (status, code, retry_after)
+}
+
+#[tokio::test]
+async fn upstream_500_before_the_first_byte_is_a_502() {
+    assert_eq!(
+        status_for(Fault::Status(500)).await,
+        (502, "upstream_error".into(), None)
+    );
+}
+
+#[tokio::test]
+async fn upstream_429_is_a_503_with_retry_after() {
+    let (status, code, retry) = status_for(Fault::Status(429)).await;
+    assert_eq!((status, code.as_str()), (503, "upstream_unavailable"));
+    assert!(retry.is_some());
+}
+
+#[tokio::test]
+async fn upstream_401_is_a_502_that_does_not_leak_upstream_text() {
+    let app = spawn_with_mock(
+        Script::numbered(5, 1).with_fault(Fault::Status(401)),
+        |_| {},
+    )
+    .await;
+    let body = app.ask("hello").await.text().await.expect("body");
+    assert!(body.contains("upstream_error"), "{body}");
+    assert!(
+        !body.contains("scripted failure"),
+        "upstream text leaked: {body}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_is_a_503() {
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let app = spawn_with_mock(Script::default(), |s| {
+        s.upstream.base_url = format!("http://127.0.0.1:{port}/v1");
+    })
+    .await;
+    let (status, code) = api_error(app.ask("hello").await).await;
+    assert_eq!((status, code.as_str()), (503, "upstream_unavailable"));
+}
+
+#[tokio::test]
+async fn a_silent_upstream_before_the_first_token_is_a_504() {
+    let mut script = Script::numbered(3, 1);
+    script.first_token_delay = Duration::from_secs(5);
+    let app = spawn_with_mock(script, |s| s.upstream.first_token_timeout_ms = 300).await;
+    let started = std::time::Instant::now();
+    let (status, code) = api_error(app.ask("hello").await).await;
+    assert_eq!((status, code.as_str()), (504, "upstream_timeout"));
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(
+        app.mock()
+            .wait_for(Duration::from_secs(1), |s| s.client_closed == 1)
+            .await,
+        "the silent upstream request was not cancelled"
+    );
+}
+
+async fn stream_with(
+    fault: Fault,
+    tweak: impl FnOnce(&mut porthole::Settings),
+) -> Vec<StreamEvent> {
+    let app = spawn_with_mock(Script::numbered(5, 5).with_fault(fault), tweak).await;
+    let response = app.ask("hello").await;
+    assert_eq!(response.status(), 200);
+    EventReader::new(response).collect().await
+}
+
+fn last_error(events: &[StreamEvent]) -> ErrorCode {
+    match events.last() {
+        Some(StreamEvent::Error(e)) => e.code,
+        other => panic!("expected an error event last, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_connection_reset_mid_stream_is_an_error_event_after_the_partial_answer() {
+    let events = stream_with(Fault::ResetAfter(3), |_| {}).await;
+    assert_eq!(text_of(&events), "tok0 tok1 tok2 ");
+    assert_eq!(last_error(&events), ErrorCode::UpstreamError);
+}
+
+#[tokio::test]
+async fn a_stall_between_tokens_ends_with_an_upstream_timeout_event() {
+    let started = std::time::Instant::now();
+    let events = stream_with(Fault::StallAfter(2), |s| s.upstream.idle_timeout_ms = 400).await;
+    assert_eq!(text_of(&events), "tok0 tok1 ");
+    assert_eq!(last_error(&events), ErrorCode::UpstreamTimeout);
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn a_malformed_chunk_is_an_error_event() {
+    let events = stream_with(Fault::MalformedAfter(2), |_| {}).await;
+    assert_eq!(text_of(&events), "tok0 tok1 ");
+    assert_eq!(last_error(&events), ErrorCode::UpstreamError);
+}
+
+#[tokio::test]
+async fn a_stream_that_ends_without_finishing_is_an_error_event() {
+    let events = stream_with(Fault::NoDone, |_| {}).await;
+    assert_eq!(text_of(&events), "tok0 tok1 tok2 tok3 tok4 ");
+    assert_eq!(last_error(&events), ErrorCode::UpstreamError);
+}
+
+#[tokio::test]
+async fn a_usage_chunk_with_null_choices_is_read_as_usage() {
+    let events = stream_with(Fault::NullChoicesUsage, |_| {}).await;
+    match events.last() {
+        Some(StreamEvent::Done(done)) => {
+            assert_eq!(done.usage.map(|u| u.completion_tokens), Some(5))
+        }
+        other => panic!("expected done, got {other:?}"),
+    }
+}

@@ -1,0 +1,180 @@
+use std::time::Duration;
+
+use mock_upstream::{MockUpstream, Script};
+use porthole::config::{ProviderKind, WidgetSettings};
+use porthole::state::Lifecycle;
+use porthole::{Application, Settings};
+use protocol::{SseParser, StreamEvent};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+pub const KEY: &str = "pk_test";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub lifecycle: Lifecycle,
+    pub mock: Option<MockUpstream>,
+    pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Settings for a test server that talks to `base_url`.
+pub fn test_settings(base_url: Option<String>) -> Settings {
+    let mut settings = Settings {
+        addr: "127.0.0.1:0".parse().expect("literal address"),
+        shutdown_deadline_ms: 2_000,
+        ..Settings::default()
+    };
+    settings.upstream.first_token_timeout_ms = 2_000;
+    settings.upstream.idle_timeout_ms = 1_000;
+    settings.offline.word_delay_ms = 1;
+    match base_url {
+        Some(url) => {
+            settings.upstream.provider = ProviderKind::Openai;
+            settings.upstream.base_url = url;
+            settings.upstream.api_key = Some("sk-test".to_owned().into());
+        }
+        None => settings.upstream.provider = ProviderKind::Offline,
+    }
+    settings.widgets.push(WidgetSettings {
+        id: "test".into(),
+        public_key: KEY.into(),
+        title: "Test".into(),
+        system_prompt: "You are a test.".into(),
+        knowledge: None,
+    });
+    settings
+}
+
+pub async fn spawn_app(settings: Settings, mock: Option<MockUpstream>, demo: bool) -> TestApp {
+    let app = Application::build(settings, demo)
+        .await
+        .expect("app builds");
+    let base = format!("http://{}", app.addr());
+    let lifecycle = app.lifecycle();
+    let server = tokio::spawn(app.run());
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        lifecycle,
+        mock,
+        server,
+    }
+}
+
+/// A server whose upstream is a mock playing `script`; `tweak` adjusts settings.
+pub async fn spawn_with_mock(script: Script, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let mock = MockUpstream::start(script).await.expect("mock starts");
+    let mut settings = test_settings(Some(mock.base_url()));
+    tweak(&mut settings);
+    spawn_app(settings, Some(mock), false).await
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn mock(&self) -> &MockUpstream {
+        self.mock.as_ref().expect("this app has a mock upstream")
+    }
+
+    /// `POST /api/v1/chat` with the test key and a JSON body.
+    pub async fn chat(&self, body: Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/chat"))
+            .header("x-api-key", KEY)
+            .json(&body)
+            .send()
+            .await
+            .expect("request is sent")
+    }
+
+    pub async fn ask(&self, message: &str) -> reqwest::Response {
+        self.chat(json!({ "message": message })).await
+    }
+}
+
+/// Reads SSE events off a response as they arrive.
+pub struct EventReader {
+    response: reqwest::Response,
+    parser: SseParser,
+    pending: std::collections::VecDeque<StreamEvent>,
+    pub comments_seen: usize,
+}
+
+impl EventReader {
+    pub fn new(response: reqwest::Response) -> Self {
+        Self {
+            response,
+            parser: SseParser::new(),
+            pending: Default::default(),
+            comments_seen: 0,
+        }
+    }
+
+    /// The next event, or `None` at the end of the body. Panics after 10 s.
+    pub async fn next(&mut self) -> Option<StreamEvent> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some(e);
+            }
+            let bytes = tokio::time::timeout(Duration::from_secs(10), self.response.chunk())
+                .await
+                .expect("an event within 10 s")
+                .ok()??;
+            self.comments_seen += bytes.windows(2).filter(|w| w == b"\n:").count()
+                + usize::from(bytes.starts_with(b":"));
+            for msg in self.parser.push(&bytes) {
+                self.pending
+                    .push_back(StreamEvent::from_sse(&msg).expect("every event decodes"));
+            }
+        }
+    }
+
+    /// All remaining events with their arrival times.
+    pub async fn collect_timed(mut self) -> Vec<(StreamEvent, Instant)> {
+        let mut out = Vec::new();
+        while let Some(e) = self.next().await {
+            out.push((e, Instant::now()));
+        }
+        out
+    }
+
+    pub async fn collect(self) -> Vec<StreamEvent> {
+        self.collect_timed()
+            .await
+            .into_iter()
+            .map(|(e, _)| e)
+            .collect()
+    }
+}
+
+/// The text of all chunk events.
+pub fn text_of(events: &[StreamEvent]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::Chunk(c) => Some(c.chunk.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The JSON body of a non-2xx response, checked to be an `ApiError`.
+pub async fn api_error(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "status {status}, content-type {content_type:?}"
+    );
+    let body: protocol::ApiError = response.json().await.expect("an ApiError body");
+    assert!(!body.message.is_empty());
+    (status, body.code.as_str().to_owned())
+}

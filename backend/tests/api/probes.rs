@@ -1,0 +1,85 @@
+use mock_upstream::Script;
+
+use crate::helpers::{EventReader, api_error, spawn_with_mock};
+
+#[tokio::test]
+async fn health_and_ready_answer_and_ready_fails_while_draining() {
+    let app = spawn_with_mock(Script::numbered(1_000, 50), |s| {
+        s.shutdown_deadline_ms = 5_000
+    })
+    .await;
+    let health = app
+        .client
+        .get(app.url("/health"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(health.status(), 200);
+    let ready = app
+        .client
+        .get(app.url("/ready"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(ready.status(), 200);
+    // An answer in flight keeps the server draining.
+    let mut reader = EventReader::new(app.ask("go on").await);
+    assert!(reader.next().await.is_some());
+    app.lifecycle.begin_shutdown();
+    let ready = app
+        .client
+        .get(app.url("/ready"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(ready.status(), 503);
+    let (status, code) = api_error(app.ask("one more?").await).await;
+    assert_eq!((status, code.as_str()), (503, "shutting_down"));
+    // The answer in flight still streams.
+    assert!(matches!(
+        reader.next().await,
+        Some(protocol::StreamEvent::Chunk(_))
+    ));
+}
+
+#[tokio::test]
+async fn the_openapi_spec_documents_the_chat_stream_and_its_events() {
+    let app = spawn_with_mock(Script::default(), |_| {}).await;
+    let spec: serde_json::Value = app
+        .client
+        .get(app.url("/api-doc/openapi.json"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let chat = &spec["paths"]["/api/v1/chat"]["post"];
+    assert!(
+        chat["responses"]["200"]["content"]["text/event-stream"].is_object(),
+        "{chat}"
+    );
+    assert!(chat["responses"]["401"].is_object());
+    for schema in [
+        "ChatRequest",
+        "ApiError",
+        "MetaEvent",
+        "ChunkEvent",
+        "DoneEvent",
+    ] {
+        assert!(
+            spec["components"]["schemas"][schema].is_object(),
+            "{schema} missing"
+        );
+    }
+    let docs = app
+        .client
+        .get(app.url("/docs/"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(docs.status(), 200);
+    let html = docs.text().await.expect("html");
+    assert!(html.contains("swagger"), "not swagger ui");
+    assert!(!html.contains("cdn"), "docs must not load from a CDN");
+}

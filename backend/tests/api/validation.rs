@@ -1,0 +1,197 @@
+use mock_upstream::Script;
+use serde_json::json;
+
+use crate::helpers::{KEY, TestApp, api_error, spawn_with_mock};
+
+async fn app() -> TestApp {
+    spawn_with_mock(Script::default(), |s| s.chat.max_message_chars = 100).await
+}
+
+async fn post(
+    app: &TestApp,
+    key: Option<&str>,
+    content_type: Option<&str>,
+    body: impl Into<reqwest::Body>,
+) -> (u16, String) {
+    let mut request = app.client.post(app.url("/api/v1/chat")).body(body);
+    if let Some(key) = key {
+        request = request.header("x-api-key", key);
+    }
+    if let Some(ct) = content_type {
+        request = request.header("content-type", ct);
+    }
+    api_error(request.send().await.expect("sent")).await
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_key_is_401_whatever_the_body() {
+    let app = app().await;
+    let json = Some("application/json");
+    assert_eq!(
+        post(&app, None, json, r#"{"message":"hi"}"#).await,
+        (401, "invalid_api_key".into())
+    );
+    assert_eq!(
+        post(&app, Some("pk_wrong"), json, r#"{"message":"hi"}"#).await,
+        (401, "invalid_api_key".into())
+    );
+    assert_eq!(
+        post(&app, Some("pk_wrong"), json, "not json").await,
+        (401, "invalid_api_key".into())
+    );
+    assert!(app.mock().requests().is_empty());
+}
+
+#[tokio::test]
+async fn bad_bodies_are_4xx_api_errors_and_never_reach_upstream() {
+    let app = app().await;
+    let json = Some("application/json");
+    let cases: Vec<(&str, Option<&str>, String, u16, &str)> = vec![
+        (
+            "malformed JSON",
+            json,
+            "{\"message\":".into(),
+            400,
+            "invalid_request",
+        ),
+        ("missing field", json, "{}".into(), 400, "invalid_request"),
+        (
+            "wrong type",
+            json,
+            r#"{"message": 42}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "duplicate key",
+            json,
+            r#"{"message":"a","message":"b"}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "not an object",
+            json,
+            "[1,2]".into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "invalid UTF-8",
+            json,
+            String::from_utf8_lossy(b"{\"message\":\"\xff\"}").replace('\u{FFFD}', "\\udc00"),
+            400,
+            "invalid_request",
+        ),
+        (
+            "empty message",
+            json,
+            r#"{"message":""}"#.into(),
+            422,
+            "empty_message",
+        ),
+        (
+            "blank message",
+            json,
+            r#"{"message":"  \n\t "}"#.into(),
+            422,
+            "empty_message",
+        ),
+        (
+            "oversized message",
+            json,
+            json!({"message": "x".repeat(101)}).to_string(),
+            422,
+            "message_too_long",
+        ),
+        (
+            "unknown conversation",
+            json,
+            r#"{"message":"hi","conversation_id":"conv_0000"}"#.into(),
+            404,
+            "conversation_not_found",
+        ),
+        (
+            "hostile conversation id",
+            json,
+            r#"{"message":"hi","conversation_id":"../../etc"}"#.into(),
+            404,
+            "conversation_not_found",
+        ),
+        (
+            "form body",
+            Some("application/x-www-form-urlencoded"),
+            "message=hi".into(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "no content type",
+            None,
+            r#"{"message":"hi"}"#.into(),
+            415,
+            "unsupported_media_type",
+        ),
+    ];
+    for (name, ct, body, status, code) in cases {
+        assert_eq!(
+            post(&app, Some(KEY), ct, body).await,
+            (status, code.to_owned()),
+            "{name}"
+        );
+    }
+    assert!(
+        app.mock().requests().is_empty(),
+        "a bad request reached upstream"
+    );
+}
+
+#[tokio::test]
+async fn raw_invalid_utf8_bytes_are_a_400() {
+    let app = app().await;
+    let body: Vec<u8> = b"{\"message\":\"\xff\xfe\"}".to_vec();
+    assert_eq!(
+        post(&app, Some(KEY), Some("application/json"), body).await,
+        (400, "invalid_request".into())
+    );
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413() {
+    let app = spawn_with_mock(Script::default(), |s| s.chat.max_body_bytes = 1_000).await;
+    let big = json!({"message": "x".repeat(2_000)}).to_string();
+    let (status, code) = post(&app, Some(KEY), Some("application/json"), big.clone()).await;
+    assert_eq!((status, code.as_str()), (413, "payload_too_large"));
+    // Without Content-Length (chunked), the limit holds while reading.
+    let stream = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(big.into_bytes())]);
+    let (status, code) = post(
+        &app,
+        Some(KEY),
+        Some("application/json"),
+        reqwest::Body::wrap_stream(stream),
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (413, "payload_too_large"));
+    assert!(app.mock().requests().is_empty());
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_json_errors() {
+    let app = app().await;
+    let r = app
+        .client
+        .get(app.url("/api/v1/nope"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(api_error(r).await, (404, "not_found".into()));
+    let r = app
+        .client
+        .get(app.url("/api/v1/chat"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .expect("sent");
+    let (status, _) = api_error(r).await;
+    assert!(status == 404 || status == 405, "{status}");
+}
