@@ -239,7 +239,7 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.trim())
 }
 
-async fn respond_json(socket: &mut TcpStream, status: u16, body: &Value) {
+async fn respond_json(socket: &mut TcpStream, status: u16, body: &Value) -> bool {
     let body = body.to_string();
     let reason = match status {
         400 => "Bad Request",
@@ -250,72 +250,75 @@ async fn respond_json(socket: &mut TcpStream, status: u16, body: &Value) {
         503 => "Service Unavailable",
         _ => "Error",
     };
-    let head = format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
-    let _ = socket.write_all(head.as_bytes()).await;
-    let _ = socket.write_all(body.as_bytes()).await;
-    let _ = socket.shutdown().await;
+    socket.write_all(response.as_bytes()).await.is_ok()
 }
 
 fn openai_error(message: &str, kind: &str) -> Value {
     json!({"error": {"message": message, "type": kind, "param": null, "code": null}})
 }
 
+/// Serves requests on one connection, keeping it alive between them as
+/// real providers do, until the client closes it or a fault ends it.
 async fn serve(mut socket: TcpStream, state: Arc<State>) {
-    let Some((head, body)) = read_request(&mut socket).await else {
-        return;
-    };
+    while let Some((head, body)) = read_request(&mut socket).await {
+        let keep_alive = answer(&mut socket, &state, &head, &body).await;
+        state.changed.notify_waiters();
+        if !keep_alive {
+            return;
+        }
+    }
+}
+
+/// Answers one request; false when the connection must not be reused.
+async fn answer(socket: &mut TcpStream, state: &State, head: &str, body: &[u8]) -> bool {
     let script = lock(&state.script).clone();
     let request_line = head.lines().next().unwrap_or_default();
     if !request_line.starts_with("POST ") || !request_line.contains("/chat/completions ") {
-        respond_json(
-            &mut socket,
+        return respond_json(
+            socket,
             404,
             &openai_error("no such route", "invalid_request_error"),
         )
         .await;
-        return;
     }
     if let Some(key) = &script.api_key {
         let expected = format!("Bearer {key}");
-        if header(&head, "authorization") != Some(expected.as_str()) {
-            respond_json(
-                &mut socket,
+        if header(head, "authorization") != Some(expected.as_str()) {
+            return respond_json(
+                socket,
                 401,
                 &openai_error("Incorrect API key provided", "invalid_request_error"),
             )
             .await;
-            return;
         }
     }
-    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-        respond_json(
-            &mut socket,
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
+        return respond_json(
+            socket,
             400,
             &openai_error("body is not JSON", "invalid_request_error"),
         )
         .await;
-        return;
     };
     lock(&state.requests).push(request.clone());
     if let Fault::Status(status) = script.fault {
-        respond_json(
-            &mut socket,
+        return respond_json(
+            socket,
             status,
             &openai_error("scripted failure", "server_error"),
         )
         .await;
-        state.changed.notify_waiters();
-        return;
     }
     let model = request["model"].as_str().unwrap_or("mock").to_owned();
     let include_usage = request["stream_options"]["include_usage"].as_bool() == Some(true);
 
-    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n";
     if socket.write_all(head.as_bytes()).await.is_err() {
-        return;
+        return false;
     }
     state.opened.fetch_add(1, Ordering::SeqCst);
     state.changed.notify_waiters();
@@ -333,23 +336,25 @@ async fn serve(mut socket: TcpStream, state: Arc<State>) {
     match outcome {
         Outcome::Completed => {
             state.completed.fetch_add(1, Ordering::SeqCst);
+            true
         }
         Outcome::ClientGone => {
             state.client_closed.fetch_add(1, Ordering::SeqCst);
+            false
         }
         Outcome::Reset => {
             // Closing with SO_LINGER 0 sends RST instead of FIN.
             let _ = socket.set_zero_linger();
-            drop(socket);
+            false
         }
         Outcome::Stalled => {
             // Stay silent, connection open, until the client gives up.
             let (mut reader, _) = socket.split();
             wait_for_eof(&mut reader).await;
             state.client_closed.fetch_add(1, Ordering::SeqCst);
+            false
         }
     }
-    state.changed.notify_waiters();
 }
 
 async fn wait_for_eof(reader: &mut (impl AsyncReadExt + Unpin)) {
