@@ -398,6 +398,7 @@ async fn write_stream(
     model: &str,
     include_usage: bool,
 ) -> Outcome {
+    let started = tokio::time::Instant::now();
     for (i, token) in script.tokens.iter().enumerate() {
         match script.fault {
             Fault::ResetAfter(n) if n == i => return Outcome::Reset,
@@ -407,13 +408,11 @@ async fn write_stream(
             }
             _ => {}
         }
-        let delay = if i == 0 {
-            script.first_token_delay
-        } else {
-            script.token_delay
-        };
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
+        // Pace against absolute deadlines so timer slop does not add up:
+        // token i leaves at first_token_delay + i * token_delay.
+        let due = started + script.first_token_delay + script.token_delay * i as u32;
+        if due > tokio::time::Instant::now() {
+            tokio::time::sleep_until(due).await;
         }
         let delta = if i == 0 {
             json!({"role": "assistant", "content": token})
