@@ -45,6 +45,10 @@ impl Application {
                 settings.offline.word_delay_ms,
             ))),
         };
+        let assets = crate::widget_page::WidgetAssets::load();
+        if assets.is_none() {
+            tracing::warn!("the widget is not built (dist/ is empty): /widget pages will be unavailable");
+        }
         let listener = bind(settings.addr).with_context(|| format!("binding {}", settings.addr))?;
         let addr = listener.local_addr().context("reading the bound address")?;
         let acceptor = TcpAcceptor::try_from(listener).context("wrapping the listener")?;
@@ -59,6 +63,7 @@ impl Application {
             store: Arc::new(MemoryStore::new(MEMORY_CONVERSATIONS)),
             provider,
             lifecycle: Lifecycle::default(),
+            assets,
             settings,
         });
         Ok(Self {

@@ -171,6 +171,14 @@ pub struct WidgetSettings {
     /// A markdown file the widget answers from; relative to the config file.
     #[serde(default)]
     pub knowledge: Option<PathBuf>,
+    /// The assistant's first message.
+    #[serde(default)]
+    pub greeting: String,
+    /// Suggested first questions.
+    #[serde(default)]
+    pub starters: Vec<String>,
+    #[serde(default)]
+    pub theme: protocol::widget::Theme,
 }
 
 fn default_title() -> String {
@@ -351,6 +359,18 @@ impl Settings {
             }
             if !keys.insert(&w.public_key) {
                 return Err(invalid(field("public_key"), "is used by another widget"));
+            }
+            if !w.theme.primary_is_valid() {
+                return Err(invalid(field("theme.primary"), "must be a colour like \"#4f46e5\""));
+            }
+            if !w.theme.font_is_valid() {
+                return Err(invalid(
+                    field("theme.font"),
+                    "must be a font list of letters, digits, spaces, commas, quotes and dashes",
+                ));
+            }
+            if w.starters.len() > 6 || w.starters.iter().any(|s| s.trim().is_empty() || s.len() > 120) {
+                return Err(invalid(field("starters"), "at most 6 non-empty prompts of up to 120 characters"));
             }
             if let Some(path) = &w.knowledge
                 && !path.is_file()

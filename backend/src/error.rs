@@ -65,12 +65,10 @@ impl std::error::Error for AppError {}
 #[handler]
 pub async fn json_catcher(res: &mut Response, ctrl: &mut FlowCtrl) {
     let status = res.status_code.unwrap_or(StatusCode::NOT_FOUND);
-    let is_json = res
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/event-stream"));
-    if is_json || !(status.is_client_error() || status.is_server_error()) {
+    // A handler that wrote its own body (an ApiError, the widget's 404 page)
+    // has said what it means.
+    let has_body = res.headers().contains_key("content-type");
+    if has_body || !(status.is_client_error() || status.is_server_error()) {
         return;
     }
     let error = match status {

@@ -5,6 +5,7 @@ pub mod app;
 pub mod chat;
 pub mod config;
 pub mod error;
+pub mod history;
 pub mod knowledge;
 pub mod provider;
 pub mod routes;
@@ -12,6 +13,7 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod widget;
+pub mod widget_page;
 
 pub use app::Application;
 pub use config::Settings;

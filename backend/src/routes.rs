@@ -14,7 +14,7 @@ use salvo::http::{Method, StatusCode};
 use salvo::oapi::{OpenApi, ToSchema};
 use salvo::prelude::*;
 
-use crate::chat;
+use crate::{chat, history, widget_page};
 use crate::error::{AppError, json_catcher};
 use crate::state::AppState;
 
@@ -86,11 +86,20 @@ async fn require_api_key(
 
 /// Public API routes.
 fn api_router() -> Router {
-    Router::with_path("api/v1").push(
-        Router::with_path("chat")
-            .hoop(require_api_key)
-            .post(chat::chat),
-    )
+    Router::with_path("api/v1")
+        .push(Router::with_path("chat").hoop(require_api_key).post(chat::chat))
+        .push(
+            Router::with_path("conversations/{id}")
+                .hoop(require_api_key)
+                .get(history::conversation),
+        )
+}
+
+/// The iframe document and the built widget.
+fn widget_router() -> Router {
+    Router::with_path("widget")
+        .push(Router::with_path("assets/{file}").get(widget_page::asset))
+        .push(Router::with_path("{id}").get(widget_page::page))
 }
 
 /// The application router, without docs.
@@ -100,6 +109,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .push(Router::with_path("health").get(health))
         .push(Router::with_path("ready").get(ready))
         .push(api_router())
+        .push(widget_router())
 }
 
 /// The OpenAPI document for `router`.

@@ -17,6 +17,8 @@ pub struct AppState {
     pub store: Arc<dyn ConversationStore>,
     pub provider: Arc<dyn ChatProvider>,
     pub lifecycle: Lifecycle,
+    /// The built widget; `None` when it was not built.
+    pub assets: Option<crate::widget_page::WidgetAssets>,
 }
 
 /// Shutdown and the answer streams in flight.

@@ -10,22 +10,7 @@ use protocol::Usage;
 
 use crate::widget::WidgetId;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    User,
-    Assistant,
-}
-
-/// How a stored message ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageStatus {
-    /// The whole message.
-    Complete,
-    /// Part of an answer: the visitor left, or the server stopped.
-    Interrupted,
-    /// The answer failed; `content` holds what arrived before the failure.
-    Error,
-}
+pub use protocol::widget::{MessageStatus, Role};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
@@ -189,5 +174,22 @@ mod tests {
         assert!(store.messages(&w, &second).await.unwrap().is_some());
         assert!(store.messages(&w, &third).await.unwrap().is_some());
         assert!(store.append(&first, msg("late")).await.is_err());
+    }
+}
+
+impl StoredMessage {
+    /// The message as the history API shows it.
+    pub fn view(&self) -> protocol::widget::MessageView {
+        protocol::widget::MessageView {
+            id: self.id.clone(),
+            role: self.role,
+            content: self.content.clone(),
+            status: self.status,
+            created_at: self
+                .created_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        }
     }
 }

@@ -49,9 +49,25 @@ pub struct Widget {
     pub title: String,
     pub system_prompt: String,
     pub knowledge: KnowledgeIndex,
+    pub greeting: String,
+    pub starters: Vec<String>,
+    pub theme: protocol::widget::Theme,
 }
 
 impl Widget {
+    /// The public settings embedded in the widget's page.
+    pub fn config(&self) -> protocol::widget::WidgetConfig {
+        protocol::widget::WidgetConfig {
+            widget_id: self.id.to_string(),
+            public_key: self.public_key.clone(),
+            api_base: String::new(),
+            title: self.title.clone(),
+            greeting: self.greeting.clone(),
+            starters: self.starters.clone(),
+            theme: self.theme.clone(),
+        }
+    }
+
     /// Builds a widget from its settings, reading its knowledge file.
     pub fn from_settings(s: &WidgetSettings) -> Result<Self, ConfigError> {
         let id = WidgetId::parse(&s.id).map_err(|message| ConfigError::Invalid {
@@ -71,6 +87,9 @@ impl Widget {
             title: s.title.clone(),
             system_prompt: s.system_prompt.clone(),
             knowledge: KnowledgeIndex::from_markdown(&text),
+            greeting: s.greeting.clone(),
+            starters: s.starters.clone(),
+            theme: s.theme.clone(),
         })
     }
 
@@ -86,27 +105,39 @@ impl Widget {
                             a question, say so."
                     .into(),
             knowledge: KnowledgeIndex::from_markdown(DEMO_KNOWLEDGE),
+            greeting: "Hi! I'm Porthole's demo assistant. Ask me how Porthole works.".into(),
+            starters: vec![
+                "How do I install the widget?".into(),
+                "Which models are supported?".into(),
+                "What does it cost?".into(),
+            ],
+            theme: protocol::widget::Theme::default(),
         }
     }
 }
 
-/// All widgets, found by public key.
+/// All widgets, found by public key or by id.
 #[derive(Debug, Default)]
 pub struct WidgetRegistry {
     by_key: HashMap<String, Arc<Widget>>,
+    by_id: HashMap<String, Arc<Widget>>,
 }
 
 impl WidgetRegistry {
     pub fn new(widgets: impl IntoIterator<Item = Widget>) -> Self {
-        let by_key = widgets
-            .into_iter()
-            .map(|w| (w.public_key.clone(), Arc::new(w)))
-            .collect();
-        Self { by_key }
+        let widgets: Vec<Arc<Widget>> = widgets.into_iter().map(Arc::new).collect();
+        Self {
+            by_key: widgets.iter().map(|w| (w.public_key.clone(), w.clone())).collect(),
+            by_id: widgets.iter().map(|w| (w.id.to_string(), w.clone())).collect(),
+        }
     }
 
     pub fn by_key(&self, key: &str) -> Option<Arc<Widget>> {
         self.by_key.get(key).cloned()
+    }
+
+    pub fn by_id(&self, id: &str) -> Option<Arc<Widget>> {
+        self.by_id.get(id).cloned()
     }
 
     pub fn len(&self) -> usize {

@@ -10,10 +10,14 @@
 //!   is reported with.
 //! - [`event`]: the typed events of a chat answer and their SSE framing.
 //! - [`sse`]: an incremental SSE parser that accepts its input split anywhere.
+//! - [`widget`]: the widget's public settings and the history it shows.
+//! - [`frame`]: the `postMessage` protocol between the iframe and its host.
 
 pub mod api;
 pub mod event;
+pub mod frame;
 pub mod sse;
+pub mod widget;
 
 pub use api::{ApiError, ChatRequest, ErrorCode};
 pub use event::{DoneEvent, MetaEvent, StreamEvent, Usage};

@@ -42,6 +42,9 @@ pub fn test_settings(base_url: Option<String>) -> Settings {
         title: "Test".into(),
         system_prompt: "You are a test.".into(),
         knowledge: None,
+        greeting: "Hello from the test widget.".into(),
+        starters: vec!["What can you do?".into()],
+        theme: Default::default(),
     });
     settings
 }

@@ -1,0 +1,166 @@
+//! What the widget needs to know about itself, embedded by the server in the
+//! iframe document, and the conversation history it shows after a reload.
+
+use serde::{Deserialize, Serialize};
+
+/// Public settings of a widget. Everything here is visible to visitors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
+pub struct WidgetConfig {
+    pub widget_id: String,
+    /// The key the widget sends as `X-API-Key`.
+    pub public_key: String,
+    /// Where the API lives; empty for the iframe's own origin.
+    #[serde(default)]
+    pub api_base: String,
+    pub title: String,
+    /// Shown as the assistant's first message.
+    #[serde(default)]
+    pub greeting: String,
+    /// Suggested first questions, shown as chips.
+    #[serde(default)]
+    pub starters: Vec<String>,
+    #[serde(default)]
+    pub theme: Theme,
+}
+
+/// Colours and shapes of the panel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
+#[serde(default)]
+pub struct Theme {
+    /// Accent colour, `#rrggbb`.
+    pub primary: String,
+    pub mode: ThemeMode,
+    /// Corner radius in pixels.
+    pub radius: u8,
+    /// A CSS font stack (system fonts only: nothing is downloaded).
+    pub font: String,
+}
+
+impl Default for Theme {
+    fn default() -> Self {
+        Self {
+            primary: "#4f46e5".into(),
+            mode: ThemeMode::Auto,
+            radius: 12,
+            font: "system-ui, -apple-system, \"Segoe UI\", Roboto, sans-serif".into(),
+        }
+    }
+}
+
+impl Theme {
+    /// Whether `primary` is a `#rrggbb` colour.
+    pub fn primary_is_valid(&self) -> bool {
+        let p = self.primary.as_bytes();
+        p.len() == 7 && p[0] == b'#' && p[1..].iter().all(u8::is_ascii_hexdigit)
+    }
+
+    /// Whether `font` is safe to put in a CSS declaration.
+    pub fn font_is_valid(&self) -> bool {
+        !self.font.is_empty()
+            && self.font.len() <= 200
+            && self
+                .font
+                .chars()
+                .all(|c| c.is_alphanumeric() || " ,-_\"'".contains(c))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum ThemeMode {
+    Light,
+    Dark,
+    /// Follows the visitor's `prefers-color-scheme`.
+    #[default]
+    Auto,
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+/// How a stored message ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStatus {
+    Complete,
+    /// Cut short: the visitor stopped it or left, or the server restarted.
+    Interrupted,
+    /// The answer failed; the content is what arrived before.
+    Error,
+}
+
+/// A message as `GET /api/v1/conversations/{id}` returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
+pub struct MessageView {
+    pub id: String,
+    pub role: Role,
+    pub content: String,
+    pub status: MessageStatus,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: u64,
+}
+
+/// Body of `GET /api/v1/conversations/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
+pub struct ConversationView {
+    pub conversation_id: String,
+    /// Oldest first.
+    pub messages: Vec<MessageView>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_json_is_pinned_and_defaults_fill_gaps() {
+        let cfg: WidgetConfig = serde_json::from_str(
+            r#"{"widget_id":"demo","public_key":"pk_demo","title":"Demo"}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.theme, Theme::default());
+        assert!(cfg.starters.is_empty());
+        let json = serde_json::to_string(&cfg.theme).unwrap();
+        assert_eq!(
+            json,
+            r##"{"primary":"#4f46e5","mode":"auto","radius":12,"font":"system-ui, -apple-system, \"Segoe UI\", Roboto, sans-serif"}"##
+        );
+    }
+
+    #[test]
+    fn theme_values_that_could_break_out_of_css_are_invalid() {
+        let mut t = Theme::default();
+        assert!(t.primary_is_valid() && t.font_is_valid());
+        t.primary = "red;}body{".into();
+        assert!(!t.primary_is_valid());
+        t.font = "x;}</style><script>".into();
+        assert!(!t.font_is_valid());
+    }
+
+    #[test]
+    fn message_view_json_is_pinned() {
+        let m = MessageView {
+            id: "msg_1".into(),
+            role: Role::Assistant,
+            content: "Hi".into(),
+            status: MessageStatus::Interrupted,
+            created_at: 5,
+        };
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"id":"msg_1","role":"assistant","content":"Hi","status":"interrupted","created_at":5}"#
+        );
+    }
+}

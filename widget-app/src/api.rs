@@ -1,0 +1,155 @@
+//! Talking to the Porthole API from the browser: the chat answer read as
+//! SSE from a fetch body stream (EventSource cannot POST), and the history.
+
+use js_sys::{Reflect, Uint8Array};
+use protocol::widget::{ConversationView, WidgetConfig};
+use protocol::{ApiError, ChatRequest, ErrorCode, SseParser, StreamEvent};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortSignal, Headers, ReadableStreamDefaultReader, RequestInit, Response};
+
+/// Why an answer did not complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The visitor pressed Stop.
+    Aborted,
+    /// The server said no, before or during the answer.
+    Api(ApiError),
+    /// The network failed or the server could not be reached.
+    Network,
+}
+
+impl Failure {
+    /// What the visitor reads.
+    pub fn message(&self) -> String {
+        match self {
+            Failure::Aborted => "Stopped.".into(),
+            Failure::Api(e) => e.message.clone(),
+            Failure::Network => "The connection was lost. Check your network and try again.".into(),
+        }
+    }
+}
+
+fn url(config: &WidgetConfig, path: &str) -> String {
+    format!("{}{}", config.api_base.trim_end_matches('/'), path)
+}
+
+fn headers(config: &WidgetConfig) -> Result<Headers, Failure> {
+    let h = Headers::new().map_err(|_| Failure::Network)?;
+    h.set("X-API-Key", &config.public_key).map_err(|_| Failure::Network)?;
+    Ok(h)
+}
+
+async fn fetch(url: &str, init: &RequestInit) -> Result<Response, Failure> {
+    let window = web_sys::window().ok_or(Failure::Network)?;
+    let response = JsFuture::from(window.fetch_with_str_and_init(url, init))
+        .await
+        .map_err(|e| if is_abort(&e) { Failure::Aborted } else { Failure::Network })?;
+    response.dyn_into::<Response>().map_err(|_| Failure::Network)
+}
+
+fn is_abort(e: &JsValue) -> bool {
+    Reflect::get(e, &"name".into())
+        .ok()
+        .and_then(|n| n.as_string())
+        .is_some_and(|n| n == "AbortError")
+}
+
+/// The `ApiError` of a non-2xx response, or a generic one.
+async fn api_error(response: &Response) -> Failure {
+    let fallback = ApiError::new(
+        ErrorCode::Unknown,
+        format!("The assistant is unavailable right now (HTTP {}). Please try again.", response.status()),
+    );
+    let Ok(promise) = response.text() else {
+        return Failure::Api(fallback);
+    };
+    let text = JsFuture::from(promise).await.ok().and_then(|t| t.as_string()).unwrap_or_default();
+    Failure::Api(serde_json::from_str::<ApiError>(&text).unwrap_or(fallback))
+}
+
+/// Posts `message` and calls `on_event` for each event as it arrives.
+/// Returns when the stream ends; an `error` event becomes `Err`.
+pub async fn ask(
+    config: &WidgetConfig,
+    message: &str,
+    conversation_id: Option<String>,
+    signal: &AbortSignal,
+    mut on_event: impl FnMut(StreamEvent),
+) -> Result<(), Failure> {
+    let body = serde_json::to_string(&ChatRequest {
+        message: message.to_owned(),
+        conversation_id,
+    })
+    .map_err(|_| Failure::Network)?;
+    let headers = headers(config)?;
+    headers.set("Content-Type", "application/json").map_err(|_| Failure::Network)?;
+    headers.set("Accept", "text/event-stream").map_err(|_| Failure::Network)?;
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_headers(&headers.into());
+    init.set_body(&JsValue::from_str(&body));
+    init.set_signal(Some(signal));
+    let response = fetch(&url(config, "/api/v1/chat"), &init).await?;
+    if !response.ok() {
+        return Err(api_error(&response).await);
+    }
+    let reader: ReadableStreamDefaultReader = response
+        .body()
+        .ok_or(Failure::Network)?
+        .get_reader()
+        .dyn_into()
+        .map_err(|_| Failure::Network)?;
+    let mut parser = SseParser::new();
+    loop {
+        let chunk = JsFuture::from(reader.read())
+            .await
+            .map_err(|e| if is_abort(&e) { Failure::Aborted } else { Failure::Network })?;
+        let done = Reflect::get(&chunk, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true);
+        if done {
+            // The contract ends every stream with done or error; a body that
+            // stops without one was cut off.
+            return Err(Failure::Network);
+        }
+        let Ok(value) = Reflect::get(&chunk, &"value".into()) else {
+            continue;
+        };
+        let bytes = Uint8Array::new(&value).to_vec();
+        for msg in parser.push(&bytes) {
+            // An event this version does not know is skipped, not fatal.
+            let Ok(event) = StreamEvent::from_sse(&msg) else {
+                continue;
+            };
+            match event {
+                StreamEvent::Error(e) => return Err(Failure::Api(e)),
+                StreamEvent::Done(_) => {
+                    on_event(event);
+                    return Ok(());
+                }
+                other => on_event(other),
+            }
+        }
+    }
+}
+
+/// Fetches a conversation's history; `Ok(None)` when the server no longer
+/// knows it.
+pub async fn history(config: &WidgetConfig, conversation_id: &str) -> Result<Option<ConversationView>, Failure> {
+    let init = RequestInit::new();
+    init.set_method("GET");
+    init.set_headers(&headers(config)?.into());
+    let path = format!("/api/v1/conversations/{}", js_sys::encode_uri_component(conversation_id));
+    let response = fetch(&url(config, &path), &init).await?;
+    if response.status() == 404 {
+        return Ok(None);
+    }
+    if !response.ok() {
+        return Err(api_error(&response).await);
+    }
+    let text = JsFuture::from(response.text().map_err(|_| Failure::Network)?)
+        .await
+        .map_err(|_| Failure::Network)?
+        .as_string()
+        .unwrap_or_default();
+    serde_json::from_str(&text).map(Some).map_err(|_| Failure::Network)
+}

@@ -1,0 +1,160 @@
+//! The chat panel: state, the answer stream, history and the layout.
+
+use std::rc::Rc;
+
+use protocol::frame::{FRAME_PROTOCOL_VERSION, WidgetToHost};
+use protocol::widget::WidgetConfig;
+use protocol::{ErrorCode, StreamEvent};
+use stylist::yew::use_style;
+use web_sys::AbortController;
+use yew::prelude::*;
+
+use crate::api::{self, Failure};
+use crate::composer::Composer;
+use crate::header::Header;
+use crate::host;
+use crate::messages::Messages;
+use crate::state::{Action, Chat};
+use crate::theme::ThemeRoot;
+
+/// The server's default message limit; the server still checks.
+const MAX_CHARS: usize = 4_000;
+
+#[derive(Properties, PartialEq, Debug)]
+pub struct AppProps {
+    pub config: Rc<WidgetConfig>,
+}
+
+#[function_component(App)]
+pub fn app(props: &AppProps) -> Html {
+    let config = props.config.clone();
+    let chat = use_reducer(Chat::default);
+    let abort = use_mut_ref(|| None::<AbortController>);
+
+    // After a reload: show the saved conversation.
+    {
+        let (config, chat) = (config.clone(), chat.dispatcher());
+        use_effect_with((), move |_| {
+            if let Some(id) = host::saved_conversation(&config.widget_id) {
+                wasm_bindgen_futures::spawn_local(async move {
+                    match api::history(&config, &id).await {
+                        Ok(Some(view)) => chat.dispatch(Action::Restore {
+                            conversation_id: view.conversation_id,
+                            messages: view.messages,
+                        }),
+                        // Forgotten by the server: start afresh.
+                        Ok(None) => host::save_conversation(&config.widget_id, None),
+                        // Offline for now: keep the id for the next load.
+                        Err(_) => {}
+                    }
+                });
+            }
+            host::tell_host(&WidgetToHost::Ready { v: FRAME_PROTOCOL_VERSION });
+        });
+    }
+    // Remember the conversation across reloads.
+    {
+        let widget_id = config.widget_id.clone();
+        use_effect_with(chat.conversation_id.clone(), move |id| {
+            if let Some(id) = id {
+                host::save_conversation(&widget_id, Some(id));
+            }
+        });
+    }
+
+    let ask = {
+        let (config, chat, abort) = (config.clone(), chat.clone(), abort.clone());
+        Callback::from(move |text: String| {
+            if chat.is_streaming() || text.trim().is_empty() {
+                return;
+            }
+            let Ok(controller) = AbortController::new() else { return };
+            let signal = controller.signal();
+            *abort.borrow_mut() = Some(controller);
+            let conversation_id = chat.conversation_id.clone();
+            let dispatch = chat.dispatcher();
+            dispatch.dispatch(Action::Ask(text.clone()));
+            let config = config.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                let events = dispatch.clone();
+                let result = api::ask(&config, &text, conversation_id, &signal, move |event| match event {
+                    StreamEvent::Meta(meta) => events.dispatch(Action::Conversation(meta.conversation_id)),
+                    StreamEvent::Chunk(c) => events.dispatch(Action::Chunk(c.chunk)),
+                    _ => {}
+                })
+                .await;
+                match result {
+                    Ok(()) => dispatch.dispatch(Action::Done),
+                    Err(Failure::Aborted) => dispatch.dispatch(Action::Stopped),
+                    Err(Failure::Api(e)) if e.code == ErrorCode::ConversationNotFound => {
+                        host::save_conversation(&config.widget_id, None);
+                        dispatch.dispatch(Action::NewConversation);
+                        dispatch.dispatch(Action::Failed(
+                            "That conversation has ended. Press Retry to ask in a new one.".into(),
+                        ));
+                    }
+                    Err(failure) => dispatch.dispatch(Action::Failed(failure.message())),
+                }
+            });
+        })
+    };
+    let stop = {
+        let abort = abort.clone();
+        Callback::from(move |_: ()| {
+            if let Some(controller) = abort.borrow_mut().take() {
+                controller.abort();
+            }
+        })
+    };
+    let retry = {
+        let (ask, chat) = (ask.clone(), chat.clone());
+        Callback::from(move |_: MouseEvent| {
+            if let Some(q) = chat.last_question.clone() {
+                ask.emit(q);
+            }
+        })
+    };
+    let restart = {
+        let (chat, stop, widget_id) = (chat.clone(), stop.clone(), config.widget_id.clone());
+        Callback::from(move |_: ()| {
+            stop.emit(());
+            host::save_conversation(&widget_id, None);
+            chat.dispatch(Action::NewConversation);
+        })
+    };
+    let close = Callback::from(|_: ()| host::tell_host(&WidgetToHost::Close { v: FRAME_PROTOCOL_VERSION }));
+    let onkeydown = {
+        let close = close.clone();
+        Callback::from(move |e: KeyboardEvent| {
+            if e.key() == "Escape" {
+                close.emit(());
+            }
+        })
+    };
+
+    let error_style = use_style!(
+        r#"
+        display: flex; align-items: center; gap: 10px; margin: 0 12px 8px; padding: 8px 12px;
+        border-radius: var(--ph-radius); background: var(--ph-error-bg); color: var(--ph-error-fg); font-size: 14px;
+        span { flex: 1; }
+        button { font: inherit; font-weight: 600; border: 1px solid currentColor; background: transparent; color: inherit;
+                 border-radius: 8px; padding: 4px 12px; cursor: pointer; }
+        "#
+    );
+    let can_restart = !chat.messages.is_empty();
+    let streaming = chat.is_streaming();
+    html! {
+        <ThemeRoot theme={config.theme.clone()} {onkeydown}>
+            <Header title={config.title.clone()} on_new={restart} on_close={close} {can_restart} />
+            <Messages chat={Rc::new((*chat).clone())} greeting={config.greeting.clone()}
+                      starters={Rc::new(config.starters.clone())} on_starter={ask.clone()} />
+            if let Some(error) = &chat.error {
+                <div class={error_style} role="alert">
+                    <span>{ error.clone() }</span>
+                    <button type="button" onclick={retry}>{ "Retry" }</button>
+                </div>
+            }
+            <Composer {streaming} on_send={ask} on_stop={stop} max_chars={MAX_CHARS} />
+        </ThemeRoot>
+    }
+}

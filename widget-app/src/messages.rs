@@ -1,0 +1,124 @@
+//! The conversation: greeting, starter prompts, messages and the typing
+//! indicator, in a `role="log"` region that follows the answer unless the
+//! visitor scrolled up.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use protocol::widget::Role;
+use stylist::yew::use_style;
+use yew::prelude::*;
+
+use crate::state::{Chat, Message, Shown};
+use crate::{markdown, render};
+
+#[derive(Properties, PartialEq, Debug)]
+pub struct MessagesProps {
+    pub chat: Rc<Chat>,
+    pub greeting: AttrValue,
+    pub starters: Rc<Vec<String>>,
+    pub on_starter: Callback<String>,
+}
+
+/// Within this many pixels of the bottom counts as "at the bottom".
+const STICK_PX: i32 = 48;
+
+#[function_component(Messages)]
+pub fn messages(props: &MessagesProps) -> Html {
+    let style = use_style!(
+        r#"
+        flex: 1; overflow-y: auto; padding: 14px 12px 6px;
+        display: flex; flex-direction: column; gap: 10px;
+        overscroll-behavior: contain;
+        .msg { max-width: 88%; padding: 8px 12px; border-radius: var(--ph-radius); word-wrap: break-word; overflow-wrap: anywhere; }
+        .msg.user { align-self: flex-end; background: var(--ph-primary); color: #fff; white-space: pre-wrap; border-bottom-right-radius: 4px; }
+        .msg.assistant { align-self: flex-start; background: var(--ph-bubble); border-bottom-left-radius: 4px; }
+        .msg p { margin: 0 0 .5em; } .msg p:last-child { margin-bottom: 0; }
+        .msg .h { font-weight: 700; }
+        .msg ul, .msg ol { margin: .25em 0 .5em; padding-left: 1.3em; }
+        .msg code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .9em; background: var(--ph-code); padding: 1px 4px; border-radius: 4px; }
+        .msg pre { background: var(--ph-code); padding: 8px 10px; border-radius: 8px; overflow-x: auto; margin: .4em 0; }
+        .msg pre code { background: none; padding: 0; }
+        .msg a { color: var(--ph-primary); text-decoration: underline; }
+        .msg.user a { color: #fff; }
+        .note { display: block; margin-top: 4px; font-size: 12px; color: var(--ph-muted); }
+        .starters { display: flex; flex-wrap: wrap; gap: 8px; margin-top: 2px; }
+        .starters button {
+            font: inherit; font-size: 14px; padding: 6px 12px; border-radius: 999px; cursor: pointer;
+            border: 1px solid var(--ph-primary); color: var(--ph-primary); background: transparent;
+        }
+        .starters button:hover { background: var(--ph-bubble); }
+        .typing { display: inline-flex; gap: 4px; padding: 4px 0; }
+        .typing span { width: 7px; height: 7px; border-radius: 50%; background: var(--ph-muted); animation: ph-blink 1.2s infinite ease-in-out; }
+        .typing span:nth-child(2) { animation-delay: .2s; } .typing span:nth-child(3) { animation-delay: .4s; }
+        @keyframes ph-blink { 0%, 80%, 100% { opacity: .25; } 40% { opacity: 1; } }
+        "#
+    );
+    let list = use_node_ref();
+    // Follow the answer while the visitor is at the bottom.
+    let stick = use_mut_ref(|| Cell::new(true));
+    let onscroll = {
+        let (list, stick) = (list.clone(), stick.clone());
+        Callback::from(move |_: Event| {
+            if let Some(el) = list.cast::<web_sys::Element>() {
+                stick
+                    .borrow()
+                    .set(el.scroll_height() - el.scroll_top() - el.client_height() < STICK_PX);
+            }
+        })
+    };
+    {
+        let (list, stick) = (list.clone(), stick.clone());
+        use_effect_with(props.chat.clone(), move |_| {
+            if stick.borrow().get()
+                && let Some(el) = list.cast::<web_sys::Element>()
+            {
+                el.set_scroll_top(el.scroll_height());
+            }
+        });
+    }
+    let chat = &props.chat;
+    let show_starters = chat.messages.is_empty() && !props.starters.is_empty();
+    html! {
+        <div class={style} ref={list} {onscroll} role="log" aria-live="polite"
+             aria-label="Conversation" aria-busy={chat.is_streaming().to_string()}>
+            if !props.greeting.is_empty() {
+                <div class="msg assistant">{ props.greeting.clone() }</div>
+            }
+            if show_starters {
+                <div class="starters" role="group" aria-label="Suggested questions">
+                    { for props.starters.iter().map(|s| {
+                        let on_starter = props.on_starter.clone();
+                        let text = s.clone();
+                        html! { <button type="button" onclick={move |_| on_starter.emit(text.clone())}>{ s.clone() }</button> }
+                    }) }
+                </div>
+            }
+            { for chat.messages.iter().map(message) }
+        </div>
+    }
+}
+
+fn message(m: &Message) -> Html {
+    let (class, body) = match m.role {
+        Role::User => ("msg user", html! { { m.text.clone() } }),
+        Role::Assistant if m.text.is_empty() && m.shown == Shown::Streaming => (
+            "msg assistant",
+            html! { <span class="typing" role="status" aria-label="The assistant is typing"><span/><span/><span/></span> },
+        ),
+        Role::Assistant => ("msg assistant", render::blocks(&markdown::parse(&m.text))),
+    };
+    let note = match m.shown {
+        Shown::Interrupted => html! { <span class="note">{ "Stopped" }</span> },
+        Shown::Failed => html! { <span class="note">{ "Not finished" }</span> },
+        _ => html! {},
+    };
+    let who = if m.role == Role::User { "You" } else { "Assistant" };
+    html! {
+        <div key={m.key} class={class} data-role={who.to_lowercase()} data-state={format!("{:?}", m.shown).to_lowercase()}>
+            <span class="sr-only">{ format!("{who}: ") }</span>
+            { body }
+            { note }
+        </div>
+    }
+}

@@ -1,0 +1,248 @@
+//! The chat's state as a pure reducer, tested natively without a browser.
+
+use std::rc::Rc;
+
+use protocol::widget::{MessageStatus, MessageView, Role};
+use yew::Reducible;
+
+/// How a message on screen stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    Complete,
+    /// Arriving now.
+    Streaming,
+    /// Cut short (Stop, a reload mid-answer, a server restart).
+    Interrupted,
+    /// Failed; what arrived is kept.
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// A key for rendering, unique in this page.
+    pub key: u64,
+    pub role: Role,
+    pub text: String,
+    pub shown: Shown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Chat {
+    pub messages: Vec<Message>,
+    pub conversation_id: Option<String>,
+    /// An error to show with a Retry button.
+    pub error: Option<String>,
+    /// What Retry sends again.
+    pub last_question: Option<String>,
+    next_key: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// The history fetched after a reload.
+    Restore {
+        conversation_id: String,
+        messages: Vec<MessageView>,
+    },
+    /// The visitor sent a message; an answer starts.
+    Ask(String),
+    /// The server named the conversation.
+    Conversation(String),
+    Chunk(String),
+    Done,
+    /// The answer failed with this message for the visitor.
+    Failed(String),
+    /// The visitor pressed Stop.
+    Stopped,
+    /// Start over: forget the conversation.
+    NewConversation,
+}
+
+impl Chat {
+    pub fn is_streaming(&self) -> bool {
+        self.messages.last().is_some_and(|m| m.shown == Shown::Streaming)
+    }
+
+    /// Whether the answer has started but no text arrived yet.
+    pub fn is_waiting_for_first_token(&self) -> bool {
+        self.messages
+            .last()
+            .is_some_and(|m| m.shown == Shown::Streaming && m.text.is_empty())
+    }
+
+    fn push(&mut self, role: Role, text: String, shown: Shown) {
+        self.next_key += 1;
+        self.messages.push(Message {
+            key: self.next_key,
+            role,
+            text,
+            shown,
+        });
+    }
+
+    /// Ends the streaming answer, if any, as `shown`.
+    fn settle(&mut self, shown: Shown) {
+        if let Some(last) = self.messages.last_mut()
+            && last.shown == Shown::Streaming
+        {
+            last.shown = shown;
+            // An answer that never started says nothing: drop the bubble.
+            if last.text.is_empty() && shown != Shown::Complete {
+                self.messages.pop();
+            }
+        }
+    }
+}
+
+impl Reducible for Chat {
+    type Action = Action;
+
+    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+        let mut next = (*self).clone();
+        match action {
+            Action::Restore {
+                conversation_id,
+                messages,
+            } => {
+                next.messages.clear();
+                next.conversation_id = Some(conversation_id);
+                for m in messages {
+                    if m.role == Role::Assistant && m.content.is_empty() {
+                        continue;
+                    }
+                    let shown = match m.status {
+                        MessageStatus::Complete => Shown::Complete,
+                        MessageStatus::Interrupted => Shown::Interrupted,
+                        MessageStatus::Error => Shown::Failed,
+                    };
+                    next.push(m.role, m.content, shown);
+                }
+            }
+            Action::Ask(text) => {
+                next.error = None;
+                next.settle(Shown::Interrupted);
+                next.last_question = Some(text.clone());
+                next.push(Role::User, text, Shown::Complete);
+                next.push(Role::Assistant, String::new(), Shown::Streaming);
+            }
+            Action::Conversation(id) => next.conversation_id = Some(id),
+            Action::Chunk(text) => {
+                if let Some(last) = next.messages.last_mut()
+                    && last.shown == Shown::Streaming
+                {
+                    last.text.push_str(&text);
+                }
+            }
+            Action::Done => next.settle(Shown::Complete),
+            Action::Failed(message) => {
+                next.settle(Shown::Failed);
+                next.error = Some(message);
+            }
+            Action::Stopped => next.settle(Shown::Interrupted),
+            Action::NewConversation => {
+                next = Chat {
+                    next_key: next.next_key,
+                    ..Chat::default()
+                };
+            }
+        }
+        Rc::new(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(actions: Vec<Action>) -> Chat {
+        let mut chat = Rc::new(Chat::default());
+        for a in actions {
+            chat = chat.reduce(a);
+        }
+        (*chat).clone()
+    }
+
+    #[test]
+    fn an_answer_streams_into_one_message_and_completes() {
+        let chat = run(vec![
+            Action::Ask("hi".into()),
+            Action::Conversation("conv_1".into()),
+            Action::Chunk("Hel".into()),
+            Action::Chunk("lo".into()),
+        ]);
+        assert!(chat.is_streaming());
+        assert!(!chat.is_waiting_for_first_token());
+        let chat = Rc::new(chat).reduce(Action::Done);
+        assert_eq!(chat.messages.len(), 2);
+        assert_eq!(chat.messages[1].text, "Hello");
+        assert_eq!(chat.messages[1].shown, Shown::Complete);
+        assert_eq!(chat.conversation_id.as_deref(), Some("conv_1"));
+    }
+
+    #[test]
+    fn stop_keeps_what_arrived() {
+        let chat = run(vec![Action::Ask("q".into()), Action::Chunk("part".into()), Action::Stopped]);
+        assert_eq!(chat.messages[1].text, "part");
+        assert_eq!(chat.messages[1].shown, Shown::Interrupted);
+        assert!(!chat.is_streaming());
+    }
+
+    #[test]
+    fn a_failure_before_any_text_leaves_no_empty_bubble_and_offers_retry() {
+        let chat = run(vec![Action::Ask("q".into()), Action::Failed("busy".into())]);
+        assert_eq!(chat.messages.len(), 1);
+        assert_eq!(chat.error.as_deref(), Some("busy"));
+        assert_eq!(chat.last_question.as_deref(), Some("q"));
+        let chat = Rc::new(chat).reduce(Action::Ask("q".into()));
+        assert!(chat.error.is_none());
+    }
+
+    #[test]
+    fn chunks_after_the_end_are_ignored() {
+        let chat = run(vec![Action::Ask("q".into()), Action::Chunk("a".into()), Action::Done, Action::Chunk("late".into())]);
+        assert_eq!(chat.messages[1].text, "a");
+    }
+
+    #[test]
+    fn restore_shows_stored_messages_with_their_status() {
+        let view = |role, content: &str, status| MessageView {
+            id: "m".into(),
+            role,
+            content: content.into(),
+            status,
+            created_at: 0,
+        };
+        let chat = run(vec![Action::Restore {
+            conversation_id: "conv_9".into(),
+            messages: vec![
+                view(Role::User, "q1", MessageStatus::Complete),
+                view(Role::Assistant, "a1", MessageStatus::Complete),
+                view(Role::User, "q2", MessageStatus::Complete),
+                view(Role::Assistant, "half", MessageStatus::Interrupted),
+                view(Role::User, "q3", MessageStatus::Complete),
+                view(Role::Assistant, "", MessageStatus::Error),
+            ],
+        }]);
+        let shown: Vec<_> = chat.messages.iter().map(|m| (m.text.as_str(), m.shown)).collect();
+        assert_eq!(
+            shown,
+            [
+                ("q1", Shown::Complete),
+                ("a1", Shown::Complete),
+                ("q2", Shown::Complete),
+                ("half", Shown::Interrupted),
+                ("q3", Shown::Complete),
+            ]
+        );
+        let keys: std::collections::HashSet<_> = chat.messages.iter().map(|m| m.key).collect();
+        assert_eq!(keys.len(), chat.messages.len());
+    }
+
+    #[test]
+    fn new_conversation_forgets_everything_but_keeps_keys_unique() {
+        let chat = run(vec![Action::Ask("q".into()), Action::Conversation("c".into()), Action::NewConversation, Action::Ask("again".into())]);
+        assert_eq!(chat.conversation_id, None);
+        assert_eq!(chat.messages.len(), 2);
+        assert!(chat.messages[0].key > 2);
+    }
+}
