@@ -209,3 +209,4 @@ pub async fn asset(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         res.body(file.bytes.to_vec());
     }
 }
+

@@ -39,7 +39,7 @@ pub fn messages(props: &MessagesProps) -> Html {
         .msg code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .9em; background: var(--ph-code); padding: 1px 4px; border-radius: 4px; }
         .msg pre { background: var(--ph-code); padding: 8px 10px; border-radius: 8px; overflow-x: auto; margin: .4em 0; }
         .msg pre code { background: none; padding: 0; }
-        .msg a { color: var(--ph-primary); text-decoration: underline; }
+        .msg a { color: var(--ph-link); text-decoration: underline; }
         .msg.user a { color: #fff; }
         .note { display: block; margin-top: 4px; font-size: 12px; color: var(--ph-muted); }
         .starters { display: flex; flex-wrap: wrap; gap: 8px; margin-top: 2px; }
@@ -113,9 +113,12 @@ fn message(m: &Message) -> Html {
         Shown::Failed => html! { <span class="note">{ "Not finished" }</span> },
         _ => html! {},
     };
-    let who = if m.role == Role::User { "You" } else { "Assistant" };
+    let (who, role) = match m.role {
+        Role::User => ("You", "user"),
+        Role::Assistant => ("Assistant", "assistant"),
+    };
     html! {
-        <div key={m.key} class={class} data-role={who.to_lowercase()} data-state={format!("{:?}", m.shown).to_lowercase()}>
+        <div key={m.key} class={class} data-role={role} data-state={format!("{:?}", m.shown).to_lowercase()}>
             <span class="sr-only">{ format!("{who}: ") }</span>
             { body }
             { note }

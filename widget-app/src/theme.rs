@@ -16,6 +16,8 @@ struct Palette {
     error_bg: &'static str,
     error_fg: &'static str,
     code: &'static str,
+    /// Links on the bubble colour: the accent itself on light, lifted on dark.
+    link: &'static str,
 }
 
 const LIGHT: Palette = Palette {
@@ -27,6 +29,7 @@ const LIGHT: Palette = Palette {
     error_bg: "#fff1f0",
     error_fg: "#a4161a",
     code: "#f6f8fa",
+    link: "var(--ph-primary)",
 };
 
 const DARK: Palette = Palette {
@@ -38,6 +41,7 @@ const DARK: Palette = Palette {
     error_bg: "#3a1717",
     error_fg: "#ffb3b0",
     code: "#1f2329",
+    link: "color-mix(in srgb, var(--ph-primary) 45%, #ffffff)",
 };
 
 /// Checked theme values (the server checks them too; this keeps a bad value
@@ -72,12 +76,14 @@ pub fn theme_root(props: &ThemeRootProps) -> Html {
         r#"
         --ph-bg: ${bg}; --ph-fg: ${fg}; --ph-muted: ${muted}; --ph-bubble: ${bubble};
         --ph-border: ${border}; --ph-error-bg: ${error_bg}; --ph-error-fg: ${error_fg}; --ph-code: ${code};
+        --ph-link: ${link};
         --ph-primary: ${primary};
         --ph-radius: ${radius}px;
         font-family: ${font};
         @media (prefers-color-scheme: dark) {
             --ph-bg: ${dbg}; --ph-fg: ${dfg}; --ph-muted: ${dmuted}; --ph-bubble: ${dbubble};
             --ph-border: ${dborder}; --ph-error-bg: ${derror_bg}; --ph-error-fg: ${derror_fg}; --ph-code: ${dcode};
+            --ph-link: ${dlink};
         }
         background: var(--ph-bg);
         color: var(--ph-fg);
@@ -89,9 +95,9 @@ pub fn theme_root(props: &ThemeRootProps) -> Html {
         line-height: 1.45;
         "#,
         bg = base.bg, fg = base.fg, muted = base.muted, bubble = base.bubble,
-        border = base.border, error_bg = base.error_bg, error_fg = base.error_fg, code = base.code,
+        border = base.border, error_bg = base.error_bg, error_fg = base.error_fg, code = base.code, link = base.link,
         dbg = dark.bg, dfg = dark.fg, dmuted = dark.muted, dbubble = dark.bubble,
-        dborder = dark.border, derror_bg = dark.error_bg, derror_fg = dark.error_fg, dcode = dark.code,
+        dborder = dark.border, derror_bg = dark.error_bg, derror_fg = dark.error_fg, dcode = dark.code, dlink = dark.link,
         primary = primary,
         radius = radius,
         font = font,

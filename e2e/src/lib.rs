@@ -1,0 +1,216 @@
+//! The harness for Porthole's end-to-end tests and size report: the real
+//! server (in this process, port 0), the mock upstream over real HTTP, and a
+//! real headless Chromium driven over the DevTools protocol.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chromiumoxide::cdp::browser_protocol::emulation::{MediaFeature, SetDeviceMetricsOverrideParams, SetEmulatedMediaParams};
+use chromiumoxide::cdp::browser_protocol::input::{DispatchKeyEventParams, DispatchKeyEventType};
+use chromiumoxide::page::ScreenshotParams;
+use chromiumoxide::{Browser, BrowserConfig, Page};
+use futures_util::StreamExt;
+use mock_upstream::{MockUpstream, Script};
+use porthole::config::{ProviderKind, WidgetSettings};
+use porthole::state::Lifecycle;
+use porthole::{Application, Settings};
+use serde_json::Value;
+
+pub const KEY: &str = "pk_e2e";
+pub const WIDGET: &str = "e2e";
+
+/// A running server, its mock upstream and a browser.
+pub struct Harness {
+    pub base: String,
+    pub mock: MockUpstream,
+    pub lifecycle: Lifecycle,
+    pub browser: Browser,
+    handler: tokio::task::JoinHandle<()>,
+    profile: PathBuf,
+}
+
+impl std::fmt::Debug for Harness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Harness").field("base", &self.base).finish_non_exhaustive()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.lifecycle.cut_streams();
+        self.handler.abort();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// Where Chromium is: `$CHROMIUM`, else Debian's.
+pub fn chromium_path() -> PathBuf {
+    std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+}
+
+/// Launches headless Chromium with a fresh profile and no background traffic.
+pub async fn launch_browser() -> anyhow::Result<(Browser, tokio::task::JoinHandle<()>, PathBuf)> {
+    let exe = chromium_path();
+    if !exe.exists() {
+        bail!("Chromium not found at {} (scripts/test installs it)", exe.display());
+    }
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let profile = std::env::temp_dir().join(format!(
+        "porthole-e2e-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    ));
+    let config = BrowserConfig::builder()
+        .chrome_executable(&exe)
+        .no_sandbox()
+        .user_data_dir(&profile)
+        .viewport(None)
+        .launch_timeout(Duration::from_secs(30))
+        .request_timeout(Duration::from_secs(30))
+        .args([
+            "disable-gpu",
+            "disable-dev-shm-usage",
+            "disable-background-networking",
+            "disable-component-update",
+            "disable-sync",
+            "disable-quic",
+            "no-first-run",
+            "hide-scrollbars",
+        ])
+        .build()
+        .map_err(anyhow::Error::msg)?;
+    let (browser, mut handler) = Browser::launch(config).await.context("launching Chromium")?;
+    let task = tokio::spawn(async move { while handler.next().await.is_some() {} });
+    Ok((browser, task, profile))
+}
+
+/// Server settings for the e2e widget, talking to `upstream`.
+pub fn settings(upstream: &str) -> Settings {
+    let mut s = Settings {
+        addr: "127.0.0.1:0".parse().expect("literal address"),
+        shutdown_deadline_ms: 1_000,
+        ..Settings::default()
+    };
+    s.upstream.provider = ProviderKind::Openai;
+    s.upstream.base_url = upstream.to_owned();
+    s.upstream.api_key = Some("sk-e2e".to_owned().into());
+    s.upstream.first_token_timeout_ms = 5_000;
+    s.upstream.idle_timeout_ms = 5_000;
+    s.widgets.push(WidgetSettings {
+        id: WIDGET.into(),
+        public_key: KEY.into(),
+        title: "Acme Support".into(),
+        system_prompt: "Be brief.".into(),
+        knowledge: None,
+        greeting: "Hi! Ask me anything about Acme.".into(),
+        starters: vec!["How do I get started?".into(), "Which models work?".into()],
+        theme: Default::default(),
+    });
+    s
+}
+
+impl Harness {
+    /// Starts everything; `tweak` adjusts the server's settings.
+    pub async fn start(script: Script, tweak: impl FnOnce(&mut Settings)) -> anyhow::Result<Self> {
+        if porthole::widget_page::WidgetAssets::load().is_none() {
+            bail!("the widget is not built: run scripts/build-widget (scripts/test does)");
+        }
+        let mock = MockUpstream::start(script).await?;
+        let mut s = settings(&mock.base_url());
+        tweak(&mut s);
+        let app = Application::build(s, true).await?;
+        let base = format!("http://{}", app.addr());
+        let lifecycle = app.lifecycle();
+        tokio::spawn(app.run());
+        let (browser, handler, profile) = launch_browser().await?;
+        Ok(Self {
+            base,
+            mock,
+            lifecycle,
+            browser,
+            handler,
+            profile,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Opens `path` in a new tab sized `width` x `height` CSS pixels.
+    pub async fn open(&self, path: &str, width: i64, height: i64, mobile: bool) -> anyhow::Result<Page> {
+        let page = self.browser.new_page("about:blank").await?;
+        page.execute(SetDeviceMetricsOverrideParams::new(width, height, 1.0, mobile)).await?;
+        page.goto(self.url(path)).await?;
+        Ok(page)
+    }
+}
+
+/// Switches `prefers-color-scheme` for a page.
+pub async fn set_dark(page: &Page, dark: bool) -> anyhow::Result<()> {
+    let feature = MediaFeature::new("prefers-color-scheme", if dark { "dark" } else { "light" });
+    page.execute(SetEmulatedMediaParams::builder().features(vec![feature]).build()).await?;
+    Ok(())
+}
+
+/// Evaluates a JS expression and returns its JSON value.
+pub async fn eval(page: &Page, js: &str) -> anyhow::Result<Value> {
+    let result = page.evaluate(js).await.with_context(|| format!("evaluating {js}"))?;
+    Ok(result.into_value::<Value>().unwrap_or(Value::Null))
+}
+
+/// Polls a JS expression until it is truthy; returns its value.
+pub async fn wait_for(page: &Page, js: &str, timeout: Duration) -> anyhow::Result<Value> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let v = eval(page, js).await.unwrap_or(Value::Null);
+        let truthy = match &v {
+            Value::Null => false,
+            Value::Bool(b) => *b,
+            Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+            Value::String(s) => !s.is_empty(),
+            _ => true,
+        };
+        if truthy {
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out waiting for `{js}` (last value {v})");
+        }
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+}
+
+/// Presses a key the way a person does (a trusted key event), e.g. "Tab".
+pub async fn press(page: &Page, key: &str, code: &str, key_code: i64, shift: bool) -> anyhow::Result<()> {
+    for kind in [DispatchKeyEventType::RawKeyDown, DispatchKeyEventType::KeyUp] {
+        let mut ev = DispatchKeyEventParams::new(kind);
+        ev.key = Some(key.into());
+        ev.code = Some(code.into());
+        ev.windows_virtual_key_code = Some(key_code);
+        ev.native_virtual_key_code = Some(key_code);
+        if shift {
+            ev.modifiers = Some(8);
+        }
+        page.execute(ev).await?;
+    }
+    Ok(())
+}
+
+/// Saves a PNG screenshot of the page to `path`.
+pub async fn screenshot(page: &Page, path: &std::path::Path) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let png = page.screenshot(ScreenshotParams::builder().build()).await?;
+    std::fs::write(path, png)?;
+    Ok(())
+}
+
+/// The repository's `docs/screenshots/` folder.
+pub fn screenshot_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+}

@@ -1,0 +1,270 @@
+//! The chat panel as a visitor uses it: real Chromium, real server, the mock
+//! upstream over HTTP. Screenshots land in docs/screenshots/.
+
+use std::time::Duration;
+
+use chromiumoxide::Page;
+use e2e::{Harness, eval, press, screenshot, screenshot_dir, set_dark, wait_for};
+use mock_upstream::{Fault, Script};
+
+const T: Duration = Duration::from_secs(20);
+
+const ANSWER: &str = "Porthole streams each answer **token by token** over server-sent events.\n\n\
+    - One `<script>` tag on your site\n- Works with OpenAI, Ollama and vLLM\n- Stop any answer mid-way\n\n\
+    More in [the guide](https://example.com/guide).";
+
+/// The last answer's visible text and state.
+const LAST: &str = "(() => { const m = [...document.querySelectorAll('[data-role=assistant]')]; \
+    const l = m[m.length - 1]; if (!l) return null; \
+    return [l.textContent.replace(/^Assistant: /, ''), l.dataset.state]; })()";
+
+async fn last_answer(page: &Page) -> (String, String) {
+    let v = eval(page, LAST).await.unwrap_or_default();
+    (
+        v[0].as_str().unwrap_or_default().to_owned(),
+        v[1].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+async fn ready(page: &Page) {
+    wait_for(page, "!!document.querySelector('textarea')", T)
+        .await
+        .expect("the panel becomes interactive");
+}
+
+async fn ask(page: &Page, text: &str) {
+    page.find_element("textarea")
+        .await
+        .expect("composer")
+        .click()
+        .await
+        .expect("click")
+        .type_str(text)
+        .await
+        .expect("type")
+        .press_key("Enter")
+        .await
+        .expect("enter");
+}
+
+async fn wait_state(page: &Page, state: &str) -> String {
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let (text, s) = last_answer(page).await;
+        if s == state {
+            return text;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "answer never became {state}; last: {s} {text:?}");
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_watches_the_answer_stream_stops_one_reloads_and_keeps_the_history() {
+    let h = Harness::start(Script::words(ANSWER, 40), |_| {}).await.expect("harness");
+    let page = h.open("/widget/e2e", 420, 680, false).await.expect("page");
+    ready(&page).await;
+
+    // Enter sends; the answer grows on screen before it is done.
+    ask(&page, "How does streaming work?").await;
+    let mut states: Vec<String> = Vec::new();
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let (text, state) = last_answer(&page).await;
+        if state == "streaming" && !text.is_empty() && states.last() != Some(&text) {
+            states.push(text.clone());
+        }
+        if state == "complete" {
+            assert!(text.contains("token by token"), "{text}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no complete answer; states {states:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(states.len() >= 3, "saw only {} intermediate states: {states:?}", states.len());
+    assert!(states.windows(2).all(|w| w[1].starts_with(&w[0][..w[0].len().min(20)])), "{states:?}");
+    // The markdown became real elements, not text with asterisks.
+    let rendered = eval(
+        &page,
+        "(() => { const l = [...document.querySelectorAll('[data-role=assistant]')].pop(); \
+         return [l.querySelectorAll('strong').length, l.querySelectorAll('li').length, \
+                 l.querySelector('a') && [l.querySelector('a').target, l.querySelector('a').rel]]; })()",
+    )
+    .await
+    .expect("dom");
+    assert_eq!(rendered, serde_json::json!([1, 3, ["_blank", "noopener noreferrer"]]));
+
+    // Stop mid-answer: what arrived stays, the upstream is closed.
+    h.mock.set_script(Script::numbered(300, 40));
+    ask(&page, "Tell me more").await;
+    let deadline = tokio::time::Instant::now() + T;
+    while last_answer(&page).await.0.len() < 10 {
+        assert!(tokio::time::Instant::now() < deadline, "the second answer never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    page.find_element("button.stop").await.expect("a Stop button while streaming").click().await.expect("click");
+    assert!(
+        h.mock.wait_for(Duration::from_secs(1), |s| s.client_closed >= 1).await,
+        "upstream not closed within 1 s of Stop: {:?}",
+        h.mock.stats()
+    );
+    let kept = wait_state(&page, "interrupted").await;
+    assert!(kept.starts_with("tok0 tok1"), "{kept}");
+
+    // Reload: the conversation comes back from the server.
+    page.reload().await.expect("reload");
+    ready(&page).await;
+    wait_for(&page, "document.querySelectorAll('[data-role]').length === 4", T)
+        .await
+        .expect("history restored after reload");
+    let roles = eval(
+        &page,
+        "[...document.querySelectorAll('[data-role]')].map(m => m.dataset.role + ':' + m.dataset.state)",
+    )
+    .await
+    .expect("roles");
+    assert_eq!(
+        roles,
+        serde_json::json!(["user:complete", "assistant:complete", "user:complete", "assistant:interrupted"])
+    );
+    let first_user = eval(&page, "document.querySelector('[data-role=user]').textContent").await.expect("text");
+    assert!(first_user.as_str().unwrap_or_default().contains("How does streaming work?"));
+
+    // Keyboard only: Tab reaches every control, and focus is visible.
+    eval(&page, "document.activeElement && document.activeElement.blur()").await.expect("blur");
+    let mut visited = Vec::new();
+    for _ in 0..12 {
+        press(&page, "Tab", "Tab", 9, false).await.expect("tab");
+        let v = eval(
+            &page,
+            "(() => { const e = document.activeElement; if (!e || e === document.body) return null; \
+             const s = getComputedStyle(e); \
+             return [e.getAttribute('aria-label') || e.textContent.trim(), s.outlineStyle !== 'none' || e.tagName === 'TEXTAREA']; })()",
+        )
+        .await
+        .expect("focus");
+        if let Some(label) = v[0].as_str() {
+            assert_eq!(v[1], true, "focus on {label} is not visible");
+            visited.push(label.to_owned());
+        }
+    }
+    for control in ["New conversation", "Close chat", "the guide", "Message"] {
+        assert!(visited.iter().any(|l| l == control), "Tab never reached {control}: {visited:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screenshots_light_dark_and_phone() {
+    let h = Harness::start(Script::words(ANSWER, 2), |_| {}).await.expect("harness");
+    let dir = screenshot_dir();
+    for (name, width, height, mobile, dark) in
+        [("light", 400, 640, false, false), ("dark", 400, 640, false, true), ("phone", 360, 740, true, false)]
+    {
+        let page = h.open("/widget/e2e", width, height, mobile).await.expect("page");
+        set_dark(&page, dark).await.expect("color scheme");
+        ready(&page).await;
+        // A fresh conversation for each picture (the pages share storage).
+        eval(&page, "localStorage.clear()").await.expect("clear");
+        page.reload().await.expect("reload");
+        ready(&page).await;
+        ask(&page, "How does Porthole stream answers?").await;
+        wait_state(&page, "complete").await;
+        // The panel fills the viewport at every size.
+        let fits = eval(
+            &page,
+            "(() => { const r = document.body.firstElementChild.getBoundingClientRect(); \
+             return [Math.round(r.width), Math.round(r.height), document.documentElement.scrollWidth <= innerWidth]; })()",
+        )
+        .await
+        .expect("layout");
+        assert_eq!(fits, serde_json::json!([width, height, true]), "{name}");
+        let bg = eval(&page, "getComputedStyle(document.body.firstElementChild).backgroundColor")
+            .await
+            .expect("bg");
+        let expect_bg = if dark { "rgb(23, 25, 29)" } else { "rgb(255, 255, 255)" };
+        assert_eq!(bg, expect_bg, "{name}");
+        let input_font = eval(&page, "getComputedStyle(document.querySelector('textarea')).fontSize").await.expect("font");
+        assert_eq!(input_font, "16px", "iOS zooms into inputs under 16 px");
+        screenshot(&page, &dir.join(format!("{name}.png"))).await.expect("screenshot");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_model_output_never_becomes_live_html() {
+    let hostile = "<img src=x onerror=\"window.__pwned=1\"> [click](javascript:window.__pwned=2) \
+        ![pixel](https://evil.example/t.png) <script>window.__pwned=3</script> \
+        [x](data:text/html,hi) <a href=\"javascript:alert(1)\">a</a>";
+    let h = Harness::start(Script::words(hostile, 1), |_| {}).await.expect("harness");
+    let page = h.open("/widget/e2e", 400, 640, false).await.expect("page");
+    ready(&page).await;
+    ask(&page, "hi").await;
+    let text = wait_state(&page, "complete").await;
+    assert!(text.contains("<img src=x"), "the markup shows as text: {text}");
+    let audit = eval(
+        &page,
+        "(() => { const m = [...document.querySelectorAll('[data-role=assistant]')].pop(); \
+         return [m.querySelectorAll('img,script,iframe,svg,object,embed').length, \
+                 [...m.querySelectorAll('a')].map(a => a.getAttribute('href')), \
+                 [...m.querySelectorAll('*')].some(e => [...e.attributes].some(a => a.name.startsWith('on'))), \
+                 typeof window.__pwned]; })()",
+    )
+    .await
+    .expect("audit");
+    assert_eq!(audit, serde_json::json!([0, ["https://evil.example/t.png"], false, "undefined"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_failure_shows_a_clear_error_and_retry_works() {
+    let h = Harness::start(Script::words("Back again.", 5).with_fault(Fault::Status(500)), |_| {})
+        .await
+        .expect("harness");
+    let page = h.open("/widget/e2e", 400, 640, false).await.expect("page");
+    ready(&page).await;
+    ask(&page, "Are you there?").await;
+    let alert = wait_for(&page, "document.querySelector('[role=alert]')?.textContent", T).await.expect("error shown");
+    assert!(alert.as_str().unwrap_or_default().contains("could not answer"), "{alert}");
+    h.mock.set_script(Script::words("Back again.", 5));
+    page.find_element("[role=alert] button").await.expect("Retry").click().await.expect("click");
+    let text = wait_state(&page, "complete").await;
+    assert_eq!(text, "Back again.");
+    assert_eq!(eval(&page, "document.querySelector('[role=alert]')").await.expect("gone"), serde_json::Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_and_assets_are_served_as_a_cdn_would() {
+    let h = Harness::start(Script::default(), |_| {}).await.expect("harness");
+    let client = reqwest::Client::new();
+    let page = client.get(h.url("/widget/e2e")).send().await.expect("page");
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap_or_default().to_owned();
+    assert!(csp.contains("script-src 'self' 'wasm-unsafe-eval'"), "{csp}");
+    let html = page.text().await.expect("html");
+    assert!(html.contains("\"widget_id\":\"e2e\""), "settings are in the page");
+    let wasm = html
+        .split("assets/")
+        .filter_map(|s| s.split('"').next())
+        .find(|s| s.ends_with(".wasm"))
+        .expect("wasm named in the page")
+        .to_owned();
+    let asset = client
+        .get(h.url(&format!("/widget/assets/{wasm}")))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("asset");
+    assert_eq!(asset.status(), 200);
+    assert_eq!(asset.headers()["cache-control"], "public, max-age=31536000, immutable");
+    assert_eq!(asset.headers()["content-encoding"], "gzip");
+    assert_eq!(asset.headers()["content-type"], "application/wasm");
+
+    let missing = client.get(h.url("/widget/nope")).send().await.expect("404");
+    assert_eq!(missing.status(), 404);
+    assert!(missing.headers()["content-type"].to_str().unwrap_or_default().starts_with("text/html"));
+    assert!(missing.text().await.expect("body").contains("does not exist"));
+    // A title with markup cannot break out of the page.
+    let xss = Harness::start(Script::default(), |s| s.widgets[0].title = "</script><script>alert(1)</script>".into())
+        .await
+        .expect("harness");
+    let html = client.get(xss.url("/widget/e2e")).send().await.expect("page").text().await.expect("html");
+    assert!(!html.contains("</script><script>alert(1)"), "{html}");
+}
