@@ -47,7 +47,9 @@ impl Application {
         };
         let assets = crate::widget_page::WidgetAssets::load();
         if assets.is_none() {
-            tracing::warn!("the widget is not built (dist/ is empty): /widget pages will be unavailable");
+            tracing::warn!(
+                "the widget is not built (dist/ is empty): /widget pages will be unavailable"
+            );
         }
         let listener = bind(settings.addr).with_context(|| format!("binding {}", settings.addr))?;
         let addr = listener.local_addr().context("reading the bound address")?;

@@ -361,7 +361,10 @@ impl Settings {
                 return Err(invalid(field("public_key"), "is used by another widget"));
             }
             if !w.theme.primary_is_valid() {
-                return Err(invalid(field("theme.primary"), "must be a colour like \"#4f46e5\""));
+                return Err(invalid(
+                    field("theme.primary"),
+                    "must be a colour like \"#4f46e5\"",
+                ));
             }
             if !w.theme.font_is_valid() {
                 return Err(invalid(
@@ -369,8 +372,15 @@ impl Settings {
                     "must be a font list of letters, digits, spaces, commas, quotes and dashes",
                 ));
             }
-            if w.starters.len() > 6 || w.starters.iter().any(|s| s.trim().is_empty() || s.len() > 120) {
-                return Err(invalid(field("starters"), "at most 6 non-empty prompts of up to 120 characters"));
+            if w.starters.len() > 6
+                || w.starters
+                    .iter()
+                    .any(|s| s.trim().is_empty() || s.len() > 120)
+            {
+                return Err(invalid(
+                    field("starters"),
+                    "at most 6 non-empty prompts of up to 120 characters",
+                ));
             }
             if let Some(path) = &w.knowledge
                 && !path.is_file()

@@ -26,7 +26,10 @@ use crate::widget::Widget;
     )
 )]
 pub async fn conversation(req: &mut Request, depot: &mut Depot, res: &mut Response) {
-    let (Ok(state), Ok(widget)) = (depot.get_typed::<Arc<AppState>>(), depot.get_typed::<Arc<Widget>>()) else {
+    let (Ok(state), Ok(widget)) = (
+        depot.get_typed::<Arc<AppState>>(),
+        depot.get_typed::<Arc<Widget>>(),
+    ) else {
         AppError::internal().render(res);
         return;
     };

@@ -14,9 +14,9 @@ use salvo::http::{Method, StatusCode};
 use salvo::oapi::{OpenApi, ToSchema};
 use salvo::prelude::*;
 
-use crate::{chat, history, widget_page};
 use crate::error::{AppError, json_catcher};
 use crate::state::AppState;
+use crate::{chat, history, widget_page};
 
 /// Whether the process is alive.
 #[endpoint(tags("probes"), responses((status_code = 200, body = HealthStatus)))]
@@ -87,7 +87,11 @@ async fn require_api_key(
 /// Public API routes.
 fn api_router() -> Router {
     Router::with_path("api/v1")
-        .push(Router::with_path("chat").hoop(require_api_key).post(chat::chat))
+        .push(
+            Router::with_path("chat")
+                .hoop(require_api_key)
+                .post(chat::chat),
+        )
         .push(
             Router::with_path("conversations/{id}")
                 .hoop(require_api_key)

@@ -136,6 +136,23 @@ impl ConversationStore for MemoryStore {
     }
 }
 
+impl StoredMessage {
+    /// The message as the history API shows it.
+    pub fn view(&self) -> protocol::widget::MessageView {
+        protocol::widget::MessageView {
+            id: self.id.clone(),
+            role: self.role,
+            content: self.content.clone(),
+            status: self.status,
+            created_at: self
+                .created_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,22 +191,5 @@ mod tests {
         assert!(store.messages(&w, &second).await.unwrap().is_some());
         assert!(store.messages(&w, &third).await.unwrap().is_some());
         assert!(store.append(&first, msg("late")).await.is_err());
-    }
-}
-
-impl StoredMessage {
-    /// The message as the history API shows it.
-    pub fn view(&self) -> protocol::widget::MessageView {
-        protocol::widget::MessageView {
-            id: self.id.clone(),
-            role: self.role,
-            content: self.content.clone(),
-            status: self.status,
-            created_at: self
-                .created_at
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
-        }
     }
 }

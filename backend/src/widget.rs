@@ -127,8 +127,14 @@ impl WidgetRegistry {
     pub fn new(widgets: impl IntoIterator<Item = Widget>) -> Self {
         let widgets: Vec<Arc<Widget>> = widgets.into_iter().map(Arc::new).collect();
         Self {
-            by_key: widgets.iter().map(|w| (w.public_key.clone(), w.clone())).collect(),
-            by_id: widgets.iter().map(|w| (w.id.to_string(), w.clone())).collect(),
+            by_key: widgets
+                .iter()
+                .map(|w| (w.public_key.clone(), w.clone()))
+                .collect(),
+            by_id: widgets
+                .iter()
+                .map(|w| (w.id.to_string(), w.clone()))
+                .collect(),
         }
     }
 

@@ -84,12 +84,18 @@ impl WidgetAssets {
         let wasm = find(&|n| n.starts_with("widget-app-") && n.ends_with("_bg.wasm"))?;
         let js = find(&|n| n.starts_with("widget-app-") && n.ends_with(".js"))?;
         // The glue's name carries the build's hash: so does the boot script's.
-        let hash = js.trim_start_matches("widget-app-").trim_end_matches(".js").to_owned();
+        let hash = js
+            .trim_start_matches("widget-app-")
+            .trim_end_matches(".js")
+            .to_owned();
         let boot = format!("boot-{hash}.js");
         let boot_js = format!(
             "import init from './{js}';\ninit({{ module_or_path: new URL('./{wasm}', import.meta.url) }});\n"
         );
-        files.insert(boot.clone(), Arc::new(Asset::new(Cow::Owned(boot_js.into_bytes()), &boot)));
+        files.insert(
+            boot.clone(),
+            Arc::new(Asset::new(Cow::Owned(boot_js.into_bytes()), &boot)),
+        );
         Some(Self {
             files,
             js,
@@ -149,14 +155,26 @@ fn plain_page(res: &mut Response, status: StatusCode, title: &str, text: &str) {
 #[handler]
 pub async fn page(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Ok(state) = depot.get_typed::<Arc<AppState>>() else {
-        return plain_page(res, StatusCode::INTERNAL_SERVER_ERROR, "Error", "Something went wrong.");
+        return plain_page(
+            res,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Error",
+            "Something went wrong.",
+        );
     };
     let id = req.param::<String>("id").unwrap_or_default();
     let Some(widget) = state.widgets.by_id(&id) else {
-        return plain_page(res, StatusCode::NOT_FOUND, "Not found", "This chat widget does not exist.");
+        return plain_page(
+            res,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "This chat widget does not exist.",
+        );
     };
     let Some(assets) = &state.assets else {
-        tracing::error!("widget assets are missing: run scripts/build-widget before building the server");
+        tracing::error!(
+            "widget assets are missing: run scripts/build-widget before building the server"
+        );
         return plain_page(
             res,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -209,4 +227,3 @@ pub async fn asset(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         res.body(file.bytes.to_vec());
     }
 }
-

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use chromiumoxide::cdp::browser_protocol::emulation::{MediaFeature, SetDeviceMetricsOverrideParams, SetEmulatedMediaParams};
+use chromiumoxide::cdp::browser_protocol::emulation::{
+    MediaFeature, SetDeviceMetricsOverrideParams, SetEmulatedMediaParams,
+};
 use chromiumoxide::cdp::browser_protocol::input::{DispatchKeyEventParams, DispatchKeyEventType};
 use chromiumoxide::page::ScreenshotParams;
 use chromiumoxide::{Browser, BrowserConfig, Page};
@@ -32,7 +34,9 @@ pub struct Harness {
 
 impl std::fmt::Debug for Harness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Harness").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("Harness")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
     }
 }
 
@@ -55,7 +59,10 @@ pub fn chromium_path() -> PathBuf {
 pub async fn launch_browser() -> anyhow::Result<(Browser, tokio::task::JoinHandle<()>, PathBuf)> {
     let exe = chromium_path();
     if !exe.exists() {
-        bail!("Chromium not found at {} (scripts/test installs it)", exe.display());
+        bail!(
+            "Chromium not found at {} (scripts/test installs it)",
+            exe.display()
+        );
     }
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let profile = std::env::temp_dir().join(format!(
@@ -82,7 +89,9 @@ pub async fn launch_browser() -> anyhow::Result<(Browser, tokio::task::JoinHandl
         ])
         .build()
         .map_err(anyhow::Error::msg)?;
-    let (browser, mut handler) = Browser::launch(config).await.context("launching Chromium")?;
+    let (browser, mut handler) = Browser::launch(config)
+        .await
+        .context("launching Chromium")?;
     let task = tokio::spawn(async move { while handler.next().await.is_some() {} });
     Ok((browser, task, profile))
 }
@@ -141,9 +150,18 @@ impl Harness {
     }
 
     /// Opens `path` in a new tab sized `width` x `height` CSS pixels.
-    pub async fn open(&self, path: &str, width: i64, height: i64, mobile: bool) -> anyhow::Result<Page> {
+    pub async fn open(
+        &self,
+        path: &str,
+        width: i64,
+        height: i64,
+        mobile: bool,
+    ) -> anyhow::Result<Page> {
         let page = self.browser.new_page("about:blank").await?;
-        page.execute(SetDeviceMetricsOverrideParams::new(width, height, 1.0, mobile)).await?;
+        page.execute(SetDeviceMetricsOverrideParams::new(
+            width, height, 1.0, mobile,
+        ))
+        .await?;
         page.goto(self.url(path)).await?;
         Ok(page)
     }
@@ -152,13 +170,21 @@ impl Harness {
 /// Switches `prefers-color-scheme` for a page.
 pub async fn set_dark(page: &Page, dark: bool) -> anyhow::Result<()> {
     let feature = MediaFeature::new("prefers-color-scheme", if dark { "dark" } else { "light" });
-    page.execute(SetEmulatedMediaParams::builder().features(vec![feature]).build()).await?;
+    page.execute(
+        SetEmulatedMediaParams::builder()
+            .features(vec![feature])
+            .build(),
+    )
+    .await?;
     Ok(())
 }
 
 /// Evaluates a JS expression and returns its JSON value.
 pub async fn eval(page: &Page, js: &str) -> anyhow::Result<Value> {
-    let result = page.evaluate(js).await.with_context(|| format!("evaluating {js}"))?;
+    let result = page
+        .evaluate(js)
+        .await
+        .with_context(|| format!("evaluating {js}"))?;
     Ok(result.into_value::<Value>().unwrap_or(Value::Null))
 }
 
@@ -185,8 +211,17 @@ pub async fn wait_for(page: &Page, js: &str, timeout: Duration) -> anyhow::Resul
 }
 
 /// Presses a key the way a person does (a trusted key event), e.g. "Tab".
-pub async fn press(page: &Page, key: &str, code: &str, key_code: i64, shift: bool) -> anyhow::Result<()> {
-    for kind in [DispatchKeyEventType::RawKeyDown, DispatchKeyEventType::KeyUp] {
+pub async fn press(
+    page: &Page,
+    key: &str,
+    code: &str,
+    key_code: i64,
+    shift: bool,
+) -> anyhow::Result<()> {
+    for kind in [
+        DispatchKeyEventType::RawKeyDown,
+        DispatchKeyEventType::KeyUp,
+    ] {
         let mut ev = DispatchKeyEventParams::new(kind);
         ev.key = Some(key.into());
         ev.code = Some(code.into());
@@ -210,7 +245,13 @@ pub async fn screenshot(page: &Page, path: &std::path::Path) -> anyhow::Result<(
     Ok(())
 }
 
-/// The repository's `docs/screenshots/` folder.
+/// Where the tests write screenshots: `target/screenshots/`, or the
+/// README's `docs/screenshots/` with `PORTHOLE_UPDATE_SCREENSHOTS=1`.
 pub fn screenshot_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    if std::env::var_os("PORTHOLE_UPDATE_SCREENSHOTS").is_some() {
+        root.join("docs/screenshots")
+    } else {
+        root.join("target/screenshots")
+    }
 }

@@ -54,14 +54,19 @@ async fn wait_state(page: &Page, state: &str) -> String {
         if s == state {
             return text;
         }
-        assert!(tokio::time::Instant::now() < deadline, "answer never became {state}; last: {s} {text:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "answer never became {state}; last: {s} {text:?}"
+        );
         tokio::time::sleep(Duration::from_millis(15)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_visitor_watches_the_answer_stream_stops_one_reloads_and_keeps_the_history() {
-    let h = Harness::start(Script::words(ANSWER, 40), |_| {}).await.expect("harness");
+    let h = Harness::start(Script::words(ANSWER, 40), |_| {})
+        .await
+        .expect("harness");
     let page = h.open("/widget/e2e", 420, 680, false).await.expect("page");
     ready(&page).await;
 
@@ -78,11 +83,23 @@ async fn a_visitor_watches_the_answer_stream_stops_one_reloads_and_keeps_the_his
             assert!(text.contains("token by token"), "{text}");
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no complete answer; states {states:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no complete answer; states {states:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(states.len() >= 3, "saw only {} intermediate states: {states:?}", states.len());
-    assert!(states.windows(2).all(|w| w[1].starts_with(&w[0][..w[0].len().min(20)])), "{states:?}");
+    assert!(
+        states.len() >= 3,
+        "saw only {} intermediate states: {states:?}",
+        states.len()
+    );
+    assert!(
+        states
+            .windows(2)
+            .all(|w| w[1].starts_with(&w[0][..w[0].len().min(20)])),
+        "{states:?}"
+    );
     // The markdown became real elements, not text with asterisks.
     let rendered = eval(
         &page,
@@ -92,19 +109,32 @@ async fn a_visitor_watches_the_answer_stream_stops_one_reloads_and_keeps_the_his
     )
     .await
     .expect("dom");
-    assert_eq!(rendered, serde_json::json!([1, 3, ["_blank", "noopener noreferrer"]]));
+    assert_eq!(
+        rendered,
+        serde_json::json!([1, 3, ["_blank", "noopener noreferrer"]])
+    );
 
     // Stop mid-answer: what arrived stays, the upstream is closed.
     h.mock.set_script(Script::numbered(300, 40));
     ask(&page, "Tell me more").await;
     let deadline = tokio::time::Instant::now() + T;
     while last_answer(&page).await.0.len() < 10 {
-        assert!(tokio::time::Instant::now() < deadline, "the second answer never started");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second answer never started"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    page.find_element("button.stop").await.expect("a Stop button while streaming").click().await.expect("click");
+    page.find_element("button.stop")
+        .await
+        .expect("a Stop button while streaming")
+        .click()
+        .await
+        .expect("click");
     assert!(
-        h.mock.wait_for(Duration::from_secs(1), |s| s.client_closed >= 1).await,
+        h.mock
+            .wait_for(Duration::from_secs(1), |s| s.client_closed >= 1)
+            .await,
         "upstream not closed within 1 s of Stop: {:?}",
         h.mock.stats()
     );
@@ -114,9 +144,13 @@ async fn a_visitor_watches_the_answer_stream_stops_one_reloads_and_keeps_the_his
     // Reload: the conversation comes back from the server.
     page.reload().await.expect("reload");
     ready(&page).await;
-    wait_for(&page, "document.querySelectorAll('[data-role]').length === 4", T)
-        .await
-        .expect("history restored after reload");
+    wait_for(
+        &page,
+        "document.querySelectorAll('[data-role]').length === 4",
+        T,
+    )
+    .await
+    .expect("history restored after reload");
     let roles = eval(
         &page,
         "[...document.querySelectorAll('[data-role]')].map(m => m.dataset.role + ':' + m.dataset.state)",
@@ -125,13 +159,33 @@ async fn a_visitor_watches_the_answer_stream_stops_one_reloads_and_keeps_the_his
     .expect("roles");
     assert_eq!(
         roles,
-        serde_json::json!(["user:complete", "assistant:complete", "user:complete", "assistant:interrupted"])
+        serde_json::json!([
+            "user:complete",
+            "assistant:complete",
+            "user:complete",
+            "assistant:interrupted"
+        ])
     );
-    let first_user = eval(&page, "document.querySelector('[data-role=user]').textContent").await.expect("text");
-    assert!(first_user.as_str().unwrap_or_default().contains("How does streaming work?"));
+    let first_user = eval(
+        &page,
+        "document.querySelector('[data-role=user]').textContent",
+    )
+    .await
+    .expect("text");
+    assert!(
+        first_user
+            .as_str()
+            .unwrap_or_default()
+            .contains("How does streaming work?")
+    );
 
     // Keyboard only: Tab reaches every control, and focus is visible.
-    eval(&page, "document.activeElement && document.activeElement.blur()").await.expect("blur");
+    eval(
+        &page,
+        "document.activeElement && document.activeElement.blur()",
+    )
+    .await
+    .expect("blur");
     let mut visited = Vec::new();
     for _ in 0..12 {
         press(&page, "Tab", "Tab", 9, false).await.expect("tab");
@@ -149,18 +203,28 @@ async fn a_visitor_watches_the_answer_stream_stops_one_reloads_and_keeps_the_his
         }
     }
     for control in ["New conversation", "Close chat", "the guide", "Message"] {
-        assert!(visited.iter().any(|l| l == control), "Tab never reached {control}: {visited:?}");
+        assert!(
+            visited.iter().any(|l| l == control),
+            "Tab never reached {control}: {visited:?}"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn screenshots_light_dark_and_phone() {
-    let h = Harness::start(Script::words(ANSWER, 2), |_| {}).await.expect("harness");
+    let h = Harness::start(Script::words(ANSWER, 2), |_| {})
+        .await
+        .expect("harness");
     let dir = screenshot_dir();
-    for (name, width, height, mobile, dark) in
-        [("light", 400, 640, false, false), ("dark", 400, 640, false, true), ("phone", 360, 740, true, false)]
-    {
-        let page = h.open("/widget/e2e", width, height, mobile).await.expect("page");
+    for (name, width, height, mobile, dark) in [
+        ("light", 400, 640, false, false),
+        ("dark", 400, 640, false, true),
+        ("phone", 360, 740, true, false),
+    ] {
+        let page = h
+            .open("/widget/e2e", width, height, mobile)
+            .await
+            .expect("page");
         set_dark(&page, dark).await.expect("color scheme");
         ready(&page).await;
         // A fresh conversation for each picture (the pages share storage).
@@ -178,14 +242,28 @@ async fn screenshots_light_dark_and_phone() {
         .await
         .expect("layout");
         assert_eq!(fits, serde_json::json!([width, height, true]), "{name}");
-        let bg = eval(&page, "getComputedStyle(document.body.firstElementChild).backgroundColor")
-            .await
-            .expect("bg");
-        let expect_bg = if dark { "rgb(23, 25, 29)" } else { "rgb(255, 255, 255)" };
+        let bg = eval(
+            &page,
+            "getComputedStyle(document.body.firstElementChild).backgroundColor",
+        )
+        .await
+        .expect("bg");
+        let expect_bg = if dark {
+            "rgb(23, 25, 29)"
+        } else {
+            "rgb(255, 255, 255)"
+        };
         assert_eq!(bg, expect_bg, "{name}");
-        let input_font = eval(&page, "getComputedStyle(document.querySelector('textarea')).fontSize").await.expect("font");
+        let input_font = eval(
+            &page,
+            "getComputedStyle(document.querySelector('textarea')).fontSize",
+        )
+        .await
+        .expect("font");
         assert_eq!(input_font, "16px", "iOS zooms into inputs under 16 px");
-        screenshot(&page, &dir.join(format!("{name}.png"))).await.expect("screenshot");
+        screenshot(&page, &dir.join(format!("{name}.png")))
+            .await
+            .expect("screenshot");
     }
 }
 
@@ -194,12 +272,17 @@ async fn hostile_model_output_never_becomes_live_html() {
     let hostile = "<img src=x onerror=\"window.__pwned=1\"> [click](javascript:window.__pwned=2) \
         ![pixel](https://evil.example/t.png) <script>window.__pwned=3</script> \
         [x](data:text/html,hi) <a href=\"javascript:alert(1)\">a</a>";
-    let h = Harness::start(Script::words(hostile, 1), |_| {}).await.expect("harness");
+    let h = Harness::start(Script::words(hostile, 1), |_| {})
+        .await
+        .expect("harness");
     let page = h.open("/widget/e2e", 400, 640, false).await.expect("page");
     ready(&page).await;
     ask(&page, "hi").await;
     let text = wait_state(&page, "complete").await;
-    assert!(text.contains("<img src=x"), "the markup shows as text: {text}");
+    assert!(
+        text.contains("<img src=x"),
+        "the markup shows as text: {text}"
+    );
     let audit = eval(
         &page,
         "(() => { const m = [...document.querySelectorAll('[data-role=assistant]')].pop(); \
@@ -210,36 +293,75 @@ async fn hostile_model_output_never_becomes_live_html() {
     )
     .await
     .expect("audit");
-    assert_eq!(audit, serde_json::json!([0, ["https://evil.example/t.png"], false, "undefined"]));
+    assert_eq!(
+        audit,
+        serde_json::json!([0, ["https://evil.example/t.png"], false, "undefined"])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_failure_shows_a_clear_error_and_retry_works() {
-    let h = Harness::start(Script::words("Back again.", 5).with_fault(Fault::Status(500)), |_| {})
-        .await
-        .expect("harness");
+    let h = Harness::start(
+        Script::words("Back again.", 5).with_fault(Fault::Status(500)),
+        |_| {},
+    )
+    .await
+    .expect("harness");
     let page = h.open("/widget/e2e", 400, 640, false).await.expect("page");
     ready(&page).await;
     ask(&page, "Are you there?").await;
-    let alert = wait_for(&page, "document.querySelector('[role=alert]')?.textContent", T).await.expect("error shown");
-    assert!(alert.as_str().unwrap_or_default().contains("could not answer"), "{alert}");
+    let alert = wait_for(
+        &page,
+        "document.querySelector('[role=alert]')?.textContent",
+        T,
+    )
+    .await
+    .expect("error shown");
+    assert!(
+        alert
+            .as_str()
+            .unwrap_or_default()
+            .contains("could not answer"),
+        "{alert}"
+    );
     h.mock.set_script(Script::words("Back again.", 5));
-    page.find_element("[role=alert] button").await.expect("Retry").click().await.expect("click");
+    page.find_element("[role=alert] button")
+        .await
+        .expect("Retry")
+        .click()
+        .await
+        .expect("click");
     let text = wait_state(&page, "complete").await;
     assert_eq!(text, "Back again.");
-    assert_eq!(eval(&page, "document.querySelector('[role=alert]')").await.expect("gone"), serde_json::Value::Null);
+    assert_eq!(
+        eval(&page, "document.querySelector('[role=alert]')")
+            .await
+            .expect("gone"),
+        serde_json::Value::Null
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_and_assets_are_served_as_a_cdn_would() {
-    let h = Harness::start(Script::default(), |_| {}).await.expect("harness");
+    let h = Harness::start(Script::default(), |_| {})
+        .await
+        .expect("harness");
     let client = reqwest::Client::new();
     let page = client.get(h.url("/widget/e2e")).send().await.expect("page");
     assert_eq!(page.status(), 200);
-    let csp = page.headers()["content-security-policy"].to_str().unwrap_or_default().to_owned();
-    assert!(csp.contains("script-src 'self' 'wasm-unsafe-eval'"), "{csp}");
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self' 'wasm-unsafe-eval'"),
+        "{csp}"
+    );
     let html = page.text().await.expect("html");
-    assert!(html.contains("\"widget_id\":\"e2e\""), "settings are in the page");
+    assert!(
+        html.contains("\"widget_id\":\"e2e\""),
+        "settings are in the page"
+    );
     let wasm = html
         .split("assets/")
         .filter_map(|s| s.split('"').next())
@@ -253,18 +375,41 @@ async fn the_page_and_assets_are_served_as_a_cdn_would() {
         .await
         .expect("asset");
     assert_eq!(asset.status(), 200);
-    assert_eq!(asset.headers()["cache-control"], "public, max-age=31536000, immutable");
+    assert_eq!(
+        asset.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
     assert_eq!(asset.headers()["content-encoding"], "gzip");
     assert_eq!(asset.headers()["content-type"], "application/wasm");
 
     let missing = client.get(h.url("/widget/nope")).send().await.expect("404");
     assert_eq!(missing.status(), 404);
-    assert!(missing.headers()["content-type"].to_str().unwrap_or_default().starts_with("text/html"));
-    assert!(missing.text().await.expect("body").contains("does not exist"));
+    assert!(
+        missing.headers()["content-type"]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("text/html")
+    );
+    assert!(
+        missing
+            .text()
+            .await
+            .expect("body")
+            .contains("does not exist")
+    );
     // A title with markup cannot break out of the page.
-    let xss = Harness::start(Script::default(), |s| s.widgets[0].title = "</script><script>alert(1)</script>".into())
+    let xss = Harness::start(Script::default(), |s| {
+        s.widgets[0].title = "</script><script>alert(1)</script>".into()
+    })
+    .await
+    .expect("harness");
+    let html = client
+        .get(xss.url("/widget/e2e"))
+        .send()
         .await
-        .expect("harness");
-    let html = client.get(xss.url("/widget/e2e")).send().await.expect("page").text().await.expect("html");
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
     assert!(!html.contains("</script><script>alert(1)"), "{html}");
 }

@@ -67,15 +67,18 @@ pub enum StreamEvent {
 pub enum DecodeError {
     /// An event name this client does not know.
     UnknownEvent(String),
-    /// The data is not the JSON that the event name promises.
-    BadData(String),
+    /// The data is not the JSON that the event name promises (the event's name).
+    BadData(&'static str),
 }
 
 impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::UnknownEvent(name) => write!(f, "unknown event {name:?}"),
-            Self::BadData(why) => write!(f, "bad event data: {why}"),
+            Self::BadData(event) => write!(
+                f,
+                "the data of a {event:?} event is not what the contract says"
+            ),
         }
     }
 }
@@ -130,14 +133,19 @@ impl StreamEvent {
 
     /// Reads an event from a parsed SSE message.
     pub fn from_sse(msg: &SseMessage) -> Result<Self, DecodeError> {
-        fn parse<T: serde::de::DeserializeOwned>(data: &str) -> Result<T, DecodeError> {
-            serde_json::from_str(data).map_err(|e| DecodeError::BadData(e.to_string()))
+        // The serde error's text is dropped on purpose: formatting it would
+        // pull serde_json's error messages into the wasm widget.
+        fn parse<T: serde::de::DeserializeOwned>(
+            data: &str,
+            event: &'static str,
+        ) -> Result<T, DecodeError> {
+            serde_json::from_str(data).map_err(|_| DecodeError::BadData(event))
         }
         match msg.event.as_str() {
-            "message" => parse(&msg.data).map(Self::Chunk),
-            "meta" => parse(&msg.data).map(Self::Meta),
-            "done" => parse(&msg.data).map(Self::Done),
-            "error" => parse(&msg.data).map(Self::Error),
+            "message" => parse(&msg.data, "message").map(Self::Chunk),
+            "meta" => parse(&msg.data, "meta").map(Self::Meta),
+            "done" => parse(&msg.data, "done").map(Self::Done),
+            "error" => parse(&msg.data, "error").map(Self::Error),
             other => Err(DecodeError::UnknownEvent(other.to_owned())),
         }
     }

@@ -26,7 +26,10 @@ mod tests {
     #[test]
     fn frame_messages_are_pinned() {
         assert_eq!(
-            serde_json::to_string(&WidgetToHost::Close { v: FRAME_PROTOCOL_VERSION }).unwrap(),
+            serde_json::to_string(&WidgetToHost::Close {
+                v: FRAME_PROTOCOL_VERSION
+            })
+            .unwrap(),
             r#"{"type":"close","v":1}"#
         );
         assert!(serde_json::from_str::<WidgetToHost>(r#"{"type":"steal_cookies","v":1}"#).is_err());

@@ -36,7 +36,8 @@ fn url(config: &WidgetConfig, path: &str) -> String {
 
 fn headers(config: &WidgetConfig) -> Result<Headers, Failure> {
     let h = Headers::new().map_err(|_| Failure::Network)?;
-    h.set("X-API-Key", &config.public_key).map_err(|_| Failure::Network)?;
+    h.set("X-API-Key", &config.public_key)
+        .map_err(|_| Failure::Network)?;
     Ok(h)
 }
 
@@ -44,8 +45,16 @@ async fn fetch(url: &str, init: &RequestInit) -> Result<Response, Failure> {
     let window = web_sys::window().ok_or(Failure::Network)?;
     let response = JsFuture::from(window.fetch_with_str_and_init(url, init))
         .await
-        .map_err(|e| if is_abort(&e) { Failure::Aborted } else { Failure::Network })?;
-    response.dyn_into::<Response>().map_err(|_| Failure::Network)
+        .map_err(|e| {
+            if is_abort(&e) {
+                Failure::Aborted
+            } else {
+                Failure::Network
+            }
+        })?;
+    response
+        .dyn_into::<Response>()
+        .map_err(|_| Failure::Network)
 }
 
 fn is_abort(e: &JsValue) -> bool {
@@ -59,12 +68,19 @@ fn is_abort(e: &JsValue) -> bool {
 async fn api_error(response: &Response) -> Failure {
     let fallback = ApiError::new(
         ErrorCode::Unknown,
-        format!("The assistant is unavailable right now (HTTP {}). Please try again.", response.status()),
+        format!(
+            "The assistant is unavailable right now (HTTP {}). Please try again.",
+            response.status()
+        ),
     );
     let Ok(promise) = response.text() else {
         return Failure::Api(fallback);
     };
-    let text = JsFuture::from(promise).await.ok().and_then(|t| t.as_string()).unwrap_or_default();
+    let text = JsFuture::from(promise)
+        .await
+        .ok()
+        .and_then(|t| t.as_string())
+        .unwrap_or_default();
     Failure::Api(serde_json::from_str::<ApiError>(&text).unwrap_or(fallback))
 }
 
@@ -83,8 +99,12 @@ pub async fn ask(
     })
     .map_err(|_| Failure::Network)?;
     let headers = headers(config)?;
-    headers.set("Content-Type", "application/json").map_err(|_| Failure::Network)?;
-    headers.set("Accept", "text/event-stream").map_err(|_| Failure::Network)?;
+    headers
+        .set("Content-Type", "application/json")
+        .map_err(|_| Failure::Network)?;
+    headers
+        .set("Accept", "text/event-stream")
+        .map_err(|_| Failure::Network)?;
     let init = RequestInit::new();
     init.set_method("POST");
     init.set_headers(&headers.into());
@@ -102,10 +122,17 @@ pub async fn ask(
         .map_err(|_| Failure::Network)?;
     let mut parser = SseParser::new();
     loop {
-        let chunk = JsFuture::from(reader.read())
-            .await
-            .map_err(|e| if is_abort(&e) { Failure::Aborted } else { Failure::Network })?;
-        let done = Reflect::get(&chunk, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true);
+        let chunk = JsFuture::from(reader.read()).await.map_err(|e| {
+            if is_abort(&e) {
+                Failure::Aborted
+            } else {
+                Failure::Network
+            }
+        })?;
+        let done = Reflect::get(&chunk, &"done".into())
+            .ok()
+            .and_then(|d| d.as_bool())
+            .unwrap_or(true);
         if done {
             // The contract ends every stream with done or error; a body that
             // stops without one was cut off.
@@ -134,11 +161,17 @@ pub async fn ask(
 
 /// Fetches a conversation's history; `Ok(None)` when the server no longer
 /// knows it.
-pub async fn history(config: &WidgetConfig, conversation_id: &str) -> Result<Option<ConversationView>, Failure> {
+pub async fn history(
+    config: &WidgetConfig,
+    conversation_id: &str,
+) -> Result<Option<ConversationView>, Failure> {
     let init = RequestInit::new();
     init.set_method("GET");
     init.set_headers(&headers(config)?.into());
-    let path = format!("/api/v1/conversations/{}", js_sys::encode_uri_component(conversation_id));
+    let path = format!(
+        "/api/v1/conversations/{}",
+        js_sys::encode_uri_component(conversation_id)
+    );
     let response = fetch(&url(config, &path), &init).await?;
     if response.status() == 404 {
         return Ok(None);
@@ -151,5 +184,7 @@ pub async fn history(config: &WidgetConfig, conversation_id: &str) -> Result<Opt
         .map_err(|_| Failure::Network)?
         .as_string()
         .unwrap_or_default();
-    serde_json::from_str(&text).map(Some).map_err(|_| Failure::Network)
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|_| Failure::Network)
 }

@@ -49,7 +49,9 @@ pub fn app(props: &AppProps) -> Html {
                     }
                 });
             }
-            host::tell_host(&WidgetToHost::Ready { v: FRAME_PROTOCOL_VERSION });
+            host::tell_host(&WidgetToHost::Ready {
+                v: FRAME_PROTOCOL_VERSION,
+            });
         });
     }
     // Remember the conversation across reloads.
@@ -68,7 +70,9 @@ pub fn app(props: &AppProps) -> Html {
             if chat.is_streaming() || text.trim().is_empty() {
                 return;
             }
-            let Ok(controller) = AbortController::new() else { return };
+            let Ok(controller) = AbortController::new() else {
+                return;
+            };
             let signal = controller.signal();
             *abort.borrow_mut() = Some(controller);
             let conversation_id = chat.conversation_id.clone();
@@ -77,12 +81,21 @@ pub fn app(props: &AppProps) -> Html {
             let config = config.clone();
             wasm_bindgen_futures::spawn_local(async move {
                 let events = dispatch.clone();
-                let result = api::ask(&config, &text, conversation_id, &signal, move |event| match event {
-                    StreamEvent::Meta(meta) => events.dispatch(Action::Conversation(meta.conversation_id)),
-                    StreamEvent::Chunk(c) => events.dispatch(Action::Chunk(c.chunk)),
-                    _ => {}
-                })
-                .await;
+                let result =
+                    api::ask(
+                        &config,
+                        &text,
+                        conversation_id,
+                        &signal,
+                        move |event| match event {
+                            StreamEvent::Meta(meta) => {
+                                events.dispatch(Action::Conversation(meta.conversation_id))
+                            }
+                            StreamEvent::Chunk(c) => events.dispatch(Action::Chunk(c.chunk)),
+                            _ => {}
+                        },
+                    )
+                    .await;
                 match result {
                     Ok(()) => dispatch.dispatch(Action::Done),
                     Err(Failure::Aborted) => dispatch.dispatch(Action::Stopped),
@@ -122,7 +135,11 @@ pub fn app(props: &AppProps) -> Html {
             chat.dispatch(Action::NewConversation);
         })
     };
-    let close = Callback::from(|_: ()| host::tell_host(&WidgetToHost::Close { v: FRAME_PROTOCOL_VERSION }));
+    let close = Callback::from(|_: ()| {
+        host::tell_host(&WidgetToHost::Close {
+            v: FRAME_PROTOCOL_VERSION,
+        })
+    });
     let onkeydown = {
         let close = close.clone();
         Callback::from(move |e: KeyboardEvent| {

@@ -53,7 +53,9 @@ pub fn composer(props: &ComposerProps) -> Html {
     let send = {
         let (input, on_send, empty) = (input.clone(), props.on_send.clone(), empty.clone());
         Callback::from(move |_: ()| {
-            let Some(el) = input.cast::<HtmlTextAreaElement>() else { return };
+            let Some(el) = input.cast::<HtmlTextAreaElement>() else {
+                return;
+            };
             let text = el.value();
             if text.trim().is_empty() {
                 return;

@@ -37,7 +37,12 @@ pub fn header(props: &HeaderProps) -> Html {
         svg { width: 20px; height: 20px; stroke: currentColor; fill: none; stroke-width: 2; stroke-linecap: round; }
         "#
     );
-    let initial = props.title.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_default();
+    let initial = props
+        .title
+        .chars()
+        .next()
+        .map(|c| c.to_ascii_uppercase().to_string())
+        .unwrap_or_default();
     let on_new = props.on_new.reform(|_: MouseEvent| ());
     let on_close = props.on_close.reform(|_: MouseEvent| ());
     html! {

@@ -6,8 +6,12 @@ use protocol::frame::WidgetToHost;
 /// origin (from the referrer), never `"*"`; with no known parent, nothing
 /// is sent.
 pub fn tell_host(message: &WidgetToHost) {
-    let Some(window) = web_sys::window() else { return };
-    let Ok(Some(parent)) = window.parent() else { return };
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let Ok(Some(parent)) = window.parent() else {
+        return;
+    };
     if parent == window {
         return;
     }
@@ -64,8 +68,14 @@ mod tests {
 
     #[test]
     fn origins_are_read_from_http_urls_only() {
-        assert_eq!(origin_of("https://shop.example/a/b?c#d").as_deref(), Some("https://shop.example"));
-        assert_eq!(origin_of("http://127.0.0.1:8080/").as_deref(), Some("http://127.0.0.1:8080"));
+        assert_eq!(
+            origin_of("https://shop.example/a/b?c#d").as_deref(),
+            Some("https://shop.example")
+        );
+        assert_eq!(
+            origin_of("http://127.0.0.1:8080/").as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
         assert_eq!(origin_of("javascript:alert(1)"), None);
         assert_eq!(origin_of(""), None);
         assert_eq!(origin_of("file:///x"), None);

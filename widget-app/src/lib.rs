@@ -37,7 +37,10 @@ pub fn start() {
             .render();
         }
         None => {
-            if let Some(body) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.body()) {
+            if let Some(body) = web_sys::window()
+                .and_then(|w| w.document())
+                .and_then(|d| d.body())
+            {
                 body.set_text_content(Some("This chat could not start: its settings are missing."));
             }
         }

@@ -15,8 +15,15 @@
 pub enum Block {
     Paragraph(Vec<Inline>),
     Heading(Vec<Inline>),
-    List { ordered: bool, start: u32, items: Vec<Vec<Inline>> },
-    Code { lang: String, text: String },
+    List {
+        ordered: bool,
+        start: u32,
+        items: Vec<Vec<Inline>>,
+    },
+    Code {
+        lang: String,
+        text: String,
+    },
 }
 
 /// A span of text inside a block.
@@ -27,7 +34,10 @@ pub enum Inline {
     Em(Vec<Inline>),
     Code(String),
     /// `href` has passed [`safe_href`].
-    Link { href: String, children: Vec<Inline> },
+    Link {
+        href: String,
+        children: Vec<Inline>,
+    },
     Break,
 }
 
@@ -35,11 +45,16 @@ pub enum Inline {
 /// with no white space or control characters anywhere.
 pub fn safe_href(url: &str) -> Option<String> {
     let url = url.trim();
-    if url.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) || url.contains(['<', '>', '"', '\'', '`']) {
+    if url.is_empty()
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+        || url.contains(['<', '>', '"', '\'', '`'])
+    {
         return None;
     }
     let lower = url.to_ascii_lowercase();
-    let scheme = ["https://", "http://", "mailto:"].into_iter().find(|s| lower.starts_with(s))?;
+    let scheme = ["https://", "http://", "mailto:"]
+        .into_iter()
+        .find(|s| lower.starts_with(s))?;
     // Something must follow the scheme.
     (url.len() > scheme.len()).then(|| url.to_owned())
 }
@@ -59,7 +74,11 @@ pub fn parse(text: &str) -> Vec<Block> {
         let trimmed = line.trim_start();
         if let Some(fence) = trimmed.strip_prefix("```") {
             flush(&mut para, &mut blocks);
-            let lang: String = fence.trim().chars().take_while(|c| c.is_alphanumeric() || *c == '-' || *c == '+').collect();
+            let lang: String = fence
+                .trim()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '+')
+                .collect();
             let mut code = Vec::new();
             for l in lines.by_ref() {
                 if l.trim_start().starts_with("```") {
@@ -67,7 +86,10 @@ pub fn parse(text: &str) -> Vec<Block> {
                 }
                 code.push(l);
             }
-            blocks.push(Block::Code { lang, text: code.join("\n") });
+            blocks.push(Block::Code {
+                lang,
+                text: code.join("\n"),
+            });
         } else if trimmed.is_empty() {
             flush(&mut para, &mut blocks);
         } else if let Some(rest) = heading(trimmed) {
@@ -97,7 +119,11 @@ pub fn parse(text: &str) -> Vec<Block> {
                 .iter()
                 .map(|lines| inline_lines(&lines.iter().map(String::as_str).collect::<Vec<_>>()))
                 .collect();
-            blocks.push(Block::List { ordered, start, items });
+            blocks.push(Block::List {
+                ordered,
+                start,
+                items,
+            });
         } else {
             para.push(line.trim());
         }
@@ -108,7 +134,11 @@ pub fn parse(text: &str) -> Vec<Block> {
 
 fn heading(line: &str) -> Option<&str> {
     let hashes = line.bytes().take_while(|b| *b == b'#').count();
-    (1..=6).contains(&hashes).then(|| &line[hashes..]).and_then(|rest| rest.strip_prefix(' ')).map(str::trim)
+    (1..=6)
+        .contains(&hashes)
+        .then(|| &line[hashes..])
+        .and_then(|rest| rest.strip_prefix(' '))
+        .map(str::trim)
 }
 
 /// `- item`, `* item`, `+ item` or `12. item`.
@@ -219,9 +249,10 @@ fn parse_spans(chars: &[char], out: &mut Vec<Inline>) {
             }
         }
         // *em* or _em_ (an underscore only at a word's start)
-        if (c == '*' || (c == '_' && (i == 0 || !chars[i - 1].is_alphanumeric())))
-            && chars.get(i + 1).is_some_and(|n| !n.is_whitespace())
-            && let Some(end) = find(chars, i + 1, &[c]).filter(|&e| e > i + 1 && !chars[e - 1].is_whitespace())
+        if (c == '*' || (c == '_' && (i == 0 || !chars[i - 1].is_ascii_alphanumeric())))
+            && chars.get(i + 1).is_some_and(|n| !n.is_ascii_whitespace())
+            && let Some(end) = find(chars, i + 1, &[c])
+                .filter(|&e| e > i + 1 && !chars[e - 1].is_ascii_whitespace())
         {
             flush(&mut text, out);
             let mut inner = Vec::new();
@@ -255,10 +286,15 @@ fn parse_spans(chars: &[char], out: &mut Vec<Inline>) {
             continue;
         }
         // Bare https:// and http:// URLs.
-        if (c == 'h' || c == 'H') && (i == 0 || !chars[i - 1].is_alphanumeric()) {
-            let rest: String = chars[i..chars.len().min(i + 8)].iter().collect::<String>().to_ascii_lowercase();
+        if (c == 'h' || c == 'H') && (i == 0 || !chars[i - 1].is_ascii_alphanumeric()) {
+            let rest: String = chars[i..chars.len().min(i + 8)]
+                .iter()
+                .collect::<String>()
+                .to_ascii_lowercase();
             if rest.starts_with("https://") || rest.starts_with("http://") {
-                let end = (i..chars.len()).find(|&j| chars[j].is_whitespace() || "<>\"'`".contains(chars[j])).unwrap_or(chars.len());
+                let end = (i..chars.len())
+                    .find(|&j| chars[j].is_ascii_whitespace() || "<>\"'`".contains(chars[j]))
+                    .unwrap_or(chars.len());
                 // Trailing punctuation belongs to the sentence.
                 let mut end2 = end;
                 while end2 > i && ".,;:!?)".contains(chars[end2 - 1]) {
@@ -267,7 +303,10 @@ fn parse_spans(chars: &[char], out: &mut Vec<Inline>) {
                 let url: String = chars[i..end2].iter().collect();
                 if let Some(href) = safe_href(&url) {
                     flush(&mut text, out);
-                    out.push(Inline::Link { href, children: vec![Inline::Text(url)] });
+                    out.push(Inline::Link {
+                        href,
+                        children: vec![Inline::Text(url)],
+                    });
                     i = end2;
                     continue;
                 }
@@ -336,20 +375,42 @@ mod tests {
             Block::List {
                 ordered: false,
                 start: 1,
-                items: vec![vec![text("one")], vec![text("two"), Inline::Break, text("more")]]
+                items: vec![
+                    vec![text("one")],
+                    vec![text("two"), Inline::Break, text("more")]
+                ]
             }
         );
         assert_eq!(
             blocks[3],
-            Block::List { ordered: true, start: 3, items: vec![vec![text("three")], vec![text("four")]] }
+            Block::List {
+                ordered: true,
+                start: 3,
+                items: vec![vec![text("three")], vec![text("four")]]
+            }
         );
-        assert_eq!(blocks[4], Block::Code { lang: "sh".into(), text: "ls -la".into() });
+        assert_eq!(
+            blocks[4],
+            Block::Code {
+                lang: "sh".into(),
+                text: "ls -la".into()
+            }
+        );
     }
 
     #[test]
     fn links_keep_safe_targets_only() {
-        let blocks = parse("[docs](https://example.com/a?b=c) and https://example.org/x. Also [mail](mailto:a@b.c)");
-        assert_eq!(hrefs(&blocks), ["https://example.com/a?b=c", "https://example.org/x", "mailto:a@b.c"]);
+        let blocks = parse(
+            "[docs](https://example.com/a?b=c) and https://example.org/x. Also [mail](mailto:a@b.c)",
+        );
+        assert_eq!(
+            hrefs(&blocks),
+            [
+                "https://example.com/a?b=c",
+                "https://example.org/x",
+                "mailto:a@b.c"
+            ]
+        );
     }
 
     #[test]
@@ -370,8 +431,15 @@ mod tests {
             "http://a.example/<script>",
         ] {
             let blocks = parse(&format!("[click me]({url})"));
-            assert!(hrefs(&blocks).is_empty(), "{url:?} became a link: {blocks:?}");
-            assert_eq!(blocks, vec![Block::Paragraph(vec![text("click me")])], "{url:?}");
+            assert!(
+                hrefs(&blocks).is_empty(),
+                "{url:?} became a link: {blocks:?}"
+            );
+            assert_eq!(
+                blocks,
+                vec![Block::Paragraph(vec![text("click me")])],
+                "{url:?}"
+            );
         }
     }
 
@@ -381,7 +449,9 @@ mod tests {
             for s in spans {
                 match s {
                     Inline::Text(t) | Inline::Code(t) => out.push_str(t),
-                    Inline::Strong(c) | Inline::Em(c) | Inline::Link { children: c, .. } => walk(c, out),
+                    Inline::Strong(c) | Inline::Em(c) | Inline::Link { children: c, .. } => {
+                        walk(c, out)
+                    }
                     Inline::Break => out.push('\n'),
                 }
             }
@@ -409,26 +479,39 @@ mod tests {
             // Every character is shown as text; the only link possible is a
             // checked http(s) URL found in the text.
             assert_eq!(visible(&blocks), html, "{html}");
-            assert!(hrefs(&blocks).iter().all(|h| h.starts_with("https://")), "{html}: {blocks:?}");
+            assert!(
+                hrefs(&blocks).iter().all(|h| h.starts_with("https://")),
+                "{html}: {blocks:?}"
+            );
         }
-        assert_eq!(parse("<b>x</b>"), vec![Block::Paragraph(vec![text("<b>x</b>")])]);
+        assert_eq!(
+            parse("<b>x</b>"),
+            vec![Block::Paragraph(vec![text("<b>x</b>")])]
+        );
     }
 
     #[test]
     fn link_targets_may_hold_balanced_parentheses() {
         let blocks = parse("[Rust](https://en.wikipedia.org/wiki/Rust_(language)) ok");
-        assert_eq!(hrefs(&blocks), ["https://en.wikipedia.org/wiki/Rust_(language)"]);
+        assert_eq!(
+            hrefs(&blocks),
+            ["https://en.wikipedia.org/wiki/Rust_(language)"]
+        );
         assert_eq!(visible(&blocks), "Rust ok");
     }
 
     #[test]
     fn images_never_load_they_become_links_or_text() {
-        let blocks = parse("![tracker](https://evil.example/pixel.png) ![x](data:image/png;base64,AAAA)");
+        let blocks =
+            parse("![tracker](https://evil.example/pixel.png) ![x](data:image/png;base64,AAAA)");
         // The tree has no image node at all; the data: one is plain text.
         assert_eq!(
             blocks,
             vec![Block::Paragraph(vec![
-                Inline::Link { href: "https://evil.example/pixel.png".into(), children: vec![text("tracker")] },
+                Inline::Link {
+                    href: "https://evil.example/pixel.png".into(),
+                    children: vec![text("tracker")]
+                },
                 text(" x"),
             ])]
         );
@@ -443,14 +526,26 @@ mod tests {
             let _ = parse(&prefix);
         }
         // An unclosed fence shows what arrived as code.
-        assert_eq!(parse("```py\nprint(1)"), vec![Block::Code { lang: "py".into(), text: "print(1)".into() }]);
+        assert_eq!(
+            parse("```py\nprint(1)"),
+            vec![Block::Code {
+                lang: "py".into(),
+                text: "print(1)".into()
+            }]
+        );
         // A half-written marker stays literal.
         assert_eq!(parse("a **b"), vec![Block::Paragraph(vec![text("a **b")])]);
     }
 
     #[test]
     fn emphasis_does_not_eat_snake_case_or_arithmetic() {
-        assert_eq!(parse("snake_case_name"), vec![Block::Paragraph(vec![text("snake_case_name")])]);
-        assert_eq!(parse("2 * 3 * 4"), vec![Block::Paragraph(vec![text("2 * 3 * 4")])]);
+        assert_eq!(
+            parse("snake_case_name"),
+            vec![Block::Paragraph(vec![text("snake_case_name")])]
+        );
+        assert_eq!(
+            parse("2 * 3 * 4"),
+            vec![Block::Paragraph(vec![text("2 * 3 * 4")])]
+        );
     }
 }

@@ -118,7 +118,7 @@ fn message(m: &Message) -> Html {
         Role::Assistant => ("Assistant", "assistant"),
     };
     html! {
-        <div key={m.key} class={class} data-role={role} data-state={format!("{:?}", m.shown).to_lowercase()}>
+        <div key={m.key} class={class} data-role={role} data-state={m.shown.as_str()}>
             <span class="sr-only">{ format!("{who}: ") }</span>
             { body }
             { note }

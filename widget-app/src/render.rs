@@ -14,10 +14,18 @@ fn block(b: &Block) -> Html {
     match b {
         Block::Paragraph(spans) => html! { <p>{ inlines(spans) }</p> },
         Block::Heading(spans) => html! { <p class="h">{ inlines(spans) }</p> },
-        Block::List { ordered: false, items, .. } => html! {
+        Block::List {
+            ordered: false,
+            items,
+            ..
+        } => html! {
             <ul>{ for items.iter().map(|i| html! { <li>{ inlines(i) }</li> }) }</ul>
         },
-        Block::List { ordered: true, start, items } => html! {
+        Block::List {
+            ordered: true,
+            start,
+            items,
+        } => html! {
             <ol start={start.to_string()}>{ for items.iter().map(|i| html! { <li>{ inlines(i) }</li> }) }</ol>
         },
         Block::Code { lang, text } => html! {

@@ -17,6 +17,18 @@ pub enum Shown {
     Failed,
 }
 
+impl Shown {
+    /// The name used in the DOM (`data-state`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shown::Complete => "complete",
+            Shown::Streaming => "streaming",
+            Shown::Interrupted => "interrupted",
+            Shown::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     /// A key for rendering, unique in this page.
@@ -60,7 +72,9 @@ pub enum Action {
 
 impl Chat {
     pub fn is_streaming(&self) -> bool {
-        self.messages.last().is_some_and(|m| m.shown == Shown::Streaming)
+        self.messages
+            .last()
+            .is_some_and(|m| m.shown == Shown::Streaming)
     }
 
     /// Whether the answer has started but no text arrived yet.
@@ -181,7 +195,11 @@ mod tests {
 
     #[test]
     fn stop_keeps_what_arrived() {
-        let chat = run(vec![Action::Ask("q".into()), Action::Chunk("part".into()), Action::Stopped]);
+        let chat = run(vec![
+            Action::Ask("q".into()),
+            Action::Chunk("part".into()),
+            Action::Stopped,
+        ]);
         assert_eq!(chat.messages[1].text, "part");
         assert_eq!(chat.messages[1].shown, Shown::Interrupted);
         assert!(!chat.is_streaming());
@@ -199,7 +217,12 @@ mod tests {
 
     #[test]
     fn chunks_after_the_end_are_ignored() {
-        let chat = run(vec![Action::Ask("q".into()), Action::Chunk("a".into()), Action::Done, Action::Chunk("late".into())]);
+        let chat = run(vec![
+            Action::Ask("q".into()),
+            Action::Chunk("a".into()),
+            Action::Done,
+            Action::Chunk("late".into()),
+        ]);
         assert_eq!(chat.messages[1].text, "a");
     }
 
@@ -223,7 +246,11 @@ mod tests {
                 view(Role::Assistant, "", MessageStatus::Error),
             ],
         }]);
-        let shown: Vec<_> = chat.messages.iter().map(|m| (m.text.as_str(), m.shown)).collect();
+        let shown: Vec<_> = chat
+            .messages
+            .iter()
+            .map(|m| (m.text.as_str(), m.shown))
+            .collect();
         assert_eq!(
             shown,
             [
@@ -240,7 +267,12 @@ mod tests {
 
     #[test]
     fn new_conversation_forgets_everything_but_keeps_keys_unique() {
-        let chat = run(vec![Action::Ask("q".into()), Action::Conversation("c".into()), Action::NewConversation, Action::Ask("again".into())]);
+        let chat = run(vec![
+            Action::Ask("q".into()),
+            Action::Conversation("c".into()),
+            Action::NewConversation,
+            Action::Ask("again".into()),
+        ]);
         assert_eq!(chat.conversation_id, None);
         assert_eq!(chat.messages.len(), 2);
         assert!(chat.messages[0].key > 2);

@@ -48,8 +48,16 @@ const DARK: Palette = Palette {
 /// from ever reaching CSS).
 fn safe(theme: &Theme) -> (String, String, u8) {
     let default = Theme::default();
-    let primary = if theme.primary_is_valid() { &theme.primary } else { &default.primary };
-    let font = if theme.font_is_valid() { &theme.font } else { &default.font };
+    let primary = if theme.primary_is_valid() {
+        &theme.primary
+    } else {
+        &default.primary
+    };
+    let font = if theme.font_is_valid() {
+        &theme.font
+    } else {
+        &default.font
+    };
     (primary.clone(), font.clone(), theme.radius.min(32))
 }
 
@@ -94,10 +102,24 @@ pub fn theme_root(props: &ThemeRootProps) -> Html {
         font-size: 15px;
         line-height: 1.45;
         "#,
-        bg = base.bg, fg = base.fg, muted = base.muted, bubble = base.bubble,
-        border = base.border, error_bg = base.error_bg, error_fg = base.error_fg, code = base.code, link = base.link,
-        dbg = dark.bg, dfg = dark.fg, dmuted = dark.muted, dbubble = dark.bubble,
-        dborder = dark.border, derror_bg = dark.error_bg, derror_fg = dark.error_fg, dcode = dark.code, dlink = dark.link,
+        bg = base.bg,
+        fg = base.fg,
+        muted = base.muted,
+        bubble = base.bubble,
+        border = base.border,
+        error_bg = base.error_bg,
+        error_fg = base.error_fg,
+        code = base.code,
+        link = base.link,
+        dbg = dark.bg,
+        dfg = dark.fg,
+        dmuted = dark.muted,
+        dbubble = dark.bubble,
+        dborder = dark.border,
+        derror_bg = dark.error_bg,
+        derror_fg = dark.error_fg,
+        dcode = dark.code,
+        dlink = dark.link,
         primary = primary,
         radius = radius,
         font = font,
