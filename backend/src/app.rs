@@ -66,6 +66,7 @@ impl Application {
             provider,
             lifecycle: Lifecycle::default(),
             assets,
+            loader: crate::loader_routes::LoaderScript::new(),
             settings,
         });
         Ok(Self {

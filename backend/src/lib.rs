@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod history;
 pub mod knowledge;
+pub mod loader_routes;
 pub mod provider;
 pub mod routes;
 pub mod state;

@@ -16,7 +16,7 @@ use salvo::prelude::*;
 
 use crate::error::{AppError, json_catcher};
 use crate::state::AppState;
-use crate::{chat, history, widget_page};
+use crate::{chat, history, loader_routes, widget_page};
 
 /// Whether the process is alive.
 #[endpoint(tags("probes"), responses((status_code = 200, body = HealthStatus)))]
@@ -114,6 +114,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .push(Router::with_path("ready").get(ready))
         .push(api_router())
         .push(widget_router())
+        .push(Router::with_path("widget.js").get(loader_routes::widget_js))
+        .push(Router::with_path("demo.js").get(loader_routes::demo_js))
+        .push(Router::new().get(loader_routes::demo_page))
 }
 
 /// The OpenAPI document for `router`.

@@ -19,6 +19,8 @@ pub struct AppState {
     pub lifecycle: Lifecycle,
     /// The built widget; `None` when it was not built.
     pub assets: Option<crate::widget_page::WidgetAssets>,
+    /// The loader served at `/widget.js`.
+    pub loader: crate::loader_routes::LoaderScript,
 }
 
 /// Shutdown and the answer streams in flight.

@@ -255,3 +255,43 @@ pub fn screenshot_dir() -> PathBuf {
         root.join("target/screenshots")
     }
 }
+
+/// A tiny static server for host pages on another origin: every request gets
+/// the page at its path (or 404), with the page's own headers.
+pub async fn serve_pages(
+    pages: std::collections::HashMap<String, (String, Vec<(String, String)>)>,
+) -> anyhow::Result<std::net::SocketAddr> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let pages = std::sync::Arc::new(pages);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let pages = pages.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]);
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let response = match pages.get(&path) {
+                    Some((body, headers)) => {
+                        let extra: String = headers
+                            .iter()
+                            .map(|(k, v)| format!("{k}: {v}\r\n"))
+                            .collect();
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                    }
+                    None => {
+                        "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                            .to_owned()
+                    }
+                };
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    Ok(addr)
+}

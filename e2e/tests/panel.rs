@@ -413,3 +413,56 @@ async fn the_page_and_assets_are_served_as_a_cdn_would() {
         .expect("html");
     assert!(!html.contains("</script><script>alert(1)"), "{html}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_follows_the_answer_unless_the_visitor_scrolled_up() {
+    let long: String = (0..120)
+        .map(|i| format!("Line {i} of a long answer.\n\n"))
+        .collect();
+    let h = Harness::start(Script::words(&long, 8), |_| {})
+        .await
+        .expect("harness");
+    let page = h.open("/widget/e2e", 400, 480, false).await.expect("page");
+    ready(&page).await;
+    ask(&page, "Tell me everything").await;
+    let log = "document.querySelector('[role=log]')";
+    let gap = format!(
+        "(() => {{ const l = {log}; return l.scrollHeight - l.scrollTop - l.clientHeight; }})()"
+    );
+    // While it streams and the visitor stays put, the newest line is in view.
+    wait_for(
+        &page,
+        &format!("{log}.scrollHeight > 2 * {log}.clientHeight"),
+        T,
+    )
+    .await
+    .expect("long enough");
+    let at_bottom = eval(&page, &gap)
+        .await
+        .expect("gap")
+        .as_f64()
+        .unwrap_or(f64::MAX);
+    assert!(
+        at_bottom < 60.0,
+        "not following: {at_bottom}px from the bottom"
+    );
+    // The visitor scrolls up: the list stays where they put it.
+    eval(
+        &page,
+        &format!("{log}.scrollTop = 0; {log}.dispatchEvent(new Event('scroll')); 0"),
+    )
+    .await
+    .expect("scroll");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let top = eval(&page, &format!("{log}.scrollTop"))
+        .await
+        .expect("top")
+        .as_f64()
+        .unwrap_or(-1.0);
+    assert!(top < 5.0, "the list jumped back down to {top}");
+    assert_eq!(
+        last_answer(&page).await.1,
+        "streaming",
+        "the answer should still be streaming"
+    );
+}

@@ -15,8 +15,64 @@ pub enum WidgetToHost {
     Ready { v: u32 },
     /// The visitor pressed the panel's close button.
     Close { v: u32 },
+    /// The visitor sent a message.
+    Message { v: u32, text: String },
     /// An answer finished streaming.
     Answer { v: u32, text: String },
+}
+
+/// From the host page (the loader) to the widget. `Connect` comes with
+/// `postMessage` and carries a `MessagePort`; everything after it goes over
+/// that port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HostToWidget {
+    Connect {
+        v: u32,
+    },
+    /// The panel was opened: focus the composer.
+    Open {
+        v: u32,
+    },
+    /// The panel was closed.
+    Close {
+        v: u32,
+    },
+    /// Send this message as if the visitor typed it (`Porthole('send', text)`).
+    Send {
+        v: u32,
+        text: String,
+    },
+    /// The site's signed-in user (verified by the server once identity
+    /// verification is configured).
+    Identify {
+        v: u32,
+        id: String,
+        #[serde(default)]
+        name: String,
+        #[serde(default)]
+        email: String,
+        #[serde(default)]
+        hash: String,
+    },
+    /// Forget the conversation (`Porthole('reset')`, e.g. on logout).
+    Reset {
+        v: u32,
+    },
+}
+
+impl HostToWidget {
+    /// The protocol version the sender spoke.
+    pub fn version(&self) -> u32 {
+        match self {
+            Self::Connect { v }
+            | Self::Open { v }
+            | Self::Close { v }
+            | Self::Send { v, .. }
+            | Self::Identify { v, .. }
+            | Self::Reset { v } => *v,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -33,5 +89,15 @@ mod tests {
             r#"{"type":"close","v":1}"#
         );
         assert!(serde_json::from_str::<WidgetToHost>(r#"{"type":"steal_cookies","v":1}"#).is_err());
+        let send: HostToWidget =
+            serde_json::from_str(r#"{"type":"send","v":1,"text":"hi"}"#).unwrap();
+        assert_eq!(
+            send,
+            HostToWidget::Send {
+                v: 1,
+                text: "hi".into()
+            }
+        );
+        assert!(serde_json::from_str::<HostToWidget>(r#"{"type":"send","v":1}"#).is_err());
     }
 }

@@ -2,10 +2,11 @@
 
 use std::rc::Rc;
 
-use protocol::frame::{FRAME_PROTOCOL_VERSION, WidgetToHost};
+use protocol::frame::{FRAME_PROTOCOL_VERSION, HostToWidget, WidgetToHost};
 use protocol::widget::WidgetConfig;
 use protocol::{ErrorCode, StreamEvent};
 use stylist::yew::use_style;
+use wasm_bindgen::JsCast;
 use web_sys::AbortController;
 use yew::prelude::*;
 
@@ -49,9 +50,6 @@ pub fn app(props: &AppProps) -> Html {
                     }
                 });
             }
-            host::tell_host(&WidgetToHost::Ready {
-                v: FRAME_PROTOCOL_VERSION,
-            });
         });
     }
     // Remember the conversation across reloads.
@@ -78,9 +76,15 @@ pub fn app(props: &AppProps) -> Html {
             let conversation_id = chat.conversation_id.clone();
             let dispatch = chat.dispatcher();
             dispatch.dispatch(Action::Ask(text.clone()));
+            host::tell_host(&WidgetToHost::Message {
+                v: FRAME_PROTOCOL_VERSION,
+                text: text.clone(),
+            });
             let config = config.clone();
             wasm_bindgen_futures::spawn_local(async move {
                 let events = dispatch.clone();
+                let answer = Rc::new(std::cell::RefCell::new(String::new()));
+                let collected = answer.clone();
                 let result =
                     api::ask(
                         &config,
@@ -91,13 +95,22 @@ pub fn app(props: &AppProps) -> Html {
                             StreamEvent::Meta(meta) => {
                                 events.dispatch(Action::Conversation(meta.conversation_id))
                             }
-                            StreamEvent::Chunk(c) => events.dispatch(Action::Chunk(c.chunk)),
+                            StreamEvent::Chunk(c) => {
+                                collected.borrow_mut().push_str(&c.chunk);
+                                events.dispatch(Action::Chunk(c.chunk))
+                            }
                             _ => {}
                         },
                     )
                     .await;
                 match result {
-                    Ok(()) => dispatch.dispatch(Action::Done),
+                    Ok(()) => {
+                        dispatch.dispatch(Action::Done);
+                        host::tell_host(&WidgetToHost::Answer {
+                            v: FRAME_PROTOCOL_VERSION,
+                            text: answer.take(),
+                        });
+                    }
                     Err(Failure::Aborted) => dispatch.dispatch(Action::Stopped),
                     Err(Failure::Api(e)) if e.code == ErrorCode::ConversationNotFound => {
                         host::save_conversation(&config.widget_id, None);
@@ -149,6 +162,30 @@ pub fn app(props: &AppProps) -> Html {
         })
     };
 
+    // The loader's commands (Porthole('send', …), 'reset', opening). The
+    // listener is installed once; it calls the latest callbacks, which see
+    // the current conversation.
+    let latest = use_mut_ref(|| (ask.clone(), restart.clone()));
+    *latest.borrow_mut() = (ask.clone(), restart.clone());
+    use_effect_with((), move |_| {
+        host::listen(move |command| {
+            let (ask, restart) = latest.borrow().clone();
+            match command {
+                HostToWidget::Send { text, .. } => ask.emit(text),
+                HostToWidget::Reset { .. } => restart.emit(()),
+                HostToWidget::Open { .. } => focus_composer(),
+                // Identity verification comes with tenants; until then the
+                // visitor stays anonymous, which is always safe.
+                HostToWidget::Identify { .. }
+                | HostToWidget::Close { .. }
+                | HostToWidget::Connect { .. } => {}
+            }
+        });
+        host::tell_host(&WidgetToHost::Ready {
+            v: FRAME_PROTOCOL_VERSION,
+        });
+    });
+
     let error_style = use_style!(
         r#"
         display: flex; align-items: center; gap: 10px; margin: 0 12px 8px; padding: 8px 12px;
@@ -173,5 +210,15 @@ pub fn app(props: &AppProps) -> Html {
             }
             <Composer {streaming} on_send={ask} on_stop={stop} max_chars={MAX_CHARS} />
         </ThemeRoot>
+    }
+}
+
+fn focus_composer() {
+    if let Some(el) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.query_selector("textarea").ok().flatten())
+        .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+    {
+        let _ = el.focus();
     }
 }

@@ -1,32 +1,103 @@
 //! The page around the iframe, and the visitor's browser storage.
+//!
+//! The loader and the widget talk in two steps: the widget says `ready` to
+//! its parent with `postMessage`, addressed to the embedding page's origin
+//! (from the referrer, never `"*"`); the loader answers `connect` with a
+//! `MessagePort`, and everything after goes over that private port.
 
-use protocol::frame::WidgetToHost;
+use std::cell::RefCell;
 
-/// Tells the embedding page something. The target is the embedding page's
-/// origin (from the referrer), never `"*"`; with no known parent, nothing
-/// is sent.
-pub fn tell_host(message: &WidgetToHost) {
-    let Some(window) = web_sys::window() else {
-        return;
-    };
-    let Ok(Some(parent)) = window.parent() else {
-        return;
-    };
+use protocol::frame::{FRAME_PROTOCOL_VERSION, HostToWidget, WidgetToHost};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
+use web_sys::{MessageEvent, MessagePort};
+
+thread_local! {
+    static PORT: RefCell<Option<MessagePort>> = const { RefCell::new(None) };
+}
+
+/// The embedding page's origin, if the panel is in a frame of an http(s) page.
+fn parent_origin() -> Option<(web_sys::Window, String)> {
+    let window = web_sys::window()?;
+    let parent = window.parent().ok()??;
     if parent == window {
-        return;
+        return None;
     }
-    let Some(origin) = web_sys::window()
-        .and_then(|w| w.document())
+    let origin = window
+        .document()
         .map(|d| d.referrer())
-        .and_then(|r| origin_of(&r))
-    else {
+        .and_then(|r| origin_of(&r))?;
+    Some((parent, origin))
+}
+
+/// Tells the embedding page something: over the port once connected;
+/// before that only `ready` goes out, with `postMessage` to the parent.
+pub fn tell_host(message: &WidgetToHost) {
+    let Ok(json) = serde_json::to_string(message) else {
         return;
     };
-    if let Ok(json) = serde_json::to_string(message)
-        && let Ok(value) = js_sys::JSON::parse(&json)
+    let Ok(value) = js_sys::JSON::parse(&json) else {
+        return;
+    };
+    let sent = PORT.with(|p| {
+        p.borrow()
+            .as_ref()
+            .map(|port| port.post_message(&value).is_ok())
+    });
+    if sent.is_none()
+        && matches!(message, WidgetToHost::Ready { .. })
+        && let Some((parent, origin)) = parent_origin()
     {
         let _ = parent.post_message(&value, &origin);
     }
+}
+
+fn decode(data: &wasm_bindgen::JsValue) -> Option<HostToWidget> {
+    let json = js_sys::JSON::stringify(data).ok()?.as_string()?;
+    serde_json::from_str::<HostToWidget>(&json)
+        .ok()
+        .filter(|m| m.version() == FRAME_PROTOCOL_VERSION)
+}
+
+/// Listens for the loader: the `connect` message from the parent window at
+/// its origin (anything else, from anywhere else, is ignored), then the
+/// commands on the port it brings.
+pub fn listen(on_command: impl Fn(HostToWidget) + 'static) {
+    let Some((parent, origin)) = parent_origin() else {
+        return;
+    };
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let on_command = std::rc::Rc::new(on_command);
+    let on_message = Closure::<dyn Fn(MessageEvent)>::new(move |e: MessageEvent| {
+        // A cross-origin parent is not `instanceof Window` in this realm:
+        // compare identities, not types.
+        let from_parent = e.source().is_some_and(|s| {
+            wasm_bindgen::JsValue::from(s) == wasm_bindgen::JsValue::from(parent.clone())
+        });
+        if !from_parent || e.origin() != origin || PORT.with(|p| p.borrow().is_some()) {
+            return;
+        }
+        if !matches!(decode(&e.data()), Some(HostToWidget::Connect { .. })) {
+            return;
+        }
+        let Some(port) = e.ports().get(0).dyn_into::<MessagePort>().ok() else {
+            return;
+        };
+        let on_command = on_command.clone();
+        let on_port = Closure::<dyn Fn(MessageEvent)>::new(move |e: MessageEvent| {
+            if let Some(command) = decode(&e.data()) {
+                on_command(command);
+            }
+        });
+        port.set_onmessage(Some(on_port.as_ref().unchecked_ref()));
+        // The port lives as long as the page: so does its handler.
+        on_port.forget();
+        PORT.with(|p| *p.borrow_mut() = Some(port));
+    });
+    let _ = window.add_event_listener_with_callback("message", on_message.as_ref().unchecked_ref());
+    on_message.forget();
 }
 
 /// `scheme://host[:port]` of a URL, if it is an http(s) URL.

@@ -1,0 +1,106 @@
+//! `GET /widget.js` (the loader, from the loader crate) and `GET /` (a demo
+//! host page that embeds it, so the product can be tried in a browser).
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use salvo::http::StatusCode;
+use salvo::prelude::*;
+
+use crate::state::AppState;
+
+/// The loader, ready to serve.
+#[derive(Debug)]
+pub struct LoaderScript {
+    body: String,
+    etag: String,
+}
+
+impl LoaderScript {
+    pub fn new() -> Self {
+        // An empty origin: the loader uses its own script's origin, which is
+        // this server's.
+        let body = loader::script("");
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        body.hash(&mut h);
+        Self {
+            etag: format!("\"{:016x}\"", h.finish()),
+            body,
+        }
+    }
+}
+
+impl Default for LoaderScript {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The loader. Short max-age plus an ETag: a new release reaches host pages
+/// within minutes, and revalidation is a 304.
+#[handler]
+pub async fn widget_js(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let Ok(state) = depot.get_typed::<Arc<AppState>>() else {
+        res.status_code(StatusCode::INTERNAL_SERVER_ERROR);
+        return;
+    };
+    let loader = &state.loader;
+    for (name, value) in [
+        ("content-type", "text/javascript; charset=utf-8"),
+        ("cache-control", "public, max-age=300"),
+        ("etag", loader.etag.as_str()),
+        ("x-content-type-options", "nosniff"),
+        ("cross-origin-resource-policy", "cross-origin"),
+        ("access-control-allow-origin", "*"),
+    ] {
+        let _ = res.add_header(name, value, true);
+    }
+    let fresh = req
+        .headers()
+        .get("if-none-match")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == loader.etag));
+    if fresh {
+        res.status_code(StatusCode::NOT_MODIFIED);
+        return;
+    }
+    res.body(loader.body.clone());
+}
+
+/// A page standing in for a customer's site, with the demo widget on it.
+#[handler]
+pub async fn demo_page(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let has_demo = depot
+        .get_typed::<Arc<AppState>>()
+        .ok()
+        .is_some_and(|s| s.widgets.by_id("demo").is_some());
+    if !has_demo {
+        res.render(Text::Html(
+            "<!doctype html><title>Porthole</title><p>Porthole is running. API reference: <a href=\"/docs/\">/docs</a>.</p>",
+        ));
+        return;
+    }
+    let host = req
+        .headers()
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
+        })
+        .unwrap_or("127.0.0.1:8080");
+    let _ = res.add_header(
+        "content-security-policy",
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; frame-src 'self'; img-src 'self' data:",
+        true,
+    );
+    res.render(Text::Html(
+        include_str!("demo.html").replace("{{ORIGIN}}", &format!("http://{host}")),
+    ));
+}
+
+#[handler]
+pub async fn demo_js(res: &mut Response) {
+    let _ = res.add_header("content-type", "text/javascript; charset=utf-8", true);
+    res.body(include_str!("demo.js"));
+}

@@ -1,0 +1,321 @@
+//! The loader on a customer's page: a host page on another origin (the
+//! `localhost` name of a second server) includes widget.js from the
+//! Porthole server (`127.0.0.1`), with hostile CSS or a strict CSP.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chromiumoxide::Page;
+use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
+use chromiumoxide::cdp::browser_protocol::page::AddScriptToEvaluateOnNewDocumentParams;
+use chromiumoxide::layout::Point;
+use e2e::{Harness, KEY, WIDGET, eval, screenshot, screenshot_dir, serve_pages, wait_for};
+use mock_upstream::Script;
+use serde_json::{Value, json};
+
+const T: Duration = Duration::from_secs(20);
+
+const HOSTILE_CSS: &str = "<style>* { all: unset !important; } iframe { display: none !important; } \
+    div { position: static !important; } * { z-index: 2147483647 !important; } \
+    body { display: block !important; height: 3000px !important; }</style>";
+
+/// Before any page script: remember the page's globals and record CSP
+/// violations and answers.
+const PROBE: &str = "window.__globalsBefore = Object.keys(window); window.__violations = []; \
+    document.addEventListener('securitypolicyviolation', e => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));";
+
+async fn host_page(h: &Harness, head: &str, headers: Vec<(String, String)>) -> String {
+    let script = format!(
+        "<script src=\"{}/widget.js\" data-widget-id=\"{WIDGET}\" data-key=\"{KEY}\" async></script>",
+        h.base
+    );
+    let body = format!(
+        "<!doctype html><html><head><title>Shop</title>{head}</head><body><h1>Acme shop</h1><p>Products.</p>{script}</body></html>"
+    );
+    let mut pages = HashMap::new();
+    pages.insert("/".to_owned(), (body, headers));
+    let addr = serve_pages(pages).await.expect("host server");
+    // `localhost` is another origin than the server's 127.0.0.1.
+    format!("http://localhost:{}/", addr.port())
+}
+
+async fn open_host(h: &Harness, url: &str, width: i64, height: i64, mobile: bool) -> Page {
+    let page = h.browser.new_page("about:blank").await.expect("tab");
+    page.execute(SetDeviceMetricsOverrideParams::new(
+        width, height, 1.0, mobile,
+    ))
+    .await
+    .expect("viewport");
+    page.execute(AddScriptToEvaluateOnNewDocumentParams::new(PROBE))
+        .await
+        .expect("probe");
+    page.goto(url).await.expect("navigate");
+    wait_for(
+        &page,
+        "window.Porthole && document.querySelector('porthole-widget')",
+        T,
+    )
+    .await
+    .expect("the loader ran");
+    eval(&page, "window.__events = []; ['ready','open','close','message','answer'].forEach(n => Porthole('on', n, d => __events.push([n, d.text || ''])))")
+        .await
+        .expect("listen");
+    page
+}
+
+/// `[left, top, width, height]` of an element in the widget's shadow root.
+async fn rect(page: &Page, selector: &str) -> Vec<f64> {
+    let v = eval(
+        page,
+        &format!(
+            "(() => {{ const e = document.querySelector('porthole-widget').shadowRoot.querySelector('{selector}'); \
+             if (!e) return null; const r = e.getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; }})()"
+        ),
+    )
+    .await
+    .expect("rect");
+    v.as_array()
+        .map(|a| a.iter().map(|x| x.as_f64().unwrap_or(-1.0)).collect())
+        .unwrap_or_default()
+}
+
+async fn events(page: &Page) -> Vec<Value> {
+    eval(page, "__events")
+        .await
+        .expect("events")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn wait_event(page: &Page, name: &str, count: usize) {
+    wait_for(
+        page,
+        &format!("__events.filter(e => e[0] === '{name}').length >= {count}"),
+        T,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("no {name} event: {e}"));
+}
+
+/// The launcher is where it should be and on top: the point at its centre
+/// belongs to the widget.
+async fn launcher_center(page: &Page, width: f64, height: f64) -> Point {
+    let r = rect(page, "button").await;
+    assert_eq!(r.len(), 4, "no launcher");
+    assert!(
+        (r[2] - 56.0).abs() < 1.0 && (r[3] - 56.0).abs() < 1.0,
+        "launcher size {r:?}"
+    );
+    assert!(
+        (width - (r[0] + r[2]) - 20.0).abs() < 2.0,
+        "not 20 px from the right: {r:?}"
+    );
+    assert!(
+        (height - (r[1] + r[3]) - 20.0).abs() < 2.0,
+        "not 20 px from the bottom: {r:?}"
+    );
+    let (x, y) = (r[0] + r[2] / 2.0, r[1] + r[3] / 2.0);
+    let on_top = eval(
+        page,
+        &format!("document.elementFromPoint({x}, {y})?.tagName"),
+    )
+    .await
+    .expect("hit");
+    assert_eq!(on_top, "PORTHOLE-WIDGET", "something covers the launcher");
+    Point { x, y }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_hostile_page_the_launcher_opens_a_working_panel_and_the_api_drives_it() {
+    let h = Harness::start(Script::words("Hello from Acme.", 5), |_| {})
+        .await
+        .expect("harness");
+    let url = host_page(&h, HOSTILE_CSS, vec![]).await;
+    let page = open_host(&h, &url, 1024, 768, false).await;
+    let launcher = launcher_center(&page, 1024.0, 768.0).await;
+
+    // A click opens the panel, placed above the launcher, with the chat in it.
+    page.click(launcher).await.expect("click");
+    wait_event(&page, "open", 1).await;
+    wait_for(
+        &page,
+        "document.querySelector('porthole-widget').shadowRoot.querySelector('div.shown')",
+        T,
+    )
+    .await
+    .expect("panel shown");
+    let panel = rect(&page, "div").await;
+    assert!(
+        (panel[2] - 380.0).abs() < 1.0 && panel[3] > 500.0,
+        "panel {panel:?}"
+    );
+    assert!(
+        (1024.0 - (panel[0] + panel[2]) - 20.0).abs() < 2.0,
+        "panel {panel:?}"
+    );
+    let frame = rect(&page, "iframe").await;
+    assert!(
+        frame[2] > 370.0 && frame[3] > 500.0,
+        "iframe hidden by host CSS: {frame:?}"
+    );
+    wait_event(&page, "ready", 1).await;
+    screenshot(&page, &screenshot_dir().join("host-open.png"))
+        .await
+        .expect("screenshot");
+
+    // The API: send shows the question and the answer arrives as events.
+    eval(&page, "Porthole('send', 'Hello?')")
+        .await
+        .expect("send");
+    wait_event(&page, "answer", 1).await;
+    let ev = events(&page).await;
+    assert!(ev.contains(&json!(["message", "Hello?"])), "{ev:?}");
+    assert!(
+        ev.contains(&json!(["answer", "Hello from Acme."])),
+        "{ev:?}"
+    );
+
+    // close / toggle / open.
+    eval(&page, "Porthole('close')").await.expect("close");
+    wait_for(
+        &page,
+        "!document.querySelector('porthole-widget').shadowRoot.querySelector('div.open')",
+        T,
+    )
+    .await
+    .expect("closed");
+    eval(&page, "Porthole('toggle')").await.expect("toggle");
+    wait_for(
+        &page,
+        "document.querySelector('porthole-widget').shadowRoot.querySelector('div.open')",
+        T,
+    )
+    .await
+    .expect("toggled open");
+    eval(&page, "Porthole('close')").await.expect("close");
+
+    // An answer while closed shows an unread badge.
+    eval(&page, "Porthole('send', 'Again?'); Porthole('close')")
+        .await
+        .expect("send closed");
+    wait_event(&page, "answer", 2).await;
+    let badge = eval(&page, "(() => { const b = document.querySelector('porthole-widget').shadowRoot.querySelector('b'); return [b.hidden, b.textContent]; })()")
+        .await
+        .expect("badge");
+    assert_eq!(badge, json!([false, "1"]));
+
+    // Messages from the wrong window or origin change nothing.
+    let asked = h.mock.requests().len();
+    eval(
+        &page,
+        "(() => { const f = document.querySelector('porthole-widget').shadowRoot.querySelector('iframe'); \
+         f.contentWindow.postMessage({type: 'send', v: 1, text: 'forged'}, '*'); \
+         f.contentWindow.postMessage({type: 'connect', v: 1}, '*'); \
+         window.postMessage({type: 'ready', v: 1}, '*'); \
+         window.postMessage({type: 'close', v: 1}, '*'); })()",
+    )
+    .await
+    .expect("forge");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        h.mock.requests().len(),
+        asked,
+        "a forged message reached the widget"
+    );
+
+    // destroy leaves the page as it was.
+    eval(&page, "Porthole('destroy')").await.expect("destroy");
+    let after = eval(
+        &page,
+        "[document.querySelector('porthole-widget'), typeof window.Porthole, \
+          Object.keys(window).filter(k => !__globalsBefore.includes(k) && !k.startsWith('__')), \
+          document.documentElement.getAttribute('style')]",
+    )
+    .await
+    .expect("after");
+    assert_eq!(after, json!([null, "undefined", [], null]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strict_csp_host_page_works_without_violations() {
+    let h = Harness::start(Script::words("Strict but fine.", 2), |_| {})
+        .await
+        .expect("harness");
+    let csp = format!(
+        "default-src 'none'; script-src {base}; frame-src {base}; style-src 'self'; img-src 'self'",
+        base = h.base
+    );
+    let url = host_page(&h, "", vec![("content-security-policy".into(), csp)]).await;
+    let page = open_host(&h, &url, 1024, 768, false).await;
+    let launcher = launcher_center(&page, 1024.0, 768.0).await;
+    page.click(launcher).await.expect("click");
+    wait_event(&page, "ready", 1).await;
+    eval(&page, "Porthole('send', 'Hi')").await.expect("send");
+    wait_event(&page, "answer", 1).await;
+    let violations = eval(&page, "__violations").await.expect("violations");
+    assert_eq!(violations, json!([]), "the loader broke the host's CSP");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_phone_the_panel_is_full_screen_and_the_page_does_not_scroll_behind_it() {
+    let h = Harness::start(Script::words("Small screen.", 2), |_| {})
+        .await
+        .expect("harness");
+    let url = host_page(
+        &h,
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><style>body { height: 3000px; }</style>",
+        vec![],
+    )
+    .await;
+    let page = open_host(&h, &url, 390, 740, true).await;
+    let launcher = launcher_center(&page, 390.0, 740.0).await;
+    let style_before = eval(
+        &page,
+        "document.documentElement.getAttribute('style') || ''",
+    )
+    .await
+    .expect("style");
+    page.click(launcher).await.expect("click");
+    wait_event(&page, "ready", 1).await;
+    wait_for(
+        &page,
+        "document.querySelector('porthole-widget').shadowRoot.querySelector('div.shown')",
+        T,
+    )
+    .await
+    .expect("shown");
+    // Once the opening animation has settled, the panel covers the screen.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let panel: Vec<f64> = rect(&page, "div").await.iter().map(|v| v.round()).collect();
+    assert_eq!(panel, vec![0.0, 0.0, 390.0, 740.0], "not full screen");
+    assert_eq!(
+        eval(&page, "document.documentElement.style.overflow")
+            .await
+            .expect("lock"),
+        "hidden"
+    );
+    screenshot(&page, &screenshot_dir().join("host-phone.png"))
+        .await
+        .expect("screenshot");
+    eval(&page, "Porthole('close')").await.expect("close");
+    wait_event(&page, "close", 1).await;
+    // The page's own inline style is back exactly as it was. (An absent and
+    // an empty style attribute are the same here: the loader removes the
+    // attribute, but Chromium under DevTools may leave it as "".)
+    assert_eq!(
+        eval(
+            &page,
+            "document.documentElement.getAttribute('style') || ''"
+        )
+        .await
+        .expect("unlock"),
+        style_before
+    );
+    assert_ne!(
+        eval(&page, "document.documentElement.style.overflow")
+            .await
+            .expect("overflow"),
+        "hidden"
+    );
+}
