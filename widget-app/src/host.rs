@@ -33,12 +33,7 @@ fn parent_origin() -> Option<(web_sys::Window, String)> {
 /// Tells the embedding page something: over the port once connected;
 /// before that only `ready` goes out, with `postMessage` to the parent.
 pub fn tell_host(message: &WidgetToHost) {
-    let Ok(json) = serde_json::to_string(message) else {
-        return;
-    };
-    let Ok(value) = js_sys::JSON::parse(&json) else {
-        return;
-    };
+    let value = encode(message);
     let sent = PORT.with(|p| {
         p.borrow()
             .as_ref()
@@ -52,11 +47,57 @@ pub fn tell_host(message: &WidgetToHost) {
     }
 }
 
+/// The message as a plain object, as `protocol::frame` pins it (built
+/// directly, for the same size reason as [`decode`]).
+fn encode(message: &WidgetToHost) -> wasm_bindgen::JsValue {
+    let (kind, v, text) = match message {
+        WidgetToHost::Ready { v } => ("ready", v, None),
+        WidgetToHost::Close { v } => ("close", v, None),
+        WidgetToHost::Message { v, text } => ("message", v, Some(text)),
+        WidgetToHost::Answer { v, text } => ("answer", v, Some(text)),
+    };
+    let object = js_sys::Object::new();
+    let set = |key: &str, value: wasm_bindgen::JsValue| {
+        let _ = js_sys::Reflect::set(&object, &key.into(), &value);
+    };
+    set("type", kind.into());
+    set("v", (*v).into());
+    if let Some(text) = text {
+        set("text", text.as_str().into());
+    }
+    object.into()
+}
+
+/// Reads a loader message (a structured-cloned object). Read field by field
+/// rather than through serde_json: the generic decoder costs the widget
+/// kilobytes of wasm, and these messages have four fields at most. The
+/// shapes are pinned by `protocol::frame`'s tests.
 fn decode(data: &wasm_bindgen::JsValue) -> Option<HostToWidget> {
-    let json = js_sys::JSON::stringify(data).ok()?.as_string()?;
-    serde_json::from_str::<HostToWidget>(&json)
-        .ok()
-        .filter(|m| m.version() == FRAME_PROTOCOL_VERSION)
+    let get = |key: &str| js_sys::Reflect::get(data, &key.into()).ok();
+    let text = |key: &str| get(key).and_then(|v| v.as_string());
+    let v = get("v")?.as_f64()?;
+    if v != f64::from(FRAME_PROTOCOL_VERSION) {
+        return None;
+    }
+    let v = FRAME_PROTOCOL_VERSION;
+    Some(match text("type")?.as_str() {
+        "connect" => HostToWidget::Connect { v },
+        "open" => HostToWidget::Open { v },
+        "close" => HostToWidget::Close { v },
+        "send" => HostToWidget::Send {
+            v,
+            text: text("text")?,
+        },
+        "identify" => HostToWidget::Identify {
+            v,
+            id: text("id")?,
+            name: text("name").unwrap_or_default(),
+            email: text("email").unwrap_or_default(),
+            hash: text("hash").unwrap_or_default(),
+        },
+        "reset" => HostToWidget::Reset { v },
+        _ => return None,
+    })
 }
 
 /// Listens for the loader: the `connect` message from the parent window at
