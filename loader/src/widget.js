@@ -4,7 +4,6 @@
 // outside its shadow root. Filled in by the loader crate (the values below
 // in double underscores); see loader/src/lib.rs.
 (function (w, d) {
-  "use strict";
   var ORIGIN = "__ORIGIN__", V = +"__VERSION__", MQ = "(max-width: 640px)";
   var me = d.currentScript;
   var prev = w.Porthole;
