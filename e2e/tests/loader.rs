@@ -319,3 +319,94 @@ async fn on_a_phone_the_panel_is_full_screen_and_the_page_does_not_scroll_behind
         "hidden"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_stub_works_before_load_two_widgets_coexist_and_the_host_keeps_its_globals() {
+    let h = Harness::start(Script::words("Two at once.", 2), |_| {})
+        .await
+        .expect("harness");
+    let head = "<script>window.onmessage = function () { window.__hostMessages = (window.__hostMessages || 0) + 1; };\
+        window.Porthole = window.Porthole || function () { (Porthole.q = Porthole.q || []).push(arguments); };\
+        Porthole('on', 'ready', function (d) { (window.__readyFor = window.__readyFor || []).push(d.widget); });\
+        Porthole('open');</script>";
+    let second = format!(
+        "<script src=\"{}/widget.js\" data-widget-id=\"demo\" data-key=\"pk_demo\" data-position=\"left\" async></script>",
+        h.base
+    );
+    let url = host_page(&h, &format!("{head}{second}"), vec![]).await;
+    let page = h.browser.new_page("about:blank").await.expect("tab");
+    page.execute(SetDeviceMetricsOverrideParams::new(1024, 768, 1.0, false))
+        .await
+        .expect("viewport");
+    page.execute(AddScriptToEvaluateOnNewDocumentParams::new(PROBE))
+        .await
+        .expect("probe");
+    page.goto(url).await.expect("navigate");
+
+    // Both widgets load; the queued handler hears both; the queued open
+    // opened the first.
+    wait_for(&page, "(window.__readyFor || []).length === 2", T)
+        .await
+        .expect("both ready");
+    let state = eval(
+        &page,
+        "[...document.querySelectorAll('porthole-widget')].map(w => { const b = w.shadowRoot.querySelector('button').getBoundingClientRect(); \
+         return [Math.round(b.left), !!w.shadowRoot.querySelector('div.open')]; })",
+    )
+    .await
+    .expect("widgets");
+    let mut state = state.as_array().cloned().unwrap_or_default();
+    state.sort_by_key(|v| v[0].as_i64());
+    // One launcher on each side; the queued open went to whichever script
+    // ran first (both are async), and only to it.
+    assert_eq!(
+        state.iter().map(|v| v[0].clone()).collect::<Vec<_>>(),
+        vec![json!(20), json!(948)],
+        "{state:?}"
+    );
+    assert_eq!(
+        state.iter().filter(|v| v[1] == true).count(),
+        1,
+        "{state:?}"
+    );
+
+    // One global, and the page's own onmessage handler is untouched.
+    let globals = eval(
+        &page,
+        "Object.keys(window).filter(k => !__globalsBefore.includes(k) && !k.startsWith('__'))",
+    )
+    .await
+    .expect("globals");
+    assert_eq!(globals, json!(["Porthole"]));
+    let handler = eval(&page, "String(window.onmessage).includes('__hostMessages')")
+        .await
+        .expect("onmessage");
+    assert_eq!(handler, true);
+
+    // Esc inside the panel closes it and gives focus back to the launcher.
+    let panel = eval(
+        &page,
+        "(() => { const w = [...document.querySelectorAll('porthole-widget')].find(w => w.shadowRoot.querySelector('div.open')); \
+         const r = w.shadowRoot.querySelector('div').getBoundingClientRect(); return [r.left + r.width / 2, r.bottom - 30]; })()",
+    )
+    .await
+    .expect("panel");
+    let (x, y) = (
+        panel[0].as_f64().unwrap_or(0.0),
+        panel[1].as_f64().unwrap_or(0.0),
+    );
+    page.click(Point { x, y })
+        .await
+        .expect("click into the composer");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    e2e::press(&page, "Escape", "Escape", 27, false)
+        .await
+        .expect("esc");
+    wait_for(&page, "![...document.querySelectorAll('porthole-widget')].some(w => w.shadowRoot.querySelector('div.open'))", T)
+        .await
+        .expect("Esc closed the panel");
+    let focus = eval(&page, "document.activeElement.tagName + ':' + (document.activeElement.shadowRoot?.activeElement?.getAttribute('aria-label') || '')")
+        .await
+        .expect("focus");
+    assert_eq!(focus, "PORTHOLE-WIDGET:Open chat");
+}
