@@ -410,3 +410,47 @@ async fn the_queue_stub_works_before_load_two_widgets_coexist_and_the_host_keeps
         .expect("focus");
     assert_eq!(focus, "PORTHOLE-WIDGET:Open chat");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_host_page_embeds_the_demo_widget_and_its_button_asks() {
+    let h = Harness::start(
+        Script::words("Porthole works with any OpenAI-compatible server.", 10),
+        |_| {},
+    )
+    .await
+    .expect("harness");
+    let page = h.browser.new_page("about:blank").await.expect("tab");
+    page.execute(SetDeviceMetricsOverrideParams::new(1100, 720, 1.0, false))
+        .await
+        .expect("viewport");
+    page.execute(AddScriptToEvaluateOnNewDocumentParams::new(PROBE))
+        .await
+        .expect("probe");
+    page.goto(h.url("/")).await.expect("navigate");
+    wait_for(
+        &page,
+        "window.Porthole && Porthole.v && document.querySelector('porthole-widget')",
+        T,
+    )
+    .await
+    .expect("the loader ran on the demo page");
+    eval(
+        &page,
+        "window.__answers = []; Porthole('on', 'answer', d => __answers.push(d.text))",
+    )
+    .await
+    .expect("listen");
+    page.find_element("#ask")
+        .await
+        .expect("ask button")
+        .click()
+        .await
+        .expect("click");
+    wait_for(&page, "__answers.length === 1", T)
+        .await
+        .expect("an answer");
+    assert_eq!(eval(&page, "__violations").await.expect("csp"), json!([]));
+    screenshot(&page, &screenshot_dir().join("demo.png"))
+        .await
+        .expect("screenshot");
+}
