@@ -79,6 +79,13 @@ async fn rect(page: &Page, selector: &str) -> Vec<f64> {
         .unwrap_or_default()
 }
 
+/// Waits until the widget's shadow root holds `selector`.
+async fn wait_shadow(page: &Page, selector: &str) -> anyhow::Result<Value> {
+    let js =
+        format!("document.querySelector('porthole-widget').shadowRoot.querySelector('{selector}')");
+    wait_for(page, &js, T).await
+}
+
 async fn events(page: &Page) -> Vec<Value> {
     eval(page, "__events")
         .await
@@ -138,13 +145,7 @@ async fn on_a_hostile_page_the_launcher_opens_a_working_panel_and_the_api_drives
     // A click opens the panel, placed above the launcher, with the chat in it.
     page.click(launcher).await.expect("click");
     wait_event(&page, "open", 1).await;
-    wait_for(
-        &page,
-        "document.querySelector('porthole-widget').shadowRoot.querySelector('div.shown')",
-        T,
-    )
-    .await
-    .expect("panel shown");
+    wait_shadow(&page, "div.shown").await.expect("panel shown");
     let panel = rect(&page, "div").await;
     assert!(
         (panel[2] - 380.0).abs() < 1.0 && panel[3] > 500.0,
@@ -186,13 +187,7 @@ async fn on_a_hostile_page_the_launcher_opens_a_working_panel_and_the_api_drives
     .await
     .expect("closed");
     eval(&page, "Porthole('toggle')").await.expect("toggle");
-    wait_for(
-        &page,
-        "document.querySelector('porthole-widget').shadowRoot.querySelector('div.open')",
-        T,
-    )
-    .await
-    .expect("toggled open");
+    wait_shadow(&page, "div.open").await.expect("toggled open");
     eval(&page, "Porthole('close')").await.expect("close");
 
     // An answer while closed shows an unread badge.
@@ -278,13 +273,7 @@ async fn on_a_phone_the_panel_is_full_screen_and_the_page_does_not_scroll_behind
     .expect("style");
     page.click(launcher).await.expect("click");
     wait_event(&page, "ready", 1).await;
-    wait_for(
-        &page,
-        "document.querySelector('porthole-widget').shadowRoot.querySelector('div.shown')",
-        T,
-    )
-    .await
-    .expect("shown");
+    wait_shadow(&page, "div.shown").await.expect("shown");
     // Once the opening animation has settled, the panel covers the screen.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let panel: Vec<f64> = rect(&page, "div").await.iter().map(|v| v.round()).collect();

@@ -93,6 +93,15 @@ impl TestApp {
             .expect("request is sent")
     }
 
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request is sent")
+    }
+
     pub async fn ask(&self, message: &str) -> reqwest::Response {
         self.chat(json!({ "message": message })).await
     }

@@ -8,30 +8,15 @@ async fn health_and_ready_answer_and_ready_fails_while_draining() {
         s.shutdown_deadline_ms = 5_000
     })
     .await;
-    let health = app
-        .client
-        .get(app.url("/health"))
-        .send()
-        .await
-        .expect("sent");
+    let health = app.get("/health").await;
     assert_eq!(health.status(), 200);
-    let ready = app
-        .client
-        .get(app.url("/ready"))
-        .send()
-        .await
-        .expect("sent");
+    let ready = app.get("/ready").await;
     assert_eq!(ready.status(), 200);
     // An answer in flight keeps the server draining.
     let mut reader = EventReader::new(app.ask("go on").await);
     assert!(reader.next().await.is_some());
     app.lifecycle.begin_shutdown();
-    let ready = app
-        .client
-        .get(app.url("/ready"))
-        .send()
-        .await
-        .expect("sent");
+    let ready = app.get("/ready").await;
     assert_eq!(ready.status(), 503);
     let (status, code) = api_error(app.ask("one more?").await).await;
     assert_eq!((status, code.as_str()), (503, "shutting_down"));
@@ -46,11 +31,8 @@ async fn health_and_ready_answer_and_ready_fails_while_draining() {
 async fn the_openapi_spec_documents_the_chat_stream_and_its_events() {
     let app = spawn_with_mock(Script::default(), |_| {}).await;
     let spec: serde_json::Value = app
-        .client
-        .get(app.url("/api-doc/openapi.json"))
-        .send()
+        .get("/api-doc/openapi.json")
         .await
-        .expect("sent")
         .json()
         .await
         .expect("json");
@@ -72,12 +54,7 @@ async fn the_openapi_spec_documents_the_chat_stream_and_its_events() {
             "{schema} missing"
         );
     }
-    let docs = app
-        .client
-        .get(app.url("/docs/"))
-        .send()
-        .await
-        .expect("sent");
+    let docs = app.get("/docs/").await;
     assert_eq!(docs.status(), 200);
     let html = docs.text().await.expect("html");
     assert!(html.contains("swagger"), "not swagger ui");

@@ -178,12 +178,7 @@ async fn a_body_over_the_limit_is_413() {
 #[tokio::test]
 async fn unknown_routes_and_methods_are_json_errors() {
     let app = app().await;
-    let r = app
-        .client
-        .get(app.url("/api/v1/nope"))
-        .send()
-        .await
-        .expect("sent");
+    let r = app.get("/api/v1/nope").await;
     assert_eq!(api_error(r).await, (404, "not_found".into()));
     let r = app
         .client
