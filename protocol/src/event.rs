@@ -133,21 +133,42 @@ impl StreamEvent {
 
     /// Reads an event from a parsed SSE message.
     pub fn from_sse(msg: &SseMessage) -> Result<Self, DecodeError> {
+        let mut data = serde_json::Deserializer::from_str(&msg.data);
+        let event = Self::from_parts(&msg.event, &mut data)?;
+        data.end()
+            .map_err(|_| DecodeError::BadData(event_name(&msg.event)))?;
+        Ok(event)
+    }
+
+    /// Reads an event from its SSE name and any deserializer of its data
+    /// (the wasm widget passes the browser's parsed JSON, so it needs no
+    /// JSON parser of its own).
+    pub fn from_parts<'de, D: serde::Deserializer<'de>>(
+        event: &str,
+        data: D,
+    ) -> Result<Self, DecodeError> {
+        use serde::Deserialize;
         // The serde error's text is dropped on purpose: formatting it would
-        // pull serde_json's error messages into the wasm widget.
-        fn parse<T: serde::de::DeserializeOwned>(
-            data: &str,
-            event: &'static str,
-        ) -> Result<T, DecodeError> {
-            serde_json::from_str(data).map_err(|_| DecodeError::BadData(event))
-        }
-        match msg.event.as_str() {
-            "message" => parse(&msg.data, "message").map(Self::Chunk),
-            "meta" => parse(&msg.data, "meta").map(Self::Meta),
-            "done" => parse(&msg.data, "done").map(Self::Done),
-            "error" => parse(&msg.data, "error").map(Self::Error),
+        // pull serde's error messages into the wasm widget.
+        let bad = |_| DecodeError::BadData(event_name(event));
+        match event {
+            "message" => ChunkEvent::deserialize(data).map(Self::Chunk).map_err(bad),
+            "meta" => MetaEvent::deserialize(data).map(Self::Meta).map_err(bad),
+            "done" => DoneEvent::deserialize(data).map(Self::Done).map_err(bad),
+            "error" => ApiError::deserialize(data).map(Self::Error).map_err(bad),
             other => Err(DecodeError::UnknownEvent(other.to_owned())),
         }
+    }
+}
+
+/// The static name of a known event, for error reports.
+fn event_name(event: &str) -> &'static str {
+    match event {
+        "message" => "message",
+        "meta" => "meta",
+        "done" => "done",
+        "error" => "error",
+        _ => "unknown",
     }
 }
 

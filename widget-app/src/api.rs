@@ -81,7 +81,7 @@ async fn api_error(response: &Response) -> Failure {
         .ok()
         .and_then(|t| t.as_string())
         .unwrap_or_default();
-    Failure::Api(serde_json::from_str::<ApiError>(&text).unwrap_or(fallback))
+    Failure::Api(crate::from_json::<ApiError>(&text).unwrap_or(fallback))
 }
 
 /// Posts `message` and calls `on_event` for each event as it arrives.
@@ -93,11 +93,17 @@ pub async fn ask(
     signal: &AbortSignal,
     mut on_event: impl FnMut(StreamEvent),
 ) -> Result<(), Failure> {
-    let body = serde_json::to_string(&ChatRequest {
+    let request = ChatRequest {
         message: message.to_owned(),
         conversation_id,
-    })
-    .map_err(|_| Failure::Network)?;
+    };
+    // `None` becomes undefined, which JSON.stringify leaves out, as the
+    // contract's `skip_serializing_if` does.
+    let body = serde_wasm_bindgen::to_value(&request)
+        .ok()
+        .and_then(|v| js_sys::JSON::stringify(&v).ok())
+        .and_then(|s| s.as_string())
+        .ok_or(Failure::Network)?;
     let headers = headers(config)?;
     headers
         .set("Content-Type", "application/json")
@@ -144,7 +150,10 @@ pub async fn ask(
         let bytes = Uint8Array::new(&value).to_vec();
         for msg in parser.push(&bytes) {
             // An event this version does not know is skipped, not fatal.
-            let Ok(event) = StreamEvent::from_sse(&msg) else {
+            let data = js_sys::JSON::parse(&msg.data).unwrap_or(JsValue::UNDEFINED);
+            let Ok(event) =
+                StreamEvent::from_parts(&msg.event, serde_wasm_bindgen::Deserializer::from(data))
+            else {
                 continue;
             };
             match event {
@@ -184,7 +193,5 @@ pub async fn history(
         .map_err(|_| Failure::Network)?
         .as_string()
         .unwrap_or_default();
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|_| Failure::Network)
+    crate::from_json(&text).map(Some).ok_or(Failure::Network)
 }

@@ -18,13 +18,18 @@ use std::rc::Rc;
 
 use protocol::widget::WidgetConfig;
 
+/// Parses JSON with the browser's parser into a protocol type.
+pub fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Option<T> {
+    serde_wasm_bindgen::from_value(js_sys::JSON::parse(text).ok()?).ok()
+}
+
 /// Reads the settings the server put into the page.
 pub fn page_config() -> Option<WidgetConfig> {
     let text = web_sys::window()?
         .document()?
         .get_element_by_id("porthole-config")?
         .text_content()?;
-    serde_json::from_str(&text).ok()
+    from_json(&text)
 }
 
 /// Mounts the panel on `<body>`.
