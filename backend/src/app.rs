@@ -14,11 +14,8 @@ use crate::config::{ProviderKind, Settings};
 use crate::provider::{ChatProvider, OfflineProvider, OpenAiProvider};
 use crate::routes;
 use crate::state::{AppState, Lifecycle};
-use crate::store::MemoryStore;
+use crate::store::{ConversationStore, SqliteStore};
 use crate::widget::{Widget, WidgetRegistry};
-
-/// Conversations kept by the in-memory store before the oldest is dropped.
-const MEMORY_CONVERSATIONS: usize = 100_000;
 
 /// A bound, not yet running server.
 #[derive(Debug)]
@@ -45,6 +42,19 @@ impl Application {
                 settings.offline.word_delay_ms,
             ))),
         };
+        let store = SqliteStore::open(&settings.store.path)
+            .await
+            .with_context(|| format!("opening the store {}", settings.store.path.display()))?;
+        let recovered = store
+            .recover()
+            .await
+            .context("recovering interrupted answers")?;
+        if recovered > 0 {
+            tracing::warn!(
+                answers = recovered,
+                "answers cut off by the last stop are marked interrupted"
+            );
+        }
         let assets = crate::widget_page::WidgetAssets::load();
         if assets.is_none() {
             tracing::warn!(
@@ -62,7 +72,7 @@ impl Application {
         );
         let state = Arc::new(AppState {
             widgets: WidgetRegistry::new(widgets),
-            store: Arc::new(MemoryStore::new(MEMORY_CONVERSATIONS)),
+            store: Arc::new(store),
             provider,
             lifecycle: Lifecycle::default(),
             assets,

@@ -247,6 +247,12 @@ async fn start(
         conversation_id: conversation_id.clone(),
         message_id: new_id("msg"),
     };
+    // The answer's row exists from now on, so a crash leaves a trace.
+    state
+        .store
+        .begin_answer(&conversation_id, &answer.message_id)
+        .await
+        .map_err(store_failed)?;
     let prompt = PromptRequest {
         history,
         question: request.message,
@@ -359,24 +365,31 @@ struct Answer {
 
 impl Answer {
     async fn store(&self, content: String, status: MessageStatus, usage: Option<Usage>) {
-        let message = StoredMessage {
-            id: self.message_id.clone(),
-            role: Role::Assistant,
-            content,
-            status,
-            usage,
-            created_at: SystemTime::now(),
-        };
-        if let Err(e) = self
+        let stored = self
             .state
             .store
-            .append(&self.conversation_id, message)
-            .await
-        {
+            .finish_answer(&self.message_id, &content, status, usage)
+            .await;
+        if let Err(e) = stored {
             tracing::error!(error = %e, conversation = %self.conversation_id, "storing the answer failed");
         }
     }
+
+    /// Saves the answer so far; a failure is logged and streaming goes on.
+    async fn checkpoint(&self, content: &str) {
+        if let Err(e) = self
+            .state
+            .store
+            .checkpoint_answer(&self.message_id, content)
+            .await
+        {
+            tracing::warn!(error = %e, conversation = %self.conversation_id, "checkpointing the answer failed");
+        }
+    }
 }
+
+/// How often a streaming answer is saved, so a crash loses at most this much.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// How a relay ended.
 enum End {
@@ -458,6 +471,9 @@ impl Relay {
             let mut heartbeat =
                 tokio::time::interval_at(Instant::now() + self.heartbeat, self.heartbeat);
             let mut idle_deadline = Instant::now() + self.idle_timeout;
+            let mut checkpoint =
+                tokio::time::interval_at(Instant::now() + CHECKPOINT_EVERY, CHECKPOINT_EVERY);
+            let mut saved_len = 0;
             loop {
                 tokio::select! {
                     biased;
@@ -491,6 +507,12 @@ impl Relay {
                         }
                         tracing::warn!(provider, "upstream went silent");
                         break 'relay self.fail(ErrorCode::UpstreamTimeout, "The assistant stopped answering. Please try again.").await;
+                    }
+                    _ = checkpoint.tick() => {
+                        if self.text.len() != saved_len {
+                            answer.checkpoint(&self.text).await;
+                            saved_len = self.text.len();
+                        }
                     }
                     _ = heartbeat.tick() => {
                         if self.tx.send(Bytes::from_static(protocol::event::HEARTBEAT.as_bytes())).await.is_err() {

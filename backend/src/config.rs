@@ -18,6 +18,7 @@ pub struct Settings {
     pub upstream: UpstreamSettings,
     pub chat: ChatSettings,
     pub offline: OfflineSettings,
+    pub store: StoreSettings,
     /// How long open streams get to finish after SIGTERM, in milliseconds.
     pub shutdown_deadline_ms: u64,
     pub widgets: Vec<WidgetSettings>,
@@ -31,6 +32,7 @@ impl Default for Settings {
             upstream: UpstreamSettings::default(),
             chat: ChatSettings::default(),
             offline: OfflineSettings::default(),
+            store: StoreSettings::default(),
             shutdown_deadline_ms: 10_000,
             widgets: Vec::new(),
         }
@@ -158,6 +160,21 @@ impl Default for OfflineSettings {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// The SQLite database file, created on first run (`PORTHOLE_DB`).
+    pub path: PathBuf,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("data/porthole.db"),
+        }
+    }
+}
+
 /// A widget declared in the config file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -265,6 +282,9 @@ impl Settings {
                     ));
                 }
             };
+        }
+        if let Some(path) = env("PORTHOLE_DB").filter(|p| !p.trim().is_empty()) {
+            self.store.path = PathBuf::from(path);
         }
         if let Some(filter) = env("PORTHOLE_LOG") {
             self.log.filter = filter;

@@ -62,9 +62,10 @@ impl Server {
         std::fs::write(
             &config,
             format!(
-                "addr = \"127.0.0.1:0\"\n[log]\nfilter = \"warn\"\n[upstream]\nprovider = \"openai\"\n\
+                "addr = \"127.0.0.1:0\"\n[store]\npath = \"{db}\"\n[log]\nfilter = \"warn\"\n[upstream]\nprovider = \"openai\"\n\
                  base_url = \"{upstream}\"\napi_key = \"sk-bench\"\nidle_timeout_ms = 900000\n\
-                 [[widgets]]\nid = \"bench\"\npublic_key = \"pk_bench\"\nsystem_prompt = \"Be brief.\"\n"
+                 [[widgets]]\nid = \"bench\"\npublic_key = \"pk_bench\"\nsystem_prompt = \"Be brief.\"\n",
+                db = dir.join("porthole.db").display()
             ),
         )?;
         let started = Instant::now();

@@ -103,6 +103,12 @@ pub fn settings(upstream: &str) -> Settings {
         shutdown_deadline_ms: 1_000,
         ..Settings::default()
     };
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    s.store.path = std::env::temp_dir().join(format!(
+        "porthole-e2e-db-{}-{}/porthole.db",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    ));
     s.upstream.provider = ProviderKind::Openai;
     s.upstream.base_url = upstream.to_owned();
     s.upstream.api_key = Some("sk-e2e".to_owned().into());

@@ -97,6 +97,9 @@ pub enum MessageStatus {
     Interrupted,
     /// The answer failed; the content is what arrived before.
     Error,
+    /// The answer is being written right now; the content is what has
+    /// arrived so far.
+    Streaming,
 }
 
 /// A message as `GET /api/v1/conversations/{id}` returns it.

@@ -126,7 +126,9 @@ impl Reducible for Chat {
                     }
                     let shown = match m.status {
                         MessageStatus::Complete => Shown::Complete,
-                        MessageStatus::Interrupted => Shown::Interrupted,
+                        // Another tab may still be streaming it; this one
+                        // cannot follow, so it shows what is stored.
+                        MessageStatus::Interrupted | MessageStatus::Streaming => Shown::Interrupted,
                         MessageStatus::Error => Shown::Failed,
                     };
                     next.push(m.role, m.content, shown);

@@ -10,6 +10,17 @@ use tokio::time::Instant;
 
 pub const KEY: &str = "pk_test";
 
+/// A fresh folder under the system's temp dir, unique in this test run.
+pub fn temp_dir(label: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir =
+        std::env::temp_dir().join(format!("porthole-test-{}-{label}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
@@ -25,6 +36,7 @@ pub fn test_settings(base_url: Option<String>) -> Settings {
         shutdown_deadline_ms: 2_000,
         ..Settings::default()
     };
+    settings.store.path = temp_dir("api").join("porthole.db");
     settings.upstream.first_token_timeout_ms = 2_000;
     settings.upstream.idle_timeout_ms = 1_000;
     settings.offline.word_delay_ms = 1;
@@ -189,4 +201,26 @@ pub async fn api_error(response: reqwest::Response) -> (u16, String) {
     let body: protocol::ApiError = response.json().await.expect("an ApiError body");
     assert!(!body.message.is_empty());
     (status, body.code.as_str().to_owned())
+}
+
+/// Starts the real `porthole` binary with `config`; returns it and its base
+/// URL (read from the line it prints once listening).
+pub async fn start_binary(config: &std::path::Path) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_porthole"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("binary starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("listening line in time")
+        .expect("stdout readable")
+        .expect("a line");
+    let base = line.rsplit(' ').next().expect("url").to_owned();
+    (child, base)
 }

@@ -5,6 +5,7 @@ mod chat;
 mod faults;
 mod helpers;
 mod offline;
+mod persistence;
 mod probes;
 mod shutdown;
 mod validation;

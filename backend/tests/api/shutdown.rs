@@ -66,33 +66,18 @@ async fn sigterm_ends_open_streams_with_an_event_and_exits_within_the_deadline()
     let mock = MockUpstream::start(Script::numbered(1_000, 50))
         .await
         .expect("mock");
-    let dir = std::env::temp_dir().join(format!("porthole-sigterm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = crate::helpers::temp_dir("sigterm");
     let config = dir.join("porthole.toml");
     std::fs::write(
         &config,
         format!(
-            "addr = \"127.0.0.1:0\"\nshutdown_deadline_ms = 2000\n[upstream]\nprovider = \"openai\"\nbase_url = \"{}\"\napi_key = \"sk-test\"\n[[widgets]]\nid = \"test\"\npublic_key = \"{KEY}\"\n",
-            mock.base_url()
+            "addr = \"127.0.0.1:0\"\nshutdown_deadline_ms = 2000\n[store]\npath = \"{db}\"\n[upstream]\nprovider = \"openai\"\nbase_url = \"{}\"\napi_key = \"sk-test\"\n[[widgets]]\nid = \"test\"\npublic_key = \"{KEY}\"\n",
+            mock.base_url(),
+            db = dir.join("porthole.db").display()
         ),
     )
     .expect("config written");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_porthole"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("binary starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-        .await
-        .expect("listening line in time")
-        .expect("stdout readable")
-        .expect("a line");
-    let base = line.rsplit(' ').next().expect("url").to_owned();
+    let (mut child, base) = crate::helpers::start_binary(&config).await;
 
     let client = reqwest::Client::new();
     let mut readers = Vec::new();

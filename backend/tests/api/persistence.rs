@@ -1,0 +1,117 @@
+use std::time::Duration;
+
+use mock_upstream::{MockUpstream, Script};
+use protocol::StreamEvent;
+use protocol::widget::{ConversationView, MessageStatus, Role};
+use serde_json::json;
+
+use crate::helpers::{EventReader, KEY, start_binary, temp_dir};
+
+fn config(dir: &std::path::Path, upstream: &str) -> std::path::PathBuf {
+    let path = dir.join("porthole.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "addr = \"127.0.0.1:0\"\n[store]\npath = \"{}\"\n[upstream]\nprovider = \"openai\"\nbase_url = \"{upstream}\"\napi_key = \"sk-test\"\n[[widgets]]\nid = \"test\"\npublic_key = \"{KEY}\"\n",
+            dir.join("porthole.db").display()
+        ),
+    )
+    .expect("config written");
+    path
+}
+
+async fn ask(client: &reqwest::Client, base: &str, body: serde_json::Value) -> EventReader {
+    let response = client
+        .post(format!("{base}/api/v1/chat"))
+        .header("x-api-key", KEY)
+        .json(&body)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    EventReader::new(response)
+}
+
+/// kill -9 mid-answer: after a restart every earlier message is there and
+/// the cut-off answer is kept as `interrupted` with what was saved of it.
+#[tokio::test]
+async fn a_server_killed_mid_answer_loses_nothing_earlier_and_marks_the_partial_answer() {
+    let mock = MockUpstream::start(Script::words("The first answer.", 1))
+        .await
+        .expect("mock");
+    let dir = temp_dir("kill9");
+    let config = config(&dir, &mock.base_url());
+    let client = reqwest::Client::new();
+
+    let (mut server, base) = start_binary(&config).await;
+    let first = ask(&client, &base, json!({"message": "First question"}))
+        .await
+        .collect()
+        .await;
+    let StreamEvent::Meta(meta) = &first[0] else {
+        panic!("meta first: {first:?}")
+    };
+    let conversation = meta.conversation_id.clone();
+    assert!(matches!(first.last(), Some(StreamEvent::Done(_))));
+
+    mock.set_script(Script::numbered(1_000, 50));
+    let mut reader = ask(
+        &client,
+        &base,
+        json!({"message": "Second question", "conversation_id": conversation}),
+    )
+    .await;
+    let mut chunks = 0;
+    while chunks < 3 {
+        if let Some(StreamEvent::Chunk(_)) = reader.next().await {
+            chunks += 1;
+        }
+    }
+    // Past one checkpoint, then the hard way down.
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    server.start_kill().expect("SIGKILL");
+    let _ = server.wait().await;
+    drop(reader);
+
+    let (_server, base) = start_binary(&config).await;
+    let view: ConversationView = client
+        .get(format!("{base}/api/v1/conversations/{conversation}"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("history");
+    let got: Vec<(Role, MessageStatus)> =
+        view.messages.iter().map(|m| (m.role, m.status)).collect();
+    assert_eq!(
+        got,
+        [
+            (Role::User, MessageStatus::Complete),
+            (Role::Assistant, MessageStatus::Complete),
+            (Role::User, MessageStatus::Complete),
+            (Role::Assistant, MessageStatus::Interrupted),
+        ]
+    );
+    assert_eq!(view.messages[0].content, "First question");
+    assert_eq!(view.messages[1].content, "The first answer.");
+    assert_eq!(view.messages[2].content, "Second question");
+    let partial = &view.messages[3].content;
+    assert!(
+        partial.starts_with("tok0 tok1 tok2 "),
+        "partial answer: {partial:?}"
+    );
+
+    // The conversation goes on after the restart.
+    mock.set_script(Script::words("Still here.", 1));
+    let third = ask(
+        &client,
+        &base,
+        json!({"message": "Third", "conversation_id": conversation}),
+    )
+    .await
+    .collect()
+    .await;
+    assert!(matches!(third.last(), Some(StreamEvent::Done(_))));
+}
