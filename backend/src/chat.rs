@@ -26,7 +26,7 @@ use crate::provider::{
     Delta, DeltaStream, PromptMessage, PromptRequest, PromptRole, ProviderError,
 };
 use crate::state::AppState;
-use crate::store::{MessageStatus, Role, StoredMessage, new_id};
+use crate::store::{MessageStatus, Role, StoreError, StoredMessage, new_id};
 use crate::widget::Widget;
 
 /// Frames buffered between the relay task and a slow client.
@@ -184,37 +184,27 @@ async fn start(
     }
     let request = read_request(state, req).await?;
 
-    // The conversation, and its history for the prompt.
-    let (conversation_id, earlier) = match &request.conversation_id {
-        Some(id) => match state
+    // The history of a continued conversation, for the prompt.
+    let not_found = || {
+        AppError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::ConversationNotFound,
+            "There is no such conversation. Start a new one.",
+        )
+    };
+    let earlier = match &request.conversation_id {
+        Some(id) => state
             .store
             .messages(&widget.id, id)
             .await
             .map_err(store_failed)?
-        {
-            Some(messages) => (id.clone(), messages),
-            None => {
-                return Err(AppError::new(
-                    StatusCode::NOT_FOUND,
-                    ErrorCode::ConversationNotFound,
-                    "There is no such conversation. Start a new one.",
-                ));
-            }
-        },
-        None => (
-            state
-                .store
-                .create_conversation(&widget.id)
-                .await
-                .map_err(store_failed)?,
-            Vec::new(),
-        ),
+            .ok_or_else(not_found)?,
+        None => Vec::new(),
     };
     let keep = state.settings.chat.history_messages;
-    let history = earlier
+    let earlier: Vec<&StoredMessage> = earlier.iter().filter(|m| !m.content.is_empty()).collect();
+    let history = earlier[earlier.len().saturating_sub(keep)..]
         .iter()
-        .filter(|m| !m.content.is_empty())
-        .skip(earlier.len().saturating_sub(keep))
         .map(|m| PromptMessage {
             role: match m.role {
                 Role::User => PromptRole::User,
@@ -224,35 +214,36 @@ async fn start(
         })
         .collect();
 
-    // The visitor's message is stored before the model is asked.
+    // The visitor's message is committed, and the answer's row exists (so a
+    // crash leaves a trace), before the model is asked: one transaction.
     let user_message_id = new_id("msg");
-    state
+    let answer_id = new_id("msg");
+    let question = StoredMessage {
+        id: user_message_id.clone(),
+        role: Role::User,
+        content: request.message.clone(),
+        status: MessageStatus::Complete,
+        usage: None,
+        created_at: SystemTime::now(),
+    };
+    let conversation_id = state
         .store
-        .append(
-            &conversation_id,
-            StoredMessage {
-                id: user_message_id.clone(),
-                role: Role::User,
-                content: request.message.clone(),
-                status: MessageStatus::Complete,
-                usage: None,
-                created_at: SystemTime::now(),
-            },
+        .start_turn(
+            &widget.id,
+            request.conversation_id.as_deref(),
+            question,
+            &answer_id,
         )
         .await
-        .map_err(store_failed)?;
-
+        .map_err(|e| match e {
+            StoreError::NoSuchConversation(_) => not_found(),
+            other => store_failed(other),
+        })?;
     let answer = Answer {
         state: state.clone(),
         conversation_id: conversation_id.clone(),
-        message_id: new_id("msg"),
+        message_id: answer_id,
     };
-    // The answer's row exists from now on, so a crash leaves a trace.
-    state
-        .store
-        .begin_answer(&conversation_id, &answer.message_id)
-        .await
-        .map_err(store_failed)?;
     let prompt = PromptRequest {
         history,
         question: request.message,

@@ -62,8 +62,17 @@ impl From<sqlx::Error> for StoreError {
 
 #[async_trait]
 pub trait ConversationStore: Send + Sync + std::fmt::Debug {
-    /// Creates an empty conversation for `widget` and returns its id.
-    async fn create_conversation(&self, widget: &WidgetId) -> Result<String, StoreError>;
+    /// Starts a turn in one transaction: creates the conversation when
+    /// `conversation` is `None` (or checks that it is `widget`'s), commits the
+    /// visitor's message, and starts the answer as an empty `streaming`
+    /// message with id `answer_id`. Returns the conversation's id.
+    async fn start_turn(
+        &self,
+        widget: &WidgetId,
+        conversation: Option<&str>,
+        question: StoredMessage,
+        answer_id: &str,
+    ) -> Result<String, StoreError>;
     /// The messages of a conversation, oldest first; `None` when it does not
     /// exist or belongs to another widget.
     async fn messages(
@@ -71,10 +80,6 @@ pub trait ConversationStore: Send + Sync + std::fmt::Debug {
         widget: &WidgetId,
         conversation: &str,
     ) -> Result<Option<Vec<StoredMessage>>, StoreError>;
-    /// Appends a whole message; it is committed when this returns.
-    async fn append(&self, conversation: &str, message: StoredMessage) -> Result<(), StoreError>;
-    /// Starts an answer: an empty `streaming` message, committed at once.
-    async fn begin_answer(&self, conversation: &str, id: &str) -> Result<(), StoreError>;
     /// Saves what an answer has so far.
     async fn checkpoint_answer(&self, id: &str, content: &str) -> Result<(), StoreError>;
     /// Ends an answer.
@@ -103,13 +108,6 @@ fn millis(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-fn role_str(r: Role) -> &'static str {
-    match r {
-        Role::User => "user",
-        Role::Assistant => "assistant",
-    }
-}
-
 fn status_str(s: MessageStatus) -> &'static str {
     match s {
         MessageStatus::Complete => "complete",
@@ -119,12 +117,41 @@ fn status_str(s: MessageStatus) -> &'static str {
     }
 }
 
+fn usage_columns(usage: Option<Usage>) -> (Option<i64>, Option<i64>) {
+    usage
+        .map(|u| {
+            (
+                Some(i64::from(u.prompt_tokens)),
+                Some(i64::from(u.completion_tokens)),
+            )
+        })
+        .unwrap_or((None, None))
+}
+
 /// Conversations in a SQLite file (WAL; a committed write survives the
-/// process being killed).
+/// process being killed). SQLite has one writer at a time: writes go through
+/// a pool of one connection, where they queue without the busy-wait sleeps
+/// that several writing connections fall into; reads have their own
+/// connections and do not wait for writes.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    writer: SqlitePool,
+    reader: SqlitePool,
+    turns: tokio::sync::mpsc::Sender<TurnRequest>,
 }
+
+/// A turn waiting for the group commit.
+#[derive(Debug)]
+struct TurnRequest {
+    widget: String,
+    conversation: Option<String>,
+    question: StoredMessage,
+    answer_id: String,
+    reply: tokio::sync::oneshot::Sender<Result<String, StoreError>>,
+}
+
+/// The most turns one group commit writes.
+const MAX_BATCH: usize = 128;
 
 impl SqliteStore {
     /// Opens (creating it and its folder if needed) and migrates the database.
@@ -140,60 +167,207 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
+        // No ping before each use: a local file does not drop connections,
+        // and the ping would double the round trips of every write.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            // The writer never checkpoints: a checkpoint's fsync would stall
+            // every chat waiting on it. The checkpointer below does it.
+            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
             .await?;
         sqlx::migrate!("./migrations")
-            .run(&pool)
+            .run(&writer)
             .await
             .map_err(|e| StoreError::Unavailable(format!("migrating {}: {e}", path.display())))?;
-        Ok(Self { pool })
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .test_before_acquire(false)
+            .connect_with(options.clone().read_only(true))
+            .await?;
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await?;
+        tokio::spawn(checkpoint_wal(checkpointer));
+        let (turns, queue) = tokio::sync::mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(group_commit(writer.clone(), queue));
+        Ok(Self {
+            writer,
+            reader,
+            turns,
+        })
     }
+}
 
-    async fn insert(&self, conversation: &str, m: &StoredMessage) -> Result<(), StoreError> {
-        let (prompt, completion) = m
-            .usage
-            .map(|u| {
-                (
-                    Some(i64::from(u.prompt_tokens)),
-                    Some(i64::from(u.completion_tokens)),
-                )
-            })
-            .unwrap_or((None, None));
-        let done = sqlx::query(
-            "INSERT INTO messages (id, conversation_id, seq, role, content, status, prompt_tokens, completion_tokens, created_at) \
-             SELECT ?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = ?2), \
-             ?3, ?4, ?5, ?6, ?7, ?8 WHERE EXISTS (SELECT 1 FROM conversations WHERE id = ?2)",
-        )
-        .bind(&m.id)
-        .bind(conversation)
-        .bind(role_str(m.role))
-        .bind(&m.content)
-        .bind(status_str(m.status))
-        .bind(prompt)
-        .bind(completion)
-        .bind(millis(m.created_at) as i64)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NoSuchConversation(conversation.to_owned()));
+/// How often the write-ahead log is copied into the database file.
+const CHECKPOINT_WAL_EVERY: Duration = Duration::from_secs(2);
+
+/// Copies the write-ahead log into the database file in the background,
+/// on its own connection: a passive checkpoint never blocks the writer.
+async fn checkpoint_wal(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_WAL_EVERY);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!(error = %e, "checkpointing the write-ahead log failed");
         }
-        Ok(())
     }
+}
+
+/// Writes turns as they come, many in one transaction when many are
+/// waiting: a burst of new chats costs a few commits, not one each (SQLite
+/// has one writer, and every statement is a round trip to its thread).
+async fn group_commit(pool: SqlitePool, mut queue: tokio::sync::mpsc::Receiver<TurnRequest>) {
+    let mut next: Option<TurnRequest> = None;
+    loop {
+        let first = match next.take() {
+            Some(turn) => turn,
+            None => match queue.recv().await {
+                Some(turn) => turn,
+                None => return,
+            },
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            let Ok(turn) = queue.try_recv() else { break };
+            // Two turns of one conversation go in separate batches, so each
+            // sees the other's sequence numbers.
+            let clash = turn.conversation.is_some()
+                && batch.iter().any(|t| t.conversation == turn.conversation);
+            if clash {
+                next = Some(turn);
+                break;
+            }
+            batch.push(turn);
+        }
+        let ids: Vec<String> = batch
+            .iter()
+            .map(|t| t.conversation.clone().unwrap_or_else(|| new_id("conv")))
+            .collect();
+        match write_turns(&pool, &batch, &ids).await {
+            Ok(()) => {
+                for (turn, id) in batch.into_iter().zip(ids) {
+                    let _ = turn.reply.send(Ok(id));
+                }
+            }
+            // One bad turn must not fail the others: write them one by one.
+            Err(_) if batch.len() > 1 => {
+                for (turn, id) in batch.into_iter().zip(ids) {
+                    let result = write_turns(
+                        &pool,
+                        std::slice::from_ref(&turn),
+                        std::slice::from_ref(&id),
+                    )
+                    .await
+                    .map(|()| id);
+                    let _ = turn.reply.send(result);
+                }
+            }
+            Err(e) => {
+                if let Some(turn) = batch.pop() {
+                    let _ = turn.reply.send(Err(e));
+                }
+            }
+        }
+    }
+}
+
+/// Inserts the new conversations, then every turn's question and its
+/// `streaming` answer row, in one transaction.
+async fn write_turns(
+    pool: &SqlitePool,
+    batch: &[TurnRequest],
+    ids: &[String],
+) -> Result<(), StoreError> {
+    let now = millis(SystemTime::now()) as i64;
+    let mut tx = pool.begin().await?;
+    let new: Vec<(&TurnRequest, &String)> = batch
+        .iter()
+        .zip(ids)
+        .filter(|(t, _)| t.conversation.is_none())
+        .collect();
+    if !new.is_empty() {
+        let rows = vec!["(?, ?, ?)"; new.len()].join(", ");
+        let sql = format!("INSERT INTO conversations (id, widget_id, created_at) VALUES {rows}");
+        // Built from constant fragments and a count; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (turn, id) in &new {
+            q = q.bind(id.as_str()).bind(turn.widget.as_str()).bind(now);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    // A continued conversation's ownership was checked when its history was
+    // read; a missing one fails the foreign key.
+    let rows = vec![
+        "(?, ?, (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?) + ?, ?, ?, ?, ?)";
+        batch.len() * 2
+    ]
+    .join(", ");
+    let sql = format!(
+        "INSERT INTO messages (id, conversation_id, seq, role, content, status, created_at) VALUES {rows}"
+    );
+    // Built from constant fragments and a count; every value is bound.
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (turn, id) in batch.iter().zip(ids) {
+        q = q
+            .bind(turn.question.id.as_str())
+            .bind(id.as_str())
+            .bind(id.as_str())
+            .bind(1_i64)
+            .bind("user")
+            .bind(turn.question.content.as_str())
+            .bind("complete")
+            .bind(millis(turn.question.created_at) as i64);
+        q = q
+            .bind(turn.answer_id.as_str())
+            .bind(id.as_str())
+            .bind(id.as_str())
+            .bind(2_i64)
+            .bind("assistant")
+            .bind("")
+            .bind("streaming")
+            .bind(now);
+    }
+    q.execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 #[async_trait]
 impl ConversationStore for SqliteStore {
-    async fn create_conversation(&self, widget: &WidgetId) -> Result<String, StoreError> {
-        let id = new_id("conv");
-        sqlx::query("INSERT INTO conversations (id, widget_id, created_at) VALUES (?, ?, ?)")
-            .bind(&id)
-            .bind(widget.as_str())
-            .bind(millis(SystemTime::now()) as i64)
-            .execute(&self.pool)
-            .await?;
-        Ok(id)
+    async fn start_turn(
+        &self,
+        widget: &WidgetId,
+        conversation: Option<&str>,
+        question: StoredMessage,
+        answer_id: &str,
+    ) -> Result<String, StoreError> {
+        if let Some(id) = conversation {
+            let owner: Option<String> =
+                sqlx::query_scalar("SELECT widget_id FROM conversations WHERE id = ?")
+                    .bind(id)
+                    .fetch_optional(&self.reader)
+                    .await?;
+            if owner.as_deref() != Some(widget.as_str()) {
+                return Err(StoreError::NoSuchConversation(id.to_owned()));
+            }
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let turn = TurnRequest {
+            widget: widget.as_str().to_owned(),
+            conversation: conversation.map(str::to_owned),
+            question,
+            answer_id: answer_id.to_owned(),
+            reply,
+        };
+        let gone = || StoreError::Unavailable("the store's writer stopped".into());
+        self.turns.send(turn).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 
     async fn messages(
@@ -204,7 +378,7 @@ impl ConversationStore for SqliteStore {
         let owner: Option<String> =
             sqlx::query_scalar("SELECT widget_id FROM conversations WHERE id = ?")
                 .bind(conversation)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reader)
                 .await?;
         if owner.as_deref() != Some(widget.as_str()) {
             return Ok(None);
@@ -214,7 +388,7 @@ impl ConversationStore for SqliteStore {
              FROM messages WHERE conversation_id = ? ORDER BY seq",
         )
         .bind(conversation)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
@@ -248,27 +422,11 @@ impl ConversationStore for SqliteStore {
         Ok(Some(out))
     }
 
-    async fn append(&self, conversation: &str, message: StoredMessage) -> Result<(), StoreError> {
-        self.insert(conversation, &message).await
-    }
-
-    async fn begin_answer(&self, conversation: &str, id: &str) -> Result<(), StoreError> {
-        let message = StoredMessage {
-            id: id.to_owned(),
-            role: Role::Assistant,
-            content: String::new(),
-            status: MessageStatus::Streaming,
-            usage: None,
-            created_at: SystemTime::now(),
-        };
-        self.insert(conversation, &message).await
-    }
-
     async fn checkpoint_answer(&self, id: &str, content: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE messages SET content = ? WHERE id = ? AND status = 'streaming'")
             .bind(content)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -280,35 +438,30 @@ impl ConversationStore for SqliteStore {
         status: MessageStatus,
         usage: Option<Usage>,
     ) -> Result<(), StoreError> {
-        let (prompt, completion) = usage
-            .map(|u| {
-                (
-                    Some(i64::from(u.prompt_tokens)),
-                    Some(i64::from(u.completion_tokens)),
-                )
-            })
-            .unwrap_or((None, None));
-        sqlx::query("UPDATE messages SET content = ?, status = ?, prompt_tokens = ?, completion_tokens = ? WHERE id = ?")
-            .bind(content)
-            .bind(status_str(status))
-            .bind(prompt)
-            .bind(completion)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let (prompt, completion) = usage_columns(usage);
+        sqlx::query(
+            "UPDATE messages SET content = ?, status = ?, prompt_tokens = ?, completion_tokens = ? WHERE id = ?",
+        )
+        .bind(content)
+        .bind(status_str(status))
+        .bind(prompt)
+        .bind(completion)
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 
     async fn recover(&self) -> Result<u64, StoreError> {
         let done =
             sqlx::query("UPDATE messages SET status = 'interrupted' WHERE status = 'streaming'")
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
         Ok(done.rows_affected())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
     }
 }
@@ -340,33 +493,93 @@ mod tests {
         let store = SqliteStore::open(&temp_db("order")).await.unwrap();
         let a = WidgetId::parse("a").unwrap();
         let b = WidgetId::parse("b").unwrap();
-        let conv = store.create_conversation(&a).await.unwrap();
-        for i in 0..5 {
-            store.append(&conv, user(&format!("m{i}"))).await.unwrap();
+        let conv = store
+            .start_turn(&a, None, user("m0"), &new_id("msg"))
+            .await
+            .unwrap();
+        for i in 1..3 {
+            let again = store
+                .start_turn(&a, Some(&conv), user(&format!("m{i}")), &new_id("msg"))
+                .await
+                .unwrap();
+            assert_eq!(again, conv);
         }
         let got = store.messages(&a, &conv).await.unwrap().unwrap();
-        let texts: Vec<_> = got.iter().map(|m| m.content.as_str()).collect();
-        assert_eq!(texts, ["m0", "m1", "m2", "m3", "m4"]);
+        let texts: Vec<_> = got.iter().map(|m| (m.role, m.content.as_str())).collect();
+        assert_eq!(
+            texts,
+            [
+                (Role::User, "m0"),
+                (Role::Assistant, ""),
+                (Role::User, "m1"),
+                (Role::Assistant, ""),
+                (Role::User, "m2"),
+                (Role::Assistant, ""),
+            ]
+        );
         assert!(store.messages(&b, &conv).await.unwrap().is_none());
         assert!(store.messages(&a, "conv_nope").await.unwrap().is_none());
-        assert!(matches!(
-            store.append("conv_nope", user("x")).await,
-            Err(StoreError::NoSuchConversation(_))
-        ));
+        // Another widget's conversation, or none: refused, and nothing written.
+        for (widget, id) in [(&b, conv.as_str()), (&a, "conv_nope")] {
+            let refused = store
+                .start_turn(widget, Some(id), user("x"), &new_id("msg"))
+                .await;
+            assert!(
+                matches!(refused, Err(StoreError::NoSuchConversation(_))),
+                "{refused:?}"
+            );
+        }
+        assert_eq!(store.messages(&a, &conv).await.unwrap().unwrap().len(), 6);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_turns_is_written_together_and_each_conversation_stays_in_order() {
+        let store = std::sync::Arc::new(SqliteStore::open(&temp_db("burst")).await.unwrap());
+        let w = WidgetId::parse("w").unwrap();
+        let shared = store
+            .start_turn(&w, None, user("first"), &new_id("msg"))
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..60 {
+            let (store, w, shared) = (store.clone(), w.clone(), shared.clone());
+            tasks.push(tokio::spawn(async move {
+                // Every third turn continues the shared conversation.
+                let conversation = (i % 3 == 0).then_some(shared);
+                store
+                    .start_turn(
+                        &w,
+                        conversation.as_deref(),
+                        user(&format!("q{i}")),
+                        &new_id("msg"),
+                    )
+                    .await
+            }));
+        }
+        let mut ids = std::collections::HashSet::new();
+        for t in tasks {
+            ids.insert(t.await.unwrap().expect("every turn is stored"));
+        }
+        assert_eq!(ids.len(), 41, "40 new conversations and the shared one");
+        let got = store.messages(&w, &shared).await.unwrap().unwrap();
+        assert_eq!(got.len(), 2 * 21);
+        // Question, answer, question, answer…: each turn's pair is adjacent.
+        for pair in got.chunks(2) {
+            assert_eq!((pair[0].role, pair[1].role), (Role::User, Role::Assistant));
+            assert_eq!(pair[1].status, MessageStatus::Streaming);
+        }
     }
 
     #[tokio::test]
     async fn an_answer_streams_into_its_row_and_survives_a_reopen() {
         let path = temp_db("answer");
         let w = WidgetId::parse("w").unwrap();
-        let (conv, id) = {
+        let id = new_id("msg");
+        let conv = {
             let store = SqliteStore::open(&path).await.unwrap();
-            let conv = store.create_conversation(&w).await.unwrap();
-            store.append(&conv, user("q")).await.unwrap();
-            let id = new_id("msg");
-            store.begin_answer(&conv, &id).await.unwrap();
+            let conv = store.start_turn(&w, None, user("q"), &id).await.unwrap();
             store.checkpoint_answer(&id, "partial").await.unwrap();
-            (conv, id)
+            conv
         };
         // A new process: the streaming answer is recovered as interrupted.
         let store = SqliteStore::open(&path).await.unwrap();
