@@ -196,6 +196,32 @@ pub struct WidgetSettings {
     pub starters: Vec<String>,
     #[serde(default)]
     pub theme: protocol::widget::Theme,
+    /// The sites that may embed the widget, as origins
+    /// (`https://example.com`, `https://*.example.com`, `http://localhost:3000`).
+    /// Empty: any site.
+    #[serde(default)]
+    pub allowed_sites: Vec<String>,
+}
+
+/// Whether `site` is an origin that may go into `frame-ancestors`:
+/// `http(s)://host[:port]`, the host optionally starting with `*.`.
+pub fn valid_site(site: &str) -> bool {
+    let Some((scheme, rest)) = site.split_once("://") else {
+        return false;
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (rest, None),
+    };
+    let host = host.strip_prefix("*.").unwrap_or(host);
+    (scheme == "https" || scheme == "http")
+        && !host.is_empty()
+        && host.len() <= 253
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        && port
+            .is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn default_title() -> String {
@@ -402,6 +428,14 @@ impl Settings {
                     "at most 6 non-empty prompts of up to 120 characters",
                 ));
             }
+            if let Some(bad) = w.allowed_sites.iter().find(|s| !valid_site(s)) {
+                return Err(invalid(
+                    field("allowed_sites"),
+                    format!(
+                        "{bad:?} is not an origin like \"https://example.com\" or \"https://*.example.com\""
+                    ),
+                ));
+            }
             if let Some(path) = &w.knowledge
                 && !path.is_file()
             {
@@ -486,7 +520,36 @@ mod tests {
                 .contains("widgets[1].id")
         );
         assert!(err_text("[chat]\nheartbeat_secs = 0\n").contains("chat.heartbeat_secs"));
+        assert!(
+            err_text("[[widgets]]\nid = \"a\"\npublic_key = \"pk_abc\"\nallowed_sites = [\"https://x.com; script-src *\"]\n")
+                .contains("widgets[0].allowed_sites")
+        );
         assert!(err_text("addr = \"nowhere\"\n").contains("addr"));
+    }
+
+    #[test]
+    fn allowed_sites_are_origins_only() {
+        for ok in [
+            "https://example.com",
+            "http://localhost:3000",
+            "https://*.example.com",
+            "http://127.0.0.1:8080",
+        ] {
+            assert!(valid_site(ok), "{ok}");
+        }
+        for bad in [
+            "example.com",
+            "https://example.com/path",
+            "https://example.com; script-src *",
+            "javascript://x",
+            "https://",
+            "https://ex ample.com",
+            "https://example.com:port",
+            "*",
+            "'self'",
+        ] {
+            assert!(!valid_site(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -52,9 +52,20 @@ pub struct Widget {
     pub greeting: String,
     pub starters: Vec<String>,
     pub theme: protocol::widget::Theme,
+    /// Origins that may embed the widget; empty for any.
+    pub allowed_sites: Vec<String>,
 }
 
 impl Widget {
+    /// The `frame-ancestors` directive for the widget's page.
+    pub fn frame_ancestors(&self) -> String {
+        if self.allowed_sites.is_empty() {
+            "frame-ancestors *".to_owned()
+        } else {
+            format!("frame-ancestors {}", self.allowed_sites.join(" "))
+        }
+    }
+
     /// The public settings embedded in the widget's page.
     pub fn config(&self) -> protocol::widget::WidgetConfig {
         protocol::widget::WidgetConfig {
@@ -90,6 +101,7 @@ impl Widget {
             greeting: s.greeting.clone(),
             starters: s.starters.clone(),
             theme: s.theme.clone(),
+            allowed_sites: s.allowed_sites.clone(),
         })
     }
 
@@ -112,6 +124,7 @@ impl Widget {
                 "What does it cost?".into(),
             ],
             theme: protocol::widget::Theme::default(),
+            allowed_sites: Vec::new(),
         }
     }
 }

@@ -182,8 +182,11 @@ pub async fn page(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             "The chat is not available right now.",
         );
     };
+    // Only the widget's own sites may frame it: the browser enforces this,
+    // whatever the embedding page says about itself.
+    let csp = format!("{PAGE_CSP}; {}", widget.frame_ancestors());
     for (name, value) in [
-        ("content-security-policy", PAGE_CSP),
+        ("content-security-policy", csp.as_str()),
         ("cache-control", "no-cache"),
         ("x-content-type-options", "nosniff"),
         ("referrer-policy", "strict-origin-when-cross-origin"),

@@ -123,6 +123,7 @@ pub fn settings(upstream: &str) -> Settings {
         greeting: "Hi! Ask me anything about Acme.".into(),
         starters: vec!["How do I get started?".into(), "Which models work?".into()],
         theme: Default::default(),
+        allowed_sites: Vec::new(),
     });
     s
 }
@@ -264,11 +265,20 @@ pub fn screenshot_dir() -> PathBuf {
 
 /// A tiny static server for host pages on another origin: every request gets
 /// the page at its path (or 404), with the page's own headers.
-pub async fn serve_pages(
-    pages: std::collections::HashMap<String, (String, Vec<(String, String)>)>,
+pub async fn serve_pages(pages: Pages) -> anyhow::Result<std::net::SocketAddr> {
+    serve_pages_on(tokio::net::TcpListener::bind("127.0.0.1:0").await?, pages)
+}
+
+/// Pages by path: body and extra headers.
+pub type Pages = std::collections::HashMap<String, (String, Vec<(String, String)>)>;
+
+/// [`serve_pages`] on a listener bound beforehand (when its address must be
+/// known before the pages are written).
+pub fn serve_pages_on(
+    listener: tokio::net::TcpListener,
+    pages: Pages,
 ) -> anyhow::Result<std::net::SocketAddr> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let pages = std::sync::Arc::new(pages);
     tokio::spawn(async move {

@@ -443,3 +443,84 @@ async fn the_demo_host_page_embeds_the_demo_widget_and_its_button_asks() {
         .await
         .expect("screenshot");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_that_is_not_allowed_cannot_show_the_widget() {
+    // Two sites: the widget allows only the first.
+    let allowed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let other = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let allowed_origin = format!(
+        "http://localhost:{}",
+        allowed.local_addr().expect("addr").port()
+    );
+    let site = allowed_origin.clone();
+    let h = Harness::start(Script::words("Hi.", 2), move |s| {
+        s.widgets[0].allowed_sites = vec![site]
+    })
+    .await
+    .expect("harness");
+    let page_on = |listener| {
+        let body = format!(
+            "<!doctype html><html><head><title>Site</title>\
+             <script>window.__ready = 0; window.Porthole = function () {{ (Porthole.q = Porthole.q || []).push(arguments); }};\
+             Porthole('on', 'ready', function () {{ window.__ready++; }});</script></head><body><h1>A site</h1>\
+             <script src=\"{}/widget.js\" data-widget-id=\"{WIDGET}\" data-key=\"{KEY}\" data-open=\"true\" async></script></body></html>",
+            h.base
+        );
+        let pages = HashMap::from([("/".to_owned(), (body, vec![]))]);
+        e2e::serve_pages_on(listener, pages).expect("host server")
+    };
+    let allowed_addr = page_on(allowed);
+    let other_addr = page_on(other);
+
+    let csp = reqwest::get(h.url(&format!("/widget/{WIDGET}")))
+        .await
+        .expect("page")
+        .headers()["content-security-policy"]
+        .to_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        csp.ends_with(&format!("frame-ancestors {allowed_origin}")),
+        "{csp}"
+    );
+
+    // The allowed site gets a working panel.
+    let good = open_host(
+        &h,
+        &format!("http://localhost:{}/", allowed_addr.port()),
+        1024,
+        768,
+        false,
+    )
+    .await;
+    wait_for(&good, "window.__ready === 1", T)
+        .await
+        .expect("the allowed site's panel is live");
+
+    // The other site's iframe is refused by the browser: the panel never
+    // says hello, so nothing reaches the API.
+    let bad = open_host(
+        &h,
+        &format!("http://localhost:{}/", other_addr.port()),
+        1024,
+        768,
+        false,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // (Counted by a handler queued before the loader ran, so no `ready`
+    // can slip past it.)
+    assert_eq!(
+        eval(&bad, "window.__ready").await.expect("ready count"),
+        json!(0),
+        "a blocked site got a live widget"
+    );
+    screenshot(&bad, &screenshot_dir().join("blocked-site.png"))
+        .await
+        .expect("screenshot");
+}

@@ -57,6 +57,7 @@ pub fn test_settings(base_url: Option<String>) -> Settings {
         greeting: "Hello from the test widget.".into(),
         starters: vec!["What can you do?".into()],
         theme: Default::default(),
+        allowed_sites: Vec::new(),
     });
     settings
 }
