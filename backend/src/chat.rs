@@ -257,39 +257,39 @@ async fn start(
         Ok::<_, ProviderError>((stream, first))
     })
     .await;
-    let (stream, first) = match first {
+    // Before the first delta a failure is an HTTP error; the answer's row
+    // is closed as `error` either way.
+    let outcome = match first {
+        Ok(Ok((stream, Some(Ok(first))))) => Ok((stream, first)),
         Err(_) => {
             tracing::warn!(widget = %widget.id, provider = provider.name(), "no first token in time");
-            answer
-                .store(String::new(), MessageStatus::Error, None)
-                .await;
-            return Err(AppError::new(
+            Err(AppError::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 ErrorCode::UpstreamTimeout,
                 "The assistant took too long to answer. Please try again.",
-            ));
+            ))
         }
-        Ok(Err(e)) | Ok(Ok((_, Some(Err(e))))) => {
-            answer
-                .store(String::new(), MessageStatus::Error, None)
-                .await;
-            return Err(provider_error(&e, provider.name()));
-        }
+        Ok(Err(e)) | Ok(Ok((_, Some(Err(e))))) => Err(provider_error(&e, provider.name())),
         Ok(Ok((_, None))) => {
             tracing::warn!(
                 provider = provider.name(),
                 "upstream ended without any output"
             );
-            answer
-                .store(String::new(), MessageStatus::Error, None)
-                .await;
-            return Err(AppError::new(
+            Err(AppError::new(
                 StatusCode::BAD_GATEWAY,
                 ErrorCode::UpstreamError,
                 "The assistant could not answer. Please try again.",
-            ));
+            ))
         }
-        Ok(Ok((stream, Some(Ok(first))))) => (stream, first),
+    };
+    let (stream, first) = match outcome {
+        Ok(started) => started,
+        Err(error) => {
+            answer
+                .store(String::new(), MessageStatus::Error, None)
+                .await;
+            return Err(error);
+        }
     };
 
     let (tx, rx) = mpsc::channel::<Bytes>(CHANNEL_FRAMES);
