@@ -12,7 +12,8 @@ use crate::state::AppState;
 /// The loader, ready to serve.
 #[derive(Debug)]
 pub struct LoaderScript {
-    body: String,
+    /// `Bytes`, so each response shares the script instead of copying it.
+    body: bytes::Bytes,
     etag: String,
 }
 
@@ -25,7 +26,7 @@ impl LoaderScript {
         body.hash(&mut h);
         Self {
             etag: format!("\"{:016x}\"", h.finish()),
-            body,
+            body: body.into(),
         }
     }
 }

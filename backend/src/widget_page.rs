@@ -6,11 +6,11 @@
 //! build embeds them, so one binary serves everything; a debug build reads
 //! them from disk, so rebuilding the widget needs no server rebuild.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, OnceLock};
 
+use bytes::Bytes;
 use protocol::widget::WidgetConfig;
 use rust_embed::RustEmbed;
 use salvo::http::StatusCode;
@@ -28,13 +28,14 @@ const TEMPLATE: &str = include_str!("widget_page.html");
 /// One servable file.
 #[derive(Debug)]
 struct Asset {
-    bytes: Cow<'static, [u8]>,
+    /// `Bytes`, so each response shares the file instead of copying it.
+    bytes: Bytes,
     content_type: &'static str,
-    gzip: OnceLock<Vec<u8>>,
+    gzip: OnceLock<Bytes>,
 }
 
 impl Asset {
-    fn new(bytes: Cow<'static, [u8]>, name: &str) -> Self {
+    fn new(bytes: impl Into<Bytes>, name: &str) -> Self {
         let content_type = match name.rsplit('.').next() {
             Some("js") => "text/javascript; charset=utf-8",
             Some("wasm") => "application/wasm",
@@ -42,19 +43,30 @@ impl Asset {
             _ => "application/octet-stream",
         };
         Self {
-            bytes,
+            bytes: bytes.into(),
             content_type,
             gzip: OnceLock::new(),
         }
     }
 
     /// Compressed once, on first request, so start-up stays fast.
-    fn gzipped(&self) -> &[u8] {
-        self.gzip.get_or_init(|| {
-            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-            let _ = enc.write_all(&self.bytes);
-            enc.finish().unwrap_or_default()
-        })
+    fn gzipped(&self) -> Bytes {
+        self.gzip
+            .get_or_init(|| {
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+                let _ = enc.write_all(&self.bytes);
+                enc.finish().unwrap_or_default().into()
+            })
+            .clone()
+    }
+}
+
+/// Embedded files (release) are `'static`: share them without a copy.
+fn embedded_bytes(data: std::borrow::Cow<'static, [u8]>) -> Bytes {
+    match data {
+        std::borrow::Cow::Borrowed(b) => Bytes::from_static(b),
+        std::borrow::Cow::Owned(v) => Bytes::from(v),
     }
 }
 
@@ -77,7 +89,10 @@ impl WidgetAssets {
                 continue;
             }
             if let Some(file) = Dist::get(&name) {
-                files.insert(name.to_string(), Arc::new(Asset::new(file.data, &name)));
+                files.insert(
+                    name.to_string(),
+                    Arc::new(Asset::new(embedded_bytes(file.data), &name)),
+                );
             }
         }
         let find = |pred: &dyn Fn(&str) -> bool| files.keys().find(|n| pred(n)).cloned();
@@ -94,7 +109,7 @@ impl WidgetAssets {
         );
         files.insert(
             boot.clone(),
-            Arc::new(Asset::new(Cow::Owned(boot_js.into_bytes()), &boot)),
+            Arc::new(Asset::new(boot_js.into_bytes(), &boot)),
         );
         Some(Self {
             files,
@@ -225,8 +240,8 @@ pub async fn asset(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     }
     if gzip {
         let _ = res.add_header("content-encoding", "gzip", true);
-        res.body(file.gzipped().to_vec());
+        res.body(file.gzipped());
     } else {
-        res.body(file.bytes.to_vec());
+        res.body(file.bytes.clone());
     }
 }
