@@ -14,8 +14,10 @@ use crate::config::{ProviderKind, Settings};
 use crate::provider::{ChatProvider, OfflineProvider, OpenAiProvider};
 use crate::routes;
 use crate::state::{AppState, Lifecycle};
+use crate::session::SessionKeys;
 use crate::store::{ConversationStore, SqliteStore};
-use crate::widget::{Widget, WidgetRegistry};
+use crate::tenants::{KeyHash, TenantStore};
+use crate::widget::{DEMO_KEY, WidgetDef, Widgets};
 
 /// A bound, not yet running server.
 #[derive(Debug)]
@@ -28,23 +30,17 @@ pub struct Application {
 impl Application {
     /// Binds the listener and prepares everything; `demo` adds the demo widget.
     pub async fn build(settings: Settings, demo: bool) -> anyhow::Result<Self> {
-        let mut widgets = settings
-            .widgets
-            .iter()
-            .map(Widget::from_settings)
-            .collect::<Result<Vec<_>, _>>()?;
-        if demo && !widgets.iter().any(|w| w.id.as_str() == "demo") {
-            widgets.push(Widget::demo());
-        }
         let provider: Arc<dyn ChatProvider> = match settings.upstream.effective_provider() {
             ProviderKind::Openai => Arc::new(OpenAiProvider::new(&settings.upstream)?),
             _ => Arc::new(OfflineProvider::new(Duration::from_millis(
                 settings.offline.word_delay_ms,
             ))),
         };
-        let store = SqliteStore::open(&settings.store.path)
-            .await
-            .with_context(|| format!("opening the store {}", settings.store.path.display()))?;
+        let store = Arc::new(
+            SqliteStore::open(&settings.store.path)
+                .await
+                .with_context(|| format!("opening the store {}", settings.store.path.display()))?,
+        );
         let recovered = store
             .recover()
             .await
@@ -55,6 +51,12 @@ impl Application {
                 "answers cut off by the last stop are marked interrupted"
             );
         }
+        let sessions = prepare_tenants(&settings, &*store, demo).await?;
+        let widgets = Widgets::default();
+        widgets
+            .reload(&*store)
+            .await
+            .context("reading the widgets")?;
         let assets = crate::widget_page::WidgetAssets::load();
         if assets.is_none() {
             tracing::warn!(
@@ -67,18 +69,21 @@ impl Application {
         tracing::info!(
             provider = provider.name(),
             model = %settings.upstream.model,
-            widgets = widgets.len(),
+            widgets = widgets.get().len(),
             "configured"
         );
         let state = Arc::new(AppState {
-            widgets: WidgetRegistry::new(widgets),
-            store: Arc::new(store),
+            widgets,
+            store: store.clone(),
+            tenants: store,
+            sessions,
             provider,
             lifecycle: Lifecycle::default(),
             assets,
             loader: crate::loader_routes::LoaderScript::new(),
             settings,
         });
+        tokio::spawn(follow_widget_changes(Arc::downgrade(&state)));
         Ok(Self {
             addr,
             acceptor,
@@ -155,4 +160,53 @@ fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     socket.set_nodelay(true)?;
     socket.bind(addr)?;
     socket.listen(1024)
+}
+
+/// Imports the config file's widgets, creates the demo widget on a first
+/// run with `--demo`, and returns the session signing keys.
+async fn prepare_tenants(
+    settings: &Settings,
+    store: &dyn TenantStore,
+    demo: bool,
+) -> anyhow::Result<SessionKeys> {
+    for w in &settings.widgets {
+        let def = w.to_def()?;
+        store
+            .import_widget(&def, &KeyHash::of(&w.public_key))
+            .await
+            .with_context(|| format!("importing widget {:?} from the config file", w.id))?;
+    }
+    if demo
+        && store
+            .create_once("demo_created", &WidgetDef::demo(), &KeyHash::of(DEMO_KEY))
+            .await
+            .context("creating the demo widget")?
+    {
+        tracing::info!("created the demo widget (id demo, key pk_demo)");
+    }
+    let secret = match &settings.session.secret {
+        Some(s) => secrecy::ExposeSecret::expose_secret(s).as_bytes().to_vec(),
+        None => store
+            .meta_or_insert("session_secret", &crate::session::random_secret())
+            .await
+            .context("reading the session secret")?
+            .into_bytes(),
+    };
+    Ok(SessionKeys::new(&secret))
+}
+
+/// How often a server looks for widget changes made by another process.
+const FOLLOW_WIDGETS_EVERY: Duration = Duration::from_secs(1);
+
+/// Picks up widgets changed by the CLI or another replica; ends with the server.
+async fn follow_widget_changes(state: std::sync::Weak<AppState>) {
+    let mut tick = tokio::time::interval(FOLLOW_WIDGETS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(state) = state.upgrade() else { return };
+        if let Err(e) = state.widgets.refresh(&*state.tenants).await {
+            tracing::warn!(error = %e, "reading widget changes failed");
+        }
+    }
 }

@@ -26,7 +26,7 @@ use crate::provider::{
     Delta, DeltaStream, PromptMessage, PromptRequest, PromptRole, ProviderError,
 };
 use crate::state::AppState;
-use crate::store::{MessageStatus, Role, StoreError, StoredMessage, new_id};
+use crate::store::{MessageStatus, Owner, Role, StoreError, StoredMessage, new_id};
 use crate::widget::Widget;
 
 /// Frames buffered between the relay task and a slow client.
@@ -42,12 +42,15 @@ const CHANNEL_FRAMES: usize = 64;
 #[endpoint(
     tags("chat"),
     request_body(content = ChatRequest, content_type = "application/json", description = "The visitor's message"),
-    parameters(("X-API-Key" = String, Header, description = "The widget's public key, `pk_…`")),
+    parameters(
+        ("X-API-Key" = String, Header, description = "The widget's public key, `pk_…`"),
+        ("Authorization" = String, Header, description = "`Bearer <session token>` minted into the widget page"),
+    ),
     responses(
         (status_code = 200, description = "An SSE stream: `event: meta` (MetaEvent), chunks (ChunkEvent), then `event: done` (DoneEvent) or `event: error` (ApiError)", content_type = "text/event-stream", body = String),
         (status_code = 400, description = "Malformed JSON or wrong field types", body = ApiError),
-        (status_code = 401, description = "Missing or unknown API key", body = ApiError),
-        (status_code = 404, description = "Unknown conversation", body = ApiError),
+        (status_code = 401, description = "Unknown key (`invalid_api_key`); missing, forged or another widget's session token (`invalid_session`); expired token (`session_expired`)", body = ApiError),
+        (status_code = 404, description = "No such conversation for this visitor", body = ApiError),
         (status_code = 413, description = "Body too large", body = ApiError),
         (status_code = 415, description = "Body is not JSON", body = ApiError),
         (status_code = 422, description = "Empty or too long message", body = ApiError),
@@ -57,16 +60,17 @@ const CHANNEL_FRAMES: usize = 64;
     )
 )]
 pub async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
-    let (Ok(state), Ok(widget)) = (
+    let (Ok(state), Ok(widget), Ok(owner)) = (
         depot.get_typed::<Arc<AppState>>(),
         depot.get_typed::<Arc<Widget>>(),
+        depot.get_typed::<Owner>(),
     ) else {
-        tracing::error!("chat handler reached without state or widget");
+        tracing::error!("chat handler reached without state, widget or session");
         AppError::internal().render(res);
         return;
     };
-    let (state, widget) = (state.clone(), widget.clone());
-    match start(&state, &widget, req).await {
+    let (state, widget, owner) = (state.clone(), widget.clone(), owner.clone());
+    match start(&state, &widget, &owner, req).await {
         Ok(body) => {
             res.status_code(StatusCode::OK);
             for (name, value) in [
@@ -171,6 +175,7 @@ fn store_failed(e: impl std::fmt::Display) -> AppError {
 async fn start(
     state: &Arc<AppState>,
     widget: &Arc<Widget>,
+    owner: &Owner,
     req: &mut Request,
 ) -> Result<impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send + 'static, AppError>
 {
@@ -195,7 +200,7 @@ async fn start(
     let earlier = match &request.conversation_id {
         Some(id) => state
             .store
-            .messages(&widget.id, id)
+            .messages(&widget.id, owner, id)
             .await
             .map_err(store_failed)?
             .ok_or_else(not_found)?,
@@ -230,6 +235,7 @@ async fn start(
         .store
         .start_turn(
             &widget.id,
+            owner,
             request.conversation_id.as_deref(),
             question,
             &answer_id,

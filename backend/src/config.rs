@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// Everything the server needs to start.
@@ -19,6 +19,10 @@ pub struct Settings {
     pub chat: ChatSettings,
     pub offline: OfflineSettings,
     pub store: StoreSettings,
+    pub session: SessionSettings,
+    /// The address visitors' browsers reach this server at, for the embed
+    /// snippets the CLI prints (`PORTHOLE_PUBLIC_URL`); default `http://{addr}`.
+    pub public_url: Option<String>,
     /// How long open streams get to finish after SIGTERM, in milliseconds.
     pub shutdown_deadline_ms: u64,
     pub widgets: Vec<WidgetSettings>,
@@ -33,6 +37,8 @@ impl Default for Settings {
             chat: ChatSettings::default(),
             offline: OfflineSettings::default(),
             store: StoreSettings::default(),
+            session: SessionSettings::default(),
+            public_url: None,
             shutdown_deadline_ms: 10_000,
             widgets: Vec::new(),
         }
@@ -175,6 +181,33 @@ impl Default for StoreSettings {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSettings {
+    /// How long a session token minted into a widget page lasts, in seconds.
+    pub ttl_secs: u64,
+    /// How long after expiry a token may still be renewed, in seconds.
+    pub renew_grace_secs: u64,
+    /// How old a token may be and still hand its visitor (and so its
+    /// conversations) to a new page's session, in days.
+    pub resume_days: u64,
+    /// The key tokens are signed with (`PORTHOLE_SESSION_SECRET`); when
+    /// unset, one is generated into the database on first start, which is
+    /// what replicas sharing a database want.
+    pub secret: Option<SecretString>,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            ttl_secs: 3_600,
+            renew_grace_secs: 86_400,
+            resume_days: 30,
+            secret: None,
+        }
+    }
+}
+
 /// A widget declared in the config file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -201,6 +234,53 @@ pub struct WidgetSettings {
     /// Empty: any site.
     #[serde(default)]
     pub allowed_sites: Vec<String>,
+    /// The model for this widget; unset for `upstream.model`.
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    /// The secret the site's backend signs user ids with (identity verification).
+    #[serde(default)]
+    pub verification_secret: Option<String>,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+impl WidgetSettings {
+    /// The stored form, with the knowledge file read.
+    pub fn to_def(&self) -> Result<crate::widget::WidgetDef, ConfigError> {
+        let knowledge = match &self.knowledge {
+            Some(path) => std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?,
+            None => String::new(),
+        };
+        Ok(self.def_with(knowledge))
+    }
+
+    fn def_with(&self, knowledge: String) -> crate::widget::WidgetDef {
+        crate::widget::WidgetDef {
+            id: self.id.clone(),
+            title: self.title.clone(),
+            greeting: self.greeting.clone(),
+            starters: self.starters.clone(),
+            theme: self.theme.clone(),
+            system_prompt: self.system_prompt.clone(),
+            model: self.model.clone(),
+            temperature: self.temperature,
+            max_tokens: self.max_tokens,
+            knowledge,
+            allowed_sites: self.allowed_sites.clone(),
+            verification_secret: self.verification_secret.clone(),
+            disabled: self.disabled,
+            source: "config".into(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
 }
 
 /// Whether `site` is an origin that may go into `frame-ancestors`:
@@ -321,6 +401,12 @@ impl Settings {
         if let Some(url) = env("OPENAI_BASE_URL").filter(|u| !u.trim().is_empty()) {
             self.upstream.base_url = url;
         }
+        if let Some(secret) = env("PORTHOLE_SESSION_SECRET").filter(|k| !k.trim().is_empty()) {
+            self.session.secret = Some(SecretString::from(secret));
+        }
+        if let Some(url) = env("PORTHOLE_PUBLIC_URL").filter(|u| !u.trim().is_empty()) {
+            self.public_url = Some(url.trim_end_matches('/').to_owned());
+        }
         if let Some(model) = env("OPENAI_MODEL").filter(|m| !m.trim().is_empty()) {
             self.upstream.model = model;
         }
@@ -369,6 +455,28 @@ impl Settings {
                 return Err(invalid(field, "must be greater than 0"));
             }
         }
+        if self.session.ttl_secs == 0 || self.session.ttl_secs > 7 * 86_400 {
+            return Err(invalid("session.ttl_secs", "must be 1 second to 7 days"));
+        }
+        if self
+            .session
+            .secret
+            .as_ref()
+            .is_some_and(|s| s.expose_secret().len() < 32)
+        {
+            return Err(invalid(
+                "session.secret",
+                "must be at least 32 characters (PORTHOLE_SESSION_SECRET)",
+            ));
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(invalid(
+                "public_url",
+                format!("{url:?} must start with http:// or https://"),
+            ));
+        }
         if self.chat.max_message_chars == 0 {
             return Err(invalid("chat.max_message_chars", "must be greater than 0"));
         }
@@ -406,35 +514,8 @@ impl Settings {
             if !keys.insert(&w.public_key) {
                 return Err(invalid(field("public_key"), "is used by another widget"));
             }
-            if !w.theme.primary_is_valid() {
-                return Err(invalid(
-                    field("theme.primary"),
-                    "must be a colour like \"#4f46e5\"",
-                ));
-            }
-            if !w.theme.font_is_valid() {
-                return Err(invalid(
-                    field("theme.font"),
-                    "must be a font list of letters, digits, spaces, commas, quotes and dashes",
-                ));
-            }
-            if w.starters.len() > 6
-                || w.starters
-                    .iter()
-                    .any(|s| s.trim().is_empty() || s.len() > 120)
-            {
-                return Err(invalid(
-                    field("starters"),
-                    "at most 6 non-empty prompts of up to 120 characters",
-                ));
-            }
-            if let Some(bad) = w.allowed_sites.iter().find(|s| !valid_site(s)) {
-                return Err(invalid(
-                    field("allowed_sites"),
-                    format!(
-                        "{bad:?} is not an origin like \"https://example.com\" or \"https://*.example.com\""
-                    ),
-                ));
+            if let Err((name, message)) = w.def_with(String::new()).validate() {
+                return Err(invalid(field(name), message));
             }
             if let Some(path) = &w.knowledge
                 && !path.is_file()
@@ -446,6 +527,17 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// Where browsers reach this server: `public_url`, or `http://{addr}`.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.clone(),
+            None if self.addr.ip().is_unspecified() => {
+                format!("http://127.0.0.1:{}", self.addr.port())
+            }
+            None => format!("http://{}", self.addr),
+        }
     }
 
     pub fn shutdown_deadline(&self) -> Duration {

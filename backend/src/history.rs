@@ -10,25 +10,28 @@ use salvo::prelude::*;
 
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::store::Owner;
 use crate::widget::Widget;
 
-/// The messages of one of this widget's conversations, oldest first.
+/// The messages of one of this visitor's (or verified user's) conversations, oldest first.
 #[endpoint(
     tags("chat"),
     parameters(
         ("id" = String, Path, description = "The `conversation_id` from the `meta` event"),
         ("X-API-Key" = String, Header, description = "The widget's public key, `pk_…`"),
+        ("Authorization" = String, Header, description = "`Bearer <session token>` minted into the widget page"),
     ),
     responses(
         (status_code = 200, body = ConversationView),
-        (status_code = 401, description = "Missing or unknown API key", body = protocol::ApiError),
-        (status_code = 404, description = "No such conversation for this widget", body = protocol::ApiError),
+        (status_code = 401, description = "Unknown key, or a missing, forged, foreign or expired session token", body = protocol::ApiError),
+        (status_code = 404, description = "No such conversation for this visitor", body = protocol::ApiError),
     )
 )]
 pub async fn conversation(req: &mut Request, depot: &mut Depot, res: &mut Response) {
-    let (Ok(state), Ok(widget)) = (
+    let (Ok(state), Ok(widget), Ok(owner)) = (
         depot.get_typed::<Arc<AppState>>(),
         depot.get_typed::<Arc<Widget>>(),
+        depot.get_typed::<Owner>(),
     ) else {
         AppError::internal().render(res);
         return;
@@ -41,7 +44,7 @@ pub async fn conversation(req: &mut Request, depot: &mut Depot, res: &mut Respon
             "There is no such conversation.",
         )
     };
-    match state.store.messages(&widget.id, &id).await {
+    match state.store.messages(&widget.id, owner, &id).await {
         Ok(Some(messages)) => {
             let _ = res.add_header("cache-control", "no-store", true);
             res.render(Json(ConversationView {

@@ -3,7 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use porthole::admin::{self, WidgetInput};
+use porthole::store::SqliteStore;
+use porthole::tenants::{KeyHash, TenantStore};
 use porthole::{Application, Settings};
 
 #[derive(Debug, Parser)]
@@ -13,43 +17,197 @@ use porthole::{Application, Settings};
     about = "An embeddable AI chat widget server"
 )]
 struct Cli {
+    /// TOML config file (its `[store] path` names the database).
+    #[arg(long, global = true, env = "PORTHOLE_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serves the chat API, widget and docs.
+    /// Serves the chat API, widget pages, loader, admin API and docs.
     Serve {
         /// Address to listen on (overrides the config file and PORTHOLE_ADDR).
         #[arg(long)]
         addr: Option<String>,
-        /// TOML config file.
-        #[arg(long, env = "PORTHOLE_CONFIG")]
-        config: Option<PathBuf>,
-        /// Also serve the demo widget (id `demo`, key `pk_demo`).
+        /// On the first run with this database, create the demo widget
+        /// (id `demo`, key `pk_demo`).
         #[arg(long)]
         demo: bool,
+    },
+    /// Creates, lists, shows, changes and deletes widgets.
+    #[command(subcommand)]
+    Widget(WidgetCommand),
+    /// Manages admin keys for the admin API.
+    #[command(subcommand, name = "admin-key")]
+    AdminKey(AdminKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum WidgetCommand {
+    /// Creates a widget and prints its key and embed snippet.
+    Create {
+        /// The title visitors see.
+        #[arg(long)]
+        name: String,
+        /// The id (default: made from the name).
+        #[arg(long)]
+        id: Option<String>,
+        #[command(flatten)]
+        settings: WidgetFlags,
+    },
+    /// Lists every widget.
+    List,
+    /// Prints a widget's settings as JSON.
+    Show { id: String },
+    /// Changes a widget's settings; only the flags given change.
+    Update {
+        id: String,
+        /// A new title.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        settings: WidgetFlags,
+    },
+    /// Gives a widget a new public key (the old one stops working) and
+    /// prints the new embed snippet.
+    RotateKey { id: String },
+    /// Deletes a widget with its keys and conversations.
+    Delete {
+        id: String,
+        /// Confirms: the widget's conversations are deleted too.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct WidgetFlags {
+    /// A site that may embed the widget, e.g. https://example.com (repeat
+    /// for more; given on update, replaces the list).
+    #[arg(long = "allow", value_name = "ORIGIN")]
+    allow: Vec<String>,
+    /// Allow any site again (clears the list).
+    #[arg(long, conflicts_with = "allow")]
+    allow_any: bool,
+    #[arg(long)]
+    greeting: Option<String>,
+    /// A suggested first question (repeat for more; replaces the list).
+    #[arg(long = "starter", value_name = "TEXT")]
+    starters: Vec<String>,
+    #[arg(long)]
+    system_prompt: Option<String>,
+    /// A markdown file the widget answers from.
+    #[arg(long, value_name = "FILE")]
+    knowledge: Option<PathBuf>,
+    /// The model (default: the server's).
+    #[arg(long)]
+    model: Option<String>,
+    #[arg(long)]
+    temperature: Option<f32>,
+    #[arg(long)]
+    max_tokens: Option<u32>,
+    /// Accent colour, #rrggbb.
+    #[arg(long, value_name = "COLOR")]
+    color: Option<String>,
+    /// Turn on identity verification with a new secret (printed once).
+    #[arg(long)]
+    new_verification_secret: bool,
+    /// Turn identity verification off.
+    #[arg(long, conflicts_with = "new_verification_secret")]
+    no_verification: bool,
+    /// Stop serving the widget (it answers like one that does not exist).
+    #[arg(long)]
+    disable: bool,
+    #[arg(long, conflicts_with = "disable")]
+    enable: bool,
+}
+
+impl WidgetFlags {
+    /// The flags as a change, and the new verification secret if one was made.
+    fn input(self) -> anyhow::Result<(WidgetInput, Option<String>)> {
+        let knowledge = match &self.knowledge {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        let secret = self
+            .new_verification_secret
+            .then(porthole::session::random_secret);
+        let theme = self.color.map(|primary| protocol::widget::Theme {
+            primary,
+            ..Default::default()
+        });
+        Ok((
+            WidgetInput {
+                allowed_sites: if self.allow_any {
+                    Some(Vec::new())
+                } else {
+                    (!self.allow.is_empty()).then_some(self.allow)
+                },
+                greeting: self.greeting,
+                starters: (!self.starters.is_empty()).then_some(self.starters),
+                system_prompt: self.system_prompt,
+                knowledge,
+                model: self.model.map(Some),
+                temperature: self.temperature.map(Some),
+                max_tokens: self.max_tokens.map(Some),
+                theme,
+                verification_secret: if self.no_verification {
+                    Some(None)
+                } else {
+                    secret.clone().map(Some)
+                },
+                disabled: if self.disable {
+                    Some(true)
+                } else if self.enable {
+                    Some(false)
+                } else {
+                    None
+                },
+                ..Default::default()
+            },
+            secret,
+        ))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminKeyCommand {
+    /// Creates an admin key and prints it (only its hash is kept).
+    Create {
+        /// What the key is for, e.g. who holds it.
+        #[arg(long, default_value = "admin")]
+        name: String,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Command::Serve { addr, config, demo } = cli.command;
+    let addr = match &cli.command {
+        Command::Serve { addr, .. } => addr.clone(),
+        _ => None,
+    };
     let env = |name: &str| {
         if name == "PORTHOLE_ADDR" && addr.is_some() {
             return addr.clone();
         }
         std::env::var(name).ok()
     };
-    let settings = match Settings::load(config.as_deref(), &env) {
+    let settings = match Settings::load(cli.config.as_deref(), &env) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("porthole: configuration error: {e}");
             return ExitCode::from(2);
         }
     };
-    porthole::telemetry::init(&settings.log);
+    let serving = matches!(cli.command, Command::Serve { .. });
+    if serving {
+        porthole::telemetry::init(&settings.log);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -60,13 +218,104 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(settings, demo)) {
+    let result = match cli.command {
+        Command::Serve { demo, .. } => runtime.block_on(serve(settings, demo)),
+        Command::Widget(cmd) => runtime.block_on(widget_command(&settings, cmd)),
+        Command::AdminKey(AdminKeyCommand::Create { name }) => {
+            runtime.block_on(admin_key_create(&settings, &name))
+        }
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("porthole: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+async fn open_store(settings: &Settings) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open(&settings.store.path)
+        .await
+        .with_context(|| format!("opening the store {}", settings.store.path.display()))
+}
+
+async fn widget_command(settings: &Settings, cmd: WidgetCommand) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    let origin = settings.public_url();
+    match cmd {
+        WidgetCommand::Create { name, id, settings } => {
+            let (mut input, secret) = settings.input()?;
+            input.title = Some(name);
+            input.id = id;
+            let created = admin::create_widget(&store, input, &origin).await?;
+            println!("Created widget {}.", created.widget.id);
+            println!("Public key: {}", created.public_key);
+            if let Some(secret) = secret {
+                println!("Identity verification secret (keep it on your server): {secret}");
+            }
+            println!("\nPaste this into your site's pages:\n\n{}", created.embed);
+        }
+        WidgetCommand::List => {
+            let widgets = store.widgets().await?;
+            if widgets.is_empty() {
+                println!("No widgets yet. Create one with: porthole widget create --name \"…\" --allow https://example.com");
+            }
+            for w in widgets {
+                let sites = if w.allowed_sites.is_empty() {
+                    "any site".to_owned()
+                } else {
+                    w.allowed_sites.join(" ")
+                };
+                let status = if w.disabled { "disabled" } else { "enabled" };
+                println!("{}\t{}\t{status}\t{}\t{sites}", w.id, w.title, w.source);
+            }
+        }
+        WidgetCommand::Show { id } => {
+            let def = store
+                .widget(&id)
+                .await?
+                .ok_or_else(|| admin::AdminError::NotFound(id))?;
+            println!("{}", serde_json::to_string_pretty(&def)?);
+        }
+        WidgetCommand::Update { id, name, settings } => {
+            let (mut input, secret) = settings.input()?;
+            input.title = name;
+            let def = admin::update_widget(&store, &id, input).await?;
+            println!("Updated widget {}.", def.id);
+            if let Some(secret) = secret {
+                println!("Identity verification secret (keep it on your server): {secret}");
+            }
+        }
+        WidgetCommand::RotateKey { id } => {
+            let rotated = admin::rotate_key(&store, &id, &origin).await?;
+            println!("New public key: {}", rotated.public_key);
+            println!("The old key no longer works. Replace the snippet on your site with:\n\n{}", rotated.embed);
+        }
+        WidgetCommand::Delete { id, yes } => {
+            if !yes {
+                anyhow::bail!(
+                    "deleting {id:?} also deletes its conversations; run again with --yes to confirm"
+                );
+            }
+            if !store.delete_widget(&id).await? {
+                return Err(admin::AdminError::NotFound(id).into());
+            }
+            println!("Deleted widget {id} and its conversations.");
+        }
+    }
+    Ok(())
+}
+
+async fn admin_key_create(settings: &Settings, name: &str) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    let key = porthole::session::new_key("ak");
+    store.create_admin_key(name, &KeyHash::of(&key)).await?;
+    println!("{key}");
+    eprintln!(
+        "Admin key {name:?} created. Send it as \"Authorization: Bearer <key>\" to /api/v1/admin/. It is shown only now."
+    );
+    Ok(())
 }
 
 async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use protocol::api::HealthStatus;
 use protocol::event::{ChunkEvent, DoneEvent, MetaEvent};
-use protocol::{ApiError, ErrorCode};
+use protocol::ApiError;
 use salvo::affix_state;
 use salvo::catcher::Catcher;
 use salvo::cors::{AllowHeaders, AllowMethods, AllowOrigin, Cors};
@@ -16,7 +16,7 @@ use salvo::prelude::*;
 
 use crate::error::{AppError, json_catcher};
 use crate::state::AppState;
-use crate::{chat, history, loader_routes, widget_page};
+use crate::{admin, auth, chat, history, loader_routes, widget_page};
 
 /// Whether the process is alive.
 #[endpoint(tags("probes"), responses((status_code = 200, body = HealthStatus)))]
@@ -53,50 +53,21 @@ async fn ready(depot: &mut Depot, res: &mut Response) {
     }
 }
 
-/// Finds the widget by `X-API-Key` before anything reads the body, so a bad
-/// key is 401 whatever was sent.
-#[handler]
-async fn require_api_key(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-    ctrl: &mut FlowCtrl,
-) {
-    let widget = req
-        .headers()
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .zip(depot.get_typed::<Arc<AppState>>().ok())
-        .and_then(|(key, state)| state.widgets.by_key(key.trim()));
-    match widget {
-        Some(widget) => {
-            depot.insert_typed(widget);
-        }
-        None => {
-            AppError::new(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::InvalidApiKey,
-                "The X-API-Key header is missing or does not name a widget.",
-            )
-            .render(res);
-            ctrl.skip_rest();
-        }
-    }
-}
-
 /// Public API routes.
 fn api_router() -> Router {
     Router::with_path("api/v1")
         .push(
             Router::with_path("chat")
-                .hoop(require_api_key)
+                .hoop(auth::require_session)
                 .post(chat::chat),
         )
         .push(
             Router::with_path("conversations/{id}")
-                .hoop(require_api_key)
+                .hoop(auth::require_session)
                 .get(history::conversation),
         )
+        .push(Router::with_path("session").post(auth::renew))
+        .push(admin::router())
 }
 
 /// The iframe document and the built widget.
@@ -146,8 +117,10 @@ pub fn service(state: Arc<AppState>) -> Service {
     let router = router
         .push(doc.into_router("/api-doc/openapi.json"))
         .push(SwaggerUi::new("/api-doc/openapi.json").into_router("docs"));
-    // The chat API is public: pages on any site call it with a public key.
-    // No credentials are involved, so a wildcard origin is safe.
+    // The chat API is called from the widget's iframe (its own origin) with
+    // a public key and a bearer token, never cookies, so a wildcard origin
+    // gives a foreign page nothing it could not do with curl. The admin API
+    // answers browsers too, but only with a secret bearer key.
     let cors = Cors::new()
         .allow_origin(AllowOrigin::any())
         .allow_methods(AllowMethods::list([
@@ -158,6 +131,7 @@ pub fn service(state: Arc<AppState>) -> Service {
         .allow_headers(AllowHeaders::list([
             HeaderName::from_static("content-type"),
             HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("authorization"),
             HeaderName::from_static("last-event-id"),
         ]))
         .max_age(86_400)

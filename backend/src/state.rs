@@ -7,14 +7,19 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Settings;
 use crate::provider::ChatProvider;
+use crate::session::SessionKeys;
 use crate::store::ConversationStore;
-use crate::widget::WidgetRegistry;
+use crate::tenants::TenantStore;
+use crate::widget::Widgets;
 
 #[derive(Debug)]
 pub struct AppState {
     pub settings: Settings,
-    pub widgets: WidgetRegistry,
+    pub widgets: Widgets,
     pub store: Arc<dyn ConversationStore>,
+    pub tenants: Arc<dyn TenantStore>,
+    /// Signs the session tokens minted into widget pages.
+    pub sessions: SessionKeys,
     pub provider: Arc<dyn ChatProvider>,
     pub lifecycle: Lifecycle,
     /// The built widget; `None` when it was not built.

@@ -46,10 +46,34 @@ impl StoredMessage {
     }
 }
 
+/// Whose a conversation is: the session's anonymous visitor, and the
+/// verified user when the site identified one.
+///
+/// A conversation with a user is readable by that user's sessions only; one
+/// without is readable by the visitor that started it only. So a visitor
+/// whose identity hash was wrong (anonymous) never reads a user's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub visitor: String,
+    pub user: Option<String>,
+}
+
+impl Owner {
+    /// Whether this owner may read a conversation stored with `visitor` and `user`.
+    pub fn may_read(&self, visitor: Option<&str>, user: Option<&str>) -> bool {
+        match user {
+            Some(user) => self.user.as_deref() == Some(user),
+            None => visitor.is_some_and(|v| v == self.visitor),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("conversation {0} does not exist")]
     NoSuchConversation(String),
+    #[error("{0} exists already")]
+    Conflict(String),
     #[error("store unavailable: {0}")]
     Unavailable(String),
 }
@@ -63,21 +87,23 @@ impl From<sqlx::Error> for StoreError {
 #[async_trait]
 pub trait ConversationStore: Send + Sync + std::fmt::Debug {
     /// Starts a turn in one transaction: creates the conversation when
-    /// `conversation` is `None` (or checks that it is `widget`'s), commits the
-    /// visitor's message, and starts the answer as an empty `streaming`
-    /// message with id `answer_id`. Returns the conversation's id.
+    /// `conversation` is `None` (or checks that `owner` may continue it),
+    /// commits the visitor's message, and starts the answer as an empty
+    /// `streaming` message with id `answer_id`. Returns the conversation's id.
     async fn start_turn(
         &self,
         widget: &WidgetId,
+        owner: &Owner,
         conversation: Option<&str>,
         question: StoredMessage,
         answer_id: &str,
     ) -> Result<String, StoreError>;
     /// The messages of a conversation, oldest first; `None` when it does not
-    /// exist or belongs to another widget.
+    /// exist, belongs to another widget, or `owner` may not read it.
     async fn messages(
         &self,
         widget: &WidgetId,
+        owner: &Owner,
         conversation: &str,
     ) -> Result<Option<Vec<StoredMessage>>, StoreError>;
     /// Saves what an answer has so far.
@@ -135,8 +161,8 @@ fn usage_columns(usage: Option<Usage>) -> (Option<i64>, Option<i64>) {
 /// connections and do not wait for writes.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    pub(crate) writer: SqlitePool,
+    pub(crate) reader: SqlitePool,
     turns: tokio::sync::mpsc::Sender<TurnRequest>,
 }
 
@@ -144,6 +170,7 @@ pub struct SqliteStore {
 #[derive(Debug)]
 struct TurnRequest {
     widget: String,
+    owner: Owner,
     conversation: Option<String>,
     question: StoredMessage,
     answer_id: String,
@@ -292,12 +319,19 @@ async fn write_turns(
         .filter(|(t, _)| t.conversation.is_none())
         .collect();
     if !new.is_empty() {
-        let rows = vec!["(?, ?, ?)"; new.len()].join(", ");
-        let sql = format!("INSERT INTO conversations (id, widget_id, created_at) VALUES {rows}");
+        let rows = vec!["(?, ?, ?, ?, ?)"; new.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO conversations (id, widget_id, visitor_id, user_id, created_at) VALUES {rows}"
+        );
         // Built from constant fragments and a count; every value is bound.
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (turn, id) in &new {
-            q = q.bind(id.as_str()).bind(turn.widget.as_str()).bind(now);
+            q = q
+                .bind(id.as_str())
+                .bind(turn.widget.as_str())
+                .bind(turn.owner.visitor.as_str())
+                .bind(turn.owner.user.as_deref())
+                .bind(now);
         }
         q.execute(&mut *tx).await?;
     }
@@ -338,28 +372,45 @@ async fn write_turns(
     Ok(())
 }
 
+impl SqliteStore {
+    /// Whether `conversation` is `widget`'s and `owner` may read it.
+    async fn may_read(
+        &self,
+        widget: &WidgetId,
+        owner: &Owner,
+        conversation: &str,
+    ) -> Result<bool, StoreError> {
+        let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT widget_id, visitor_id, user_id FROM conversations WHERE id = ?",
+        )
+        .bind(conversation)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.is_some_and(|(w, visitor, user)| {
+            w == widget.as_str() && owner.may_read(visitor.as_deref(), user.as_deref())
+        }))
+    }
+}
+
 #[async_trait]
 impl ConversationStore for SqliteStore {
     async fn start_turn(
         &self,
         widget: &WidgetId,
+        owner: &Owner,
         conversation: Option<&str>,
         question: StoredMessage,
         answer_id: &str,
     ) -> Result<String, StoreError> {
-        if let Some(id) = conversation {
-            let owner: Option<String> =
-                sqlx::query_scalar("SELECT widget_id FROM conversations WHERE id = ?")
-                    .bind(id)
-                    .fetch_optional(&self.reader)
-                    .await?;
-            if owner.as_deref() != Some(widget.as_str()) {
-                return Err(StoreError::NoSuchConversation(id.to_owned()));
-            }
+        if let Some(id) = conversation
+            && !self.may_read(widget, owner, id).await?
+        {
+            return Err(StoreError::NoSuchConversation(id.to_owned()));
         }
         let (reply, answer) = tokio::sync::oneshot::channel();
         let turn = TurnRequest {
             widget: widget.as_str().to_owned(),
+            owner: owner.clone(),
             conversation: conversation.map(str::to_owned),
             question,
             answer_id: answer_id.to_owned(),
@@ -373,14 +424,10 @@ impl ConversationStore for SqliteStore {
     async fn messages(
         &self,
         widget: &WidgetId,
+        owner: &Owner,
         conversation: &str,
     ) -> Result<Option<Vec<StoredMessage>>, StoreError> {
-        let owner: Option<String> =
-            sqlx::query_scalar("SELECT widget_id FROM conversations WHERE id = ?")
-                .bind(conversation)
-                .fetch_optional(&self.reader)
-                .await?;
-        if owner.as_deref() != Some(widget.as_str()) {
+        if !self.may_read(widget, owner, conversation).await? {
             return Ok(None);
         }
         let rows = sqlx::query(
@@ -477,6 +524,13 @@ mod tests {
         dir.join("sub/porthole.db")
     }
 
+    fn me() -> Owner {
+        Owner {
+            visitor: "vis_me".into(),
+            user: None,
+        }
+    }
+
     fn user(content: &str) -> StoredMessage {
         StoredMessage {
             id: new_id("msg"),
@@ -494,17 +548,17 @@ mod tests {
         let a = WidgetId::parse("a").unwrap();
         let b = WidgetId::parse("b").unwrap();
         let conv = store
-            .start_turn(&a, None, user("m0"), &new_id("msg"))
+            .start_turn(&a, &me(), None, user("m0"), &new_id("msg"))
             .await
             .unwrap();
         for i in 1..3 {
             let again = store
-                .start_turn(&a, Some(&conv), user(&format!("m{i}")), &new_id("msg"))
+                .start_turn(&a, &me(), Some(&conv), user(&format!("m{i}")), &new_id("msg"))
                 .await
                 .unwrap();
             assert_eq!(again, conv);
         }
-        let got = store.messages(&a, &conv).await.unwrap().unwrap();
+        let got = store.messages(&a, &me(), &conv).await.unwrap().unwrap();
         let texts: Vec<_> = got.iter().map(|m| (m.role, m.content.as_str())).collect();
         assert_eq!(
             texts,
@@ -517,19 +571,63 @@ mod tests {
                 (Role::Assistant, ""),
             ]
         );
-        assert!(store.messages(&b, &conv).await.unwrap().is_none());
-        assert!(store.messages(&a, "conv_nope").await.unwrap().is_none());
+        assert!(store.messages(&b, &me(), &conv).await.unwrap().is_none());
+        assert!(store.messages(&a, &me(), "conv_nope").await.unwrap().is_none());
         // Another widget's conversation, or none: refused, and nothing written.
         for (widget, id) in [(&b, conv.as_str()), (&a, "conv_nope")] {
             let refused = store
-                .start_turn(widget, Some(id), user("x"), &new_id("msg"))
+                .start_turn(widget, &me(), Some(id), user("x"), &new_id("msg"))
                 .await;
             assert!(
                 matches!(refused, Err(StoreError::NoSuchConversation(_))),
                 "{refused:?}"
             );
         }
-        assert_eq!(store.messages(&a, &conv).await.unwrap().unwrap().len(), 6);
+        assert_eq!(store.messages(&a, &me(), &conv).await.unwrap().unwrap().len(), 6);
+    }
+
+    #[tokio::test]
+    async fn only_the_visitor_or_the_verified_user_reads_a_conversation() {
+        let store = SqliteStore::open(&temp_db("owner")).await.unwrap();
+        let w = WidgetId::parse("w").unwrap();
+        let anon = |v: &str| Owner {
+            visitor: v.into(),
+            user: None,
+        };
+        let alice = |v: &str| Owner {
+            visitor: v.into(),
+            user: Some("alice".into()),
+        };
+        let mine = store
+            .start_turn(&w, &anon("vis_a"), None, user("q"), &new_id("msg"))
+            .await
+            .unwrap();
+        let hers = store
+            .start_turn(&w, &alice("vis_a"), None, user("q"), &new_id("msg"))
+            .await
+            .unwrap();
+        let read = |o: Owner, c: String| {
+            let store = store.clone();
+            let w = w.clone();
+            async move { store.messages(&w, &o, &c).await.unwrap().is_some() }
+        };
+        assert!(read(anon("vis_a"), mine.clone()).await);
+        assert!(!read(anon("vis_b"), mine.clone()).await);
+        // Alice on another device reads hers; the same browser, anonymous
+        // again (logged out, or a wrong hash), does not.
+        assert!(read(alice("vis_z"), hers.clone()).await);
+        assert!(!read(anon("vis_a"), hers.clone()).await);
+        let bob = Owner {
+            visitor: "vis_a".into(),
+            user: Some("bob".into()),
+        };
+        assert!(!read(bob.clone(), hers.clone()).await);
+        // Her anonymous conversation stays hers once she is identified.
+        assert!(read(alice("vis_a"), mine.clone()).await);
+        let refused = store
+            .start_turn(&w, &bob, Some(&hers), user("x"), &new_id("msg"))
+            .await;
+        assert!(matches!(refused, Err(StoreError::NoSuchConversation(_))));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -537,7 +635,7 @@ mod tests {
         let store = std::sync::Arc::new(SqliteStore::open(&temp_db("burst")).await.unwrap());
         let w = WidgetId::parse("w").unwrap();
         let shared = store
-            .start_turn(&w, None, user("first"), &new_id("msg"))
+            .start_turn(&w, &me(), None, user("first"), &new_id("msg"))
             .await
             .unwrap();
         let mut tasks = Vec::new();
@@ -547,9 +645,7 @@ mod tests {
                 // Every third turn continues the shared conversation.
                 let conversation = (i % 3 == 0).then_some(shared);
                 store
-                    .start_turn(
-                        &w,
-                        conversation.as_deref(),
+                    .start_turn(&w, &me(), conversation.as_deref(),
                         user(&format!("q{i}")),
                         &new_id("msg"),
                     )
@@ -561,7 +657,7 @@ mod tests {
             ids.insert(t.await.unwrap().expect("every turn is stored"));
         }
         assert_eq!(ids.len(), 41, "40 new conversations and the shared one");
-        let got = store.messages(&w, &shared).await.unwrap().unwrap();
+        let got = store.messages(&w, &me(), &shared).await.unwrap().unwrap();
         assert_eq!(got.len(), 2 * 21);
         // Question, answer, question, answer…: each turn's pair is adjacent.
         for pair in got.chunks(2) {
@@ -577,14 +673,14 @@ mod tests {
         let id = new_id("msg");
         let conv = {
             let store = SqliteStore::open(&path).await.unwrap();
-            let conv = store.start_turn(&w, None, user("q"), &id).await.unwrap();
+            let conv = store.start_turn(&w, &me(), None, user("q"), &id).await.unwrap();
             store.checkpoint_answer(&id, "partial").await.unwrap();
             conv
         };
         // A new process: the streaming answer is recovered as interrupted.
         let store = SqliteStore::open(&path).await.unwrap();
         assert_eq!(store.recover().await.unwrap(), 1);
-        let got = store.messages(&w, &conv).await.unwrap().unwrap();
+        let got = store.messages(&w, &me(), &conv).await.unwrap().unwrap();
         assert_eq!(got[1].id, id);
         assert_eq!(
             (got[1].content.as_str(), got[1].status),
@@ -601,7 +697,7 @@ mod tests {
             .await
             .unwrap();
         store.checkpoint_answer(&id, "late").await.unwrap();
-        let got = store.messages(&w, &conv).await.unwrap().unwrap();
+        let got = store.messages(&w, &me(), &conv).await.unwrap().unwrap();
         assert_eq!(
             (got[1].content.as_str(), got[1].status, got[1].usage),
             ("whole", MessageStatus::Complete, Some(usage))

@@ -3,7 +3,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::config::{ConfigError, WidgetSettings};
+use salvo::oapi::ToSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config::valid_site;
 use crate::knowledge::KnowledgeIndex;
 
 /// The demo widget's knowledge: a short guide to Porthole itself.
@@ -41,19 +44,179 @@ impl std::fmt::Display for WidgetId {
     }
 }
 
+/// Everything stored about a widget; what the admin API and CLI show and
+/// edit. The public key is not here: it is stored hashed (see
+/// [`crate::session::hash_key`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[salvo(schema(name = "Widget"))]
+pub struct WidgetDef {
+    pub id: String,
+    pub title: String,
+    /// The assistant's first message.
+    pub greeting: String,
+    /// Suggested first questions (at most 6).
+    pub starters: Vec<String>,
+    pub theme: protocol::widget::Theme,
+    pub system_prompt: String,
+    /// The model to ask; `null` for the server's default.
+    pub model: Option<String>,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+    /// Markdown the widget answers from.
+    pub knowledge: String,
+    /// Origins that may embed the widget (`https://example.com`,
+    /// `https://*.example.com`); empty for any site.
+    pub allowed_sites: Vec<String>,
+    /// The secret a site's backend signs user ids with (identity
+    /// verification); `null` when the widget does not verify identities.
+    pub verification_secret: Option<String>,
+    /// A disabled widget answers like one that does not exist.
+    pub disabled: bool,
+    /// `config` (re-applied from the config file at each start), `demo` or `admin`.
+    pub source: String,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+impl WidgetDef {
+    /// A widget with default settings.
+    pub fn new(id: WidgetId, title: &str, source: &str) -> Self {
+        Self {
+            id: id.to_string(),
+            title: title.to_owned(),
+            greeting: String::new(),
+            starters: Vec::new(),
+            theme: protocol::widget::Theme::default(),
+            system_prompt: String::new(),
+            model: None,
+            temperature: None,
+            max_tokens: None,
+            knowledge: String::new(),
+            allowed_sites: Vec::new(),
+            verification_secret: None,
+            disabled: false,
+            source: source.to_owned(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    /// Checks every setting; the error names the field.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let fail = |field: &'static str, msg: &str| Err((field, msg.to_owned()));
+        if let Err(why) = WidgetId::parse(&self.id) {
+            return Err(("id", why));
+        }
+        if self.title.trim().is_empty() || self.title.chars().count() > 100 {
+            return fail("title", "must be 1 to 100 characters");
+        }
+        if self.greeting.chars().count() > 1_000 {
+            return fail("greeting", "must be at most 1000 characters");
+        }
+        if self.starters.len() > 6
+            || self
+                .starters
+                .iter()
+                .any(|s| s.trim().is_empty() || s.chars().count() > 120)
+        {
+            return fail(
+                "starters",
+                "at most 6 non-empty prompts of up to 120 characters",
+            );
+        }
+        if !self.theme.primary_is_valid() {
+            return fail("theme.primary", "must be a colour like \"#4f46e5\"");
+        }
+        if !self.theme.font_is_valid() {
+            return fail(
+                "theme.font",
+                "must be a font list of letters, digits, spaces, commas, quotes and dashes",
+            );
+        }
+        if self.system_prompt.len() > 20_000 {
+            return fail("system_prompt", "must be at most 20000 bytes");
+        }
+        if self
+            .model
+            .as_ref()
+            .is_some_and(|m| m.trim().is_empty() || m.len() > 200)
+        {
+            return fail("model", "must be 1 to 200 characters, or null");
+        }
+        if self
+            .temperature
+            .is_some_and(|t| !(0.0..=2.0).contains(&t))
+        {
+            return fail("temperature", "must be between 0 and 2");
+        }
+        if self.max_tokens.is_some_and(|n| n == 0 || n > 100_000) {
+            return fail("max_tokens", "must be between 1 and 100000");
+        }
+        if self.knowledge.len() > 2 * 1024 * 1024 {
+            return fail("knowledge", "must be at most 2 MiB of markdown");
+        }
+        if self.allowed_sites.len() > 100 {
+            return fail("allowed_sites", "at most 100 sites");
+        }
+        if let Some(bad) = self.allowed_sites.iter().find(|s| !valid_site(s)) {
+            return Err((
+                "allowed_sites",
+                format!(
+                    "{bad:?} is not an origin like \"https://example.com\" or \"https://*.example.com\""
+                ),
+            ));
+        }
+        if self
+            .verification_secret
+            .as_ref()
+            .is_some_and(|s| s.len() < 16 || s.len() > 256)
+        {
+            return fail(
+                "verification_secret",
+                "must be 16 to 256 characters, or null",
+            );
+        }
+        Ok(())
+    }
+
+    /// The demo widget (`demo`, key `pk_demo`) that answers questions about Porthole.
+    pub fn demo() -> Self {
+        let mut def = Self::new(WidgetId("demo".into()), "Porthole demo", "demo");
+        def.system_prompt = "You are Porthole's friendly assistant. Answer questions about Porthole \
+             briefly, using the knowledge provided. If the knowledge does not cover \
+             a question, say so."
+            .into();
+        def.knowledge = DEMO_KNOWLEDGE.into();
+        def.greeting = "Hi! I'm Porthole's demo assistant. Ask me how Porthole works.".into();
+        def.starters = vec![
+            "How do I install the widget?".into(),
+            "Which models are supported?".into(),
+            "What does it cost?".into(),
+        ];
+        def
+    }
+}
+
+/// The demo widget's public key. It is public by design: the demo page shows it.
+pub const DEMO_KEY: &str = "pk_demo";
+
 /// A widget as the server uses it.
 #[derive(Debug)]
 pub struct Widget {
     pub id: WidgetId,
-    pub public_key: String,
     pub title: String,
     pub system_prompt: String,
     pub knowledge: KnowledgeIndex,
     pub greeting: String,
     pub starters: Vec<String>,
     pub theme: protocol::widget::Theme,
+    pub model: Option<String>,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
     /// Origins that may embed the widget; empty for any.
     pub allowed_sites: Vec<String>,
+    pub verification_secret: Option<String>,
 }
 
 impl Widget {
@@ -66,11 +229,12 @@ impl Widget {
         }
     }
 
-    /// The public settings embedded in the widget's page.
-    pub fn config(&self) -> protocol::widget::WidgetConfig {
+    /// The public settings embedded in the widget's page, with its key and session.
+    pub fn config(&self, public_key: &str, session: String) -> protocol::widget::WidgetConfig {
         protocol::widget::WidgetConfig {
             widget_id: self.id.to_string(),
-            public_key: self.public_key.clone(),
+            public_key: public_key.to_owned(),
+            session,
             api_base: String::new(),
             title: self.title.clone(),
             greeting: self.greeting.clone(),
@@ -79,80 +243,113 @@ impl Widget {
         }
     }
 
-    /// Builds a widget from its settings, reading its knowledge file.
-    pub fn from_settings(s: &WidgetSettings) -> Result<Self, ConfigError> {
-        let id = WidgetId::parse(&s.id).map_err(|message| ConfigError::Invalid {
-            field: format!("widget {:?} id", s.id),
-            message,
-        })?;
-        let text = match &s.knowledge {
-            Some(path) => std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.clone(),
-                source,
-            })?,
-            None => String::new(),
-        };
+    /// The runtime form of a stored widget (its knowledge indexed).
+    pub fn from_def(def: &WidgetDef) -> Result<Self, String> {
         Ok(Self {
-            id,
-            public_key: s.public_key.clone(),
-            title: s.title.clone(),
-            system_prompt: s.system_prompt.clone(),
-            knowledge: KnowledgeIndex::from_markdown(&text),
-            greeting: s.greeting.clone(),
-            starters: s.starters.clone(),
-            theme: s.theme.clone(),
-            allowed_sites: s.allowed_sites.clone(),
+            id: WidgetId::parse(&def.id)?,
+            title: def.title.clone(),
+            system_prompt: def.system_prompt.clone(),
+            knowledge: KnowledgeIndex::from_markdown(&def.knowledge),
+            greeting: def.greeting.clone(),
+            starters: def.starters.clone(),
+            theme: def.theme.clone(),
+            model: def.model.clone(),
+            temperature: def.temperature,
+            max_tokens: def.max_tokens,
+            allowed_sites: def.allowed_sites.clone(),
+            verification_secret: def.verification_secret.clone(),
         })
     }
 
-    /// The demo widget (`demo`, `pk_demo`) that answers questions about Porthole.
+    /// The demo widget, for unit tests of providers.
     pub fn demo() -> Self {
-        Self {
-            id: WidgetId("demo".into()),
-            public_key: "pk_demo".into(),
-            title: "Porthole demo".into(),
-            system_prompt:
-                "You are Porthole's friendly assistant. Answer questions about Porthole \
-                            briefly, using the knowledge provided. If the knowledge does not cover \
-                            a question, say so."
-                    .into(),
-            knowledge: KnowledgeIndex::from_markdown(DEMO_KNOWLEDGE),
-            greeting: "Hi! I'm Porthole's demo assistant. Ask me how Porthole works.".into(),
-            starters: vec![
-                "How do I install the widget?".into(),
-                "Which models are supported?".into(),
-                "What does it cost?".into(),
-            ],
-            theme: protocol::widget::Theme::default(),
-            allowed_sites: Vec::new(),
-        }
+        Self::from_def(&WidgetDef::demo()).unwrap_or_else(|_| unreachable!())
     }
 }
 
-/// All widgets, found by public key or by id.
+/// The current registry, swapped whole when the store's widgets change.
+#[derive(Debug, Default)]
+pub struct Widgets {
+    current: std::sync::RwLock<Arc<WidgetRegistry>>,
+}
+
+impl Widgets {
+    /// The registry as it is now.
+    pub fn get(&self) -> Arc<WidgetRegistry> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Reads the enabled widgets and live keys from the store.
+    pub async fn reload(
+        &self,
+        store: &dyn crate::tenants::TenantStore,
+    ) -> Result<(), crate::store::StoreError> {
+        let revision = store.revision().await?;
+        let defs = store.widgets().await?;
+        let keys = store.live_keys().await?;
+        let widgets = defs.iter().filter(|d| !d.disabled).filter_map(|d| {
+            Widget::from_def(d)
+                .map_err(|e| tracing::warn!(widget = %d.id, error = %e, "skipping a stored widget"))
+                .ok()
+        });
+        let registry = Arc::new(WidgetRegistry::new(widgets, keys, revision));
+        match self.current.write() {
+            Ok(mut g) => *g = registry,
+            Err(poisoned) => *poisoned.into_inner() = registry,
+        }
+        Ok(())
+    }
+
+    /// Reloads when another process (the CLI, another replica) changed widgets.
+    pub async fn refresh(
+        &self,
+        store: &dyn crate::tenants::TenantStore,
+    ) -> Result<(), crate::store::StoreError> {
+        if store.revision().await? != self.get().revision {
+            self.reload(store).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The enabled widgets, found by id or by the hash of a public key.
 #[derive(Debug, Default)]
 pub struct WidgetRegistry {
-    by_key: HashMap<String, Arc<Widget>>,
     by_id: HashMap<String, Arc<Widget>>,
+    /// Key hash -> widget id, live keys only.
+    by_key_hash: HashMap<String, String>,
+    /// The store's widget revision this was read at.
+    pub revision: i64,
 }
 
 impl WidgetRegistry {
-    pub fn new(widgets: impl IntoIterator<Item = Widget>) -> Self {
-        let widgets: Vec<Arc<Widget>> = widgets.into_iter().map(Arc::new).collect();
+    pub fn new(
+        widgets: impl IntoIterator<Item = Widget>,
+        keys: impl IntoIterator<Item = (String, String)>,
+        revision: i64,
+    ) -> Self {
         Self {
-            by_key: widgets
-                .iter()
-                .map(|w| (w.public_key.clone(), w.clone()))
-                .collect(),
             by_id: widgets
-                .iter()
-                .map(|w| (w.id.to_string(), w.clone()))
+                .into_iter()
+                .map(|w| (w.id.to_string(), Arc::new(w)))
                 .collect(),
+            by_key_hash: keys.into_iter().collect(),
+            revision,
         }
     }
 
+    /// The widget whose live public key `key` is.
     pub fn by_key(&self, key: &str) -> Option<Arc<Widget>> {
-        self.by_key.get(key).cloned()
+        let id = self.by_key_hash.get(&crate::session::hash_key(key))?;
+        self.by_id(id)
+    }
+
+    /// The widget `id`, when `key` is its live public key.
+    pub fn by_id_and_key(&self, id: &str, key: &str) -> Option<Arc<Widget>> {
+        self.by_key(key).filter(|w| w.id.as_str() == id)
     }
 
     pub fn by_id(&self, id: &str) -> Option<Arc<Widget>> {
@@ -160,11 +357,11 @@ impl WidgetRegistry {
     }
 
     pub fn len(&self) -> usize {
-        self.by_key.len()
+        self.by_id.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
+        self.by_id.is_empty()
     }
 }
 
@@ -182,13 +379,37 @@ mod tests {
     }
 
     #[test]
-    fn registry_finds_widgets_by_public_key_only() {
-        let reg = WidgetRegistry::new([Widget::demo()]);
-        assert_eq!(
-            reg.by_key("pk_demo").map(|w| w.id.to_string()),
-            Some("demo".into())
+    fn registry_finds_widgets_by_id_and_live_key() {
+        let reg = WidgetRegistry::new(
+            [Widget::demo()],
+            [(crate::session::hash_key(DEMO_KEY), "demo".to_owned())],
+            1,
         );
-        assert!(reg.by_key("demo").is_none());
-        assert!(reg.by_key("pk_other").is_none());
+        assert!(reg.by_id_and_key("demo", DEMO_KEY).is_some());
+        assert!(reg.by_id_and_key("demo", "pk_other").is_none());
+        assert!(reg.by_id_and_key("other", DEMO_KEY).is_none());
+    }
+
+    #[test]
+    fn widget_settings_are_checked_field_by_field() {
+        assert_eq!(WidgetDef::demo().validate(), Ok(()));
+        let bad = |f: &dyn Fn(&mut WidgetDef)| {
+            let mut d = WidgetDef::demo();
+            f(&mut d);
+            d.validate().expect_err("should be refused").0
+        };
+        assert_eq!(bad(&|d| d.title = " ".into()), "title");
+        assert_eq!(bad(&|d| d.starters = vec!["".into()]), "starters");
+        assert_eq!(bad(&|d| d.temperature = Some(3.0)), "temperature");
+        assert_eq!(bad(&|d| d.max_tokens = Some(0)), "max_tokens");
+        assert_eq!(
+            bad(&|d| d.allowed_sites = vec!["https://x.com; script-src *".into()]),
+            "allowed_sites"
+        );
+        assert_eq!(
+            bad(&|d| d.verification_secret = Some("short".into())),
+            "verification_secret"
+        );
+        assert_eq!(bad(&|d| d.theme.primary = "red".into()), "theme.primary");
     }
 }

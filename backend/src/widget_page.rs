@@ -16,6 +16,7 @@ use rust_embed::RustEmbed;
 use salvo::http::StatusCode;
 use salvo::prelude::*;
 
+use crate::session::{Session, new_visitor, unix_now};
 use crate::state::AppState;
 
 #[derive(RustEmbed)]
@@ -166,7 +167,27 @@ fn plain_page(res: &mut Response, status: StatusCode, title: &str, text: &str) {
     )));
 }
 
-/// The chat panel's document, for the loader's iframe.
+/// The answer for an unknown widget id, a wrong or rotated key, and a
+/// disabled widget: one response, so keys and ids cannot be probed, and one
+/// a browser treats like a page on a site that is not allowed (it refuses
+/// to frame it).
+fn unavailable(res: &mut Response) {
+    let _ = res.add_header(
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'",
+        true,
+    );
+    plain_page(
+        res,
+        StatusCode::NOT_FOUND,
+        "Not available",
+        "This chat is not available here.",
+    );
+}
+
+/// The chat panel's document, for the loader's iframe:
+/// `/widget/{id}?key=pk_…`. It carries a new session token, and only the
+/// widget's allowed sites may frame it.
 #[handler]
 pub async fn page(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let Ok(state) = depot.get_typed::<Arc<AppState>>() else {
@@ -178,13 +199,9 @@ pub async fn page(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         );
     };
     let id = req.param::<String>("id").unwrap_or_default();
-    let Some(widget) = state.widgets.by_id(&id) else {
-        return plain_page(
-            res,
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "This chat widget does not exist.",
-        );
+    let key = req.query::<String>("key").unwrap_or_default();
+    let Some(widget) = state.widgets.get().by_id_and_key(&id, key.trim()) else {
+        return unavailable(res);
     };
     let Some(assets) = &state.assets else {
         tracing::error!(
@@ -197,18 +214,26 @@ pub async fn page(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             "The chat is not available right now.",
         );
     };
+    let session = Session {
+        widget: widget.id.to_string(),
+        visitor: new_visitor(),
+        user: None,
+        expires: unix_now() + state.settings.session.ttl_secs,
+    };
+    let token = state.sessions.mint(&session);
     // Only the widget's own sites may frame it: the browser enforces this,
     // whatever the embedding page says about itself.
     let csp = format!("{PAGE_CSP}; {}", widget.frame_ancestors());
     for (name, value) in [
         ("content-security-policy", csp.as_str()),
-        ("cache-control", "no-cache"),
+        // Each load carries a fresh session token: never cache it.
+        ("cache-control", "no-store"),
         ("x-content-type-options", "nosniff"),
         ("referrer-policy", "strict-origin-when-cross-origin"),
     ] {
         let _ = res.add_header(name, value, true);
     }
-    res.render(Text::Html(assets.page(&widget.config())));
+    res.render(Text::Html(assets.page(&widget.config(key.trim(), token))));
 }
 
 /// A built asset; immutable, since its name changes with its content.

@@ -51,7 +51,7 @@
       frame = d.createElement("iframe");
       frame.title = "Chat";
       frame.allow = "clipboard-write";
-      frame.src = base + "/widget/" + encodeURIComponent(id) + (key ? "#key=" + encodeURIComponent(key) : "");
+      frame.src = base + "/widget/" + encodeURIComponent(id) + "?key=" + encodeURIComponent(key || "");
       panel.appendChild(frame);
     }
     // Until the iframe has said hello, messages wait in order.

@@ -13,6 +13,44 @@ pub struct ChatRequest {
     pub conversation_id: Option<String>,
 }
 
+/// Body of `POST /api/v1/session`: renews the session the request's bearer
+/// token names, optionally taking back an earlier visitor or proving a user.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
+pub struct SessionRequest {
+    /// An earlier session token of this widget (kept by the widget across
+    /// reloads): the new session continues its visitor, so its
+    /// conversations stay readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
+    /// The site's signed user, from the host page's `identify` call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+}
+
+/// A user id signed by the site's backend: `user_hash` is the lowercase hex
+/// HMAC-SHA256 of `user_id` under the widget's verification secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
+pub struct Identity {
+    pub user_id: String,
+    pub user_hash: String,
+}
+
+/// A new session token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
+pub struct SessionGrant {
+    /// Send as `Authorization: Bearer …` to the chat and history APIs.
+    pub session: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+    /// The verified user this session speaks for; `null` when anonymous
+    /// (no identity sent, or its hash was wrong).
+    #[serde(default)]
+    pub user_id: Option<String>,
+}
+
 /// A failure, as the client sees it: the JSON body of every non-2xx response
 /// and the payload of the SSE `error` event. `code` is stable and meant for
 /// programs; `message` is for people and may change.
@@ -48,6 +86,19 @@ impl std::error::Error for ApiError {}
 pub enum ErrorCode {
     /// `X-API-Key` is missing or names no widget.
     InvalidApiKey,
+    /// The session token is missing, forged, or for another (or no longer
+    /// available) widget.
+    InvalidSession,
+    /// The session token is genuine but has expired: renew it with
+    /// `POST /api/v1/session`.
+    SessionExpired,
+    /// The admin API's bearer key is missing or wrong.
+    Unauthorized,
+    /// A field of the body has a value the server does not accept; the
+    /// message names the field.
+    InvalidField,
+    /// The thing to create exists already.
+    Conflict,
     /// The body is not valid JSON of the expected shape.
     InvalidRequest,
     /// The message is empty or only white space.
@@ -81,6 +132,11 @@ impl ErrorCode {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::InvalidApiKey => "invalid_api_key",
+            Self::InvalidSession => "invalid_session",
+            Self::SessionExpired => "session_expired",
+            Self::Unauthorized => "unauthorized",
+            Self::InvalidField => "invalid_field",
+            Self::Conflict => "conflict",
             Self::InvalidRequest => "invalid_request",
             Self::EmptyMessage => "empty_message",
             Self::MessageTooLong => "message_too_long",
@@ -148,6 +204,11 @@ mod tests {
     fn error_code_as_str_matches_serde() {
         for code in [
             ErrorCode::InvalidApiKey,
+            ErrorCode::InvalidSession,
+            ErrorCode::SessionExpired,
+            ErrorCode::Unauthorized,
+            ErrorCode::InvalidField,
+            ErrorCode::Conflict,
             ErrorCode::InvalidRequest,
             ErrorCode::EmptyMessage,
             ErrorCode::MessageTooLong,

@@ -10,6 +10,10 @@ pub struct WidgetConfig {
     pub widget_id: String,
     /// The key the widget sends as `X-API-Key`.
     pub public_key: String,
+    /// A short-lived session token minted with the page, sent as
+    /// `Authorization: Bearer …` with the key. Only pages the widget's
+    /// allowed sites can frame carry one.
+    pub session: String,
     /// Where the API lives; empty for the iframe's own origin.
     #[serde(default)]
     pub api_base: String,
@@ -130,7 +134,7 @@ mod tests {
     #[test]
     fn config_json_is_pinned_and_defaults_fill_gaps() {
         let cfg: WidgetConfig =
-            serde_json::from_str(r#"{"widget_id":"demo","public_key":"pk_demo","title":"Demo"}"#)
+            serde_json::from_str(r#"{"widget_id":"demo","public_key":"pk_demo","session":"v1.x.y","title":"Demo"}"#)
                 .unwrap();
         assert_eq!(cfg.theme, Theme::default());
         assert!(cfg.starters.is_empty());

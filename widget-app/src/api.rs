@@ -30,15 +30,62 @@ impl Failure {
     }
 }
 
-fn url(config: &WidgetConfig, path: &str) -> String {
+pub(crate) fn url(config: &WidgetConfig, path: &str) -> String {
     format!("{}{}", config.api_base.trim_end_matches('/'), path)
 }
 
-fn headers(config: &WidgetConfig) -> Result<Headers, Failure> {
+/// The widget's key and the current session token.
+pub(crate) fn headers(config: &WidgetConfig) -> Result<Headers, Failure> {
     let h = Headers::new().map_err(|_| Failure::Network)?;
     h.set("X-API-Key", &config.public_key)
         .map_err(|_| Failure::Network)?;
+    h.set(
+        "Authorization",
+        &format!("Bearer {}", crate::session::token()),
+    )
+    .map_err(|_| Failure::Network)?;
     Ok(h)
+}
+
+/// A request with the session, renewed once if it has expired.
+async fn fetch_authed(
+    config: &WidgetConfig,
+    url: &str,
+    init: &RequestInit,
+    extra: &[(&str, &str)],
+) -> Result<Response, Failure> {
+    for attempt in 0..2 {
+        let h = headers(config)?;
+        for (name, value) in extra {
+            h.set(name, value).map_err(|_| Failure::Network)?;
+        }
+        init.set_headers(&h.into());
+        let response = fetch(url, init).await?;
+        if response.status() != 401 || attempt == 1 {
+            return Ok(response);
+        }
+        let failure = api_error(&response).await;
+        match &failure {
+            Failure::Api(e) if e.code == ErrorCode::SessionExpired => {
+                crate::session::renew(config).await?
+            }
+            _ => return Err(failure),
+        }
+    }
+    Err(Failure::Network)
+}
+
+/// POSTs and returns the body of a 2xx answer.
+pub(crate) async fn fetch_text(url: &str, init: &RequestInit) -> Result<String, Failure> {
+    let response = fetch(url, init).await?;
+    if !response.ok() {
+        return Err(api_error(&response).await);
+    }
+    Ok(JsFuture::from(response.text().map_err(|_| Failure::Network)?)
+        .await
+        .map_err(|_| Failure::Network)?
+        .as_string()
+        .unwrap_or_default())
 }
 
 async fn fetch(url: &str, init: &RequestInit) -> Result<Response, Failure> {
@@ -104,19 +151,20 @@ pub async fn ask(
         .and_then(|v| js_sys::JSON::stringify(&v).ok())
         .and_then(|s| s.as_string())
         .ok_or(Failure::Network)?;
-    let headers = headers(config)?;
-    headers
-        .set("Content-Type", "application/json")
-        .map_err(|_| Failure::Network)?;
-    headers
-        .set("Accept", "text/event-stream")
-        .map_err(|_| Failure::Network)?;
     let init = RequestInit::new();
     init.set_method("POST");
-    init.set_headers(&headers.into());
     init.set_body(&JsValue::from_str(&body));
     init.set_signal(Some(signal));
-    let response = fetch(&url(config, "/api/v1/chat"), &init).await?;
+    let response = fetch_authed(
+        config,
+        &url(config, "/api/v1/chat"),
+        &init,
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "text/event-stream"),
+        ],
+    )
+    .await?;
     if !response.ok() {
         return Err(api_error(&response).await);
     }
@@ -176,12 +224,11 @@ pub async fn history(
 ) -> Result<Option<ConversationView>, Failure> {
     let init = RequestInit::new();
     init.set_method("GET");
-    init.set_headers(&headers(config)?.into());
     let path = format!(
         "/api/v1/conversations/{}",
         js_sys::encode_uri_component(conversation_id)
     );
-    let response = fetch(&url(config, &path), &init).await?;
+    let response = fetch_authed(config, &url(config, &path), &init, &[]).await?;
     if response.status() == 404 {
         return Ok(None);
     }

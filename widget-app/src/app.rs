@@ -14,6 +14,7 @@ use crate::api::{self, Failure};
 use crate::composer::Composer;
 use crate::header::Header;
 use crate::host;
+use crate::session;
 use crate::messages::Messages;
 use crate::state::{Action, Chat};
 use crate::theme::ThemeRoot;
@@ -32,12 +33,13 @@ pub fn app(props: &AppProps) -> Html {
     let chat = use_reducer(Chat::default);
     let abort = use_mut_ref(|| None::<AbortController>);
 
-    // After a reload: show the saved conversation.
+    // At start: take back the earlier session, then show the saved conversation.
     {
         let (config, chat) = (config.clone(), chat.dispatcher());
         use_effect_with((), move |_| {
-            if let Some(id) = host::saved_conversation(&config.widget_id) {
-                wasm_bindgen_futures::spawn_local(async move {
+            wasm_bindgen_futures::spawn_local(async move {
+                session::start(&config).await;
+                if let Some(id) = host::saved_conversation(&config.widget_id) {
                     match api::history(&config, &id).await {
                         Ok(Some(view)) => chat.dispatch(Action::Restore {
                             conversation_id: view.conversation_id,
@@ -48,8 +50,8 @@ pub fn app(props: &AppProps) -> Html {
                         // Offline for now: keep the id for the next load.
                         Err(_) => {}
                     }
-                });
-            }
+                }
+            });
         });
     }
     // Remember the conversation across reloads.
@@ -167,18 +169,30 @@ pub fn app(props: &AppProps) -> Html {
     // the current conversation.
     let latest = use_mut_ref(|| (ask.clone(), restart.clone()));
     *latest.borrow_mut() = (ask.clone(), restart.clone());
+    let host_config = config.clone();
     use_effect_with((), move |_| {
         host::listen(move |command| {
             let (ask, restart) = latest.borrow().clone();
             match command {
                 HostToWidget::Send { text, .. } => ask.emit(text),
-                HostToWidget::Reset { .. } => restart.emit(()),
+                // A logout: a new anonymous visitor, a new conversation.
+                HostToWidget::Reset { .. } => {
+                    session::reset(&host_config);
+                    restart.emit(());
+                }
                 HostToWidget::Open { .. } => focus_composer(),
-                // Identity verification comes with tenants; until then the
-                // visitor stays anonymous, which is always safe.
-                HostToWidget::Identify { .. }
-                | HostToWidget::Close { .. }
-                | HostToWidget::Connect { .. } => {}
+                // The site's signed user. A wrong hash leaves the visitor
+                // anonymous (the server decides); another user than before
+                // must not see the conversation on screen.
+                HostToWidget::Identify { id, hash, .. } => {
+                    let config = host_config.clone();
+                    wasm_bindgen_futures::spawn_local(async move {
+                        if session::identify(&config, id, hash).await {
+                            restart.emit(());
+                        }
+                    });
+                }
+                HostToWidget::Close { .. } | HostToWidget::Connect { .. } => {}
             }
         });
         host::tell_host(&WidgetToHost::Ready {

@@ -157,21 +157,29 @@ fn storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok()?
 }
 
-fn conversation_key(widget_id: &str) -> String {
-    format!("porthole:{widget_id}:conversation")
+/// A value this widget keeps in the iframe's storage (`what`:
+/// `conversation`, `session`).
+pub fn load(widget_id: &str, what: &str) -> Option<String> {
+    storage()?
+        .get_item(&format!("porthole:{widget_id}:{what}"))
+        .ok()?
+}
+
+pub fn keep(widget_id: &str, what: &str, value: Option<&str>) {
+    let Some(s) = storage() else { return };
+    let key = format!("porthole:{widget_id}:{what}");
+    let _ = match value {
+        Some(v) => s.set_item(&key, v),
+        None => s.remove_item(&key),
+    };
 }
 
 pub fn saved_conversation(widget_id: &str) -> Option<String> {
-    storage()?.get_item(&conversation_key(widget_id)).ok()?
+    load(widget_id, "conversation")
 }
 
 pub fn save_conversation(widget_id: &str, conversation_id: Option<&str>) {
-    let Some(s) = storage() else { return };
-    let key = conversation_key(widget_id);
-    let _ = match conversation_id {
-        Some(id) => s.set_item(&key, id),
-        None => s.remove_item(&key),
-    };
+    keep(widget_id, "conversation", conversation_id);
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod host;
 pub mod markdown;
 pub mod messages;
 pub mod render;
+pub mod session;
 pub mod state;
 pub mod theme;
 
@@ -36,6 +37,7 @@ pub fn page_config() -> Option<WidgetConfig> {
 pub fn start() {
     match page_config() {
         Some(config) => {
+            session::init(&config);
             yew::Renderer::<app::App>::with_props(app::AppProps {
                 config: Rc::new(config),
             })

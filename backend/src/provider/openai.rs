@@ -84,12 +84,12 @@ impl OpenAiProvider {
         }
         messages.push(json!({"role": PromptRole::User.as_str(), "content": request.question}));
         json!({
-            "model": self.model,
+            "model": widget.model.as_deref().unwrap_or(&self.model),
             "messages": messages,
             "stream": true,
             "stream_options": {"include_usage": true},
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
+            "temperature": widget.temperature.unwrap_or(self.temperature),
+            "max_tokens": widget.max_tokens.unwrap_or(self.max_tokens),
         })
     }
 }
@@ -255,5 +255,23 @@ mod tests {
         assert_eq!(messages[2]["content"], "Does it work with Ollama?");
         assert_eq!(body["stream"], true);
         assert_eq!(body["max_tokens"], 800);
+        assert_eq!(body["model"], "gpt-4o-mini");
+        // A widget's own model settings win over the server's.
+        let mut def = crate::widget::WidgetDef::demo();
+        def.model = Some("llama3".into());
+        def.temperature = Some(1.5);
+        def.max_tokens = Some(64);
+        let own = Widget::from_def(&def).unwrap();
+        let body = provider.request_body(
+            &own,
+            &PromptRequest {
+                history: vec![],
+                question: "hi".into(),
+            },
+        );
+        assert_eq!(
+            (&body["model"], &body["temperature"], &body["max_tokens"]),
+            (&serde_json::json!("llama3"), &serde_json::json!(1.5), &serde_json::json!(64))
+        );
     }
 }

@@ -1,0 +1,638 @@
+//! The admin API under `/api/v1/admin/`: widgets, their keys, their
+//! conversations and their token usage. Every route needs a secret admin key
+//! (`porthole admin-key create`) as `Authorization: Bearer ak_…`.
+//!
+//! The CLI (`porthole widget …`) does the same through [`WidgetInput`] and
+//! the store, so both check widgets the same way.
+
+use std::sync::Arc;
+
+use protocol::{ApiError, ErrorCode};
+use salvo::http::StatusCode;
+use salvo::oapi::ToSchema;
+use salvo::prelude::*;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::AppError;
+use crate::session::{hash_key, new_key};
+use crate::state::AppState;
+use crate::store::StoreError;
+use crate::tenants::{
+    AdminMessage, ConversationSummary, DailyUsage, KeyHash, TenantStore, days_ago_ms,
+};
+use crate::widget::{WidgetDef, WidgetId};
+
+/// Reads `null` as `Some(None)` (clear) and an absent field as `None` (keep).
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Settings to create a widget with, or to change: absent fields are left
+/// as they are (or get defaults); `null` clears the nullable ones.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WidgetInput {
+    /// Only when creating: 1 to 64 letters, digits, `-`, `_`. Made from the
+    /// title when absent.
+    pub id: Option<String>,
+    pub title: Option<String>,
+    pub greeting: Option<String>,
+    pub starters: Option<Vec<String>>,
+    pub theme: Option<protocol::widget::Theme>,
+    pub system_prompt: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[salvo(schema(value_type = Option<String>))]
+    pub model: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[salvo(schema(value_type = Option<f32>))]
+    pub temperature: Option<Option<f32>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[salvo(schema(value_type = Option<u32>))]
+    pub max_tokens: Option<Option<u32>>,
+    /// Markdown the widget answers from.
+    pub knowledge: Option<String>,
+    pub allowed_sites: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[salvo(schema(value_type = Option<String>))]
+    pub verification_secret: Option<Option<String>>,
+    pub disabled: Option<bool>,
+}
+
+impl WidgetInput {
+    /// Applies the given fields to `def`.
+    pub fn apply(self, def: &mut WidgetDef) {
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f { def.$f = v; } )* };
+        }
+        set!(
+            title,
+            greeting,
+            starters,
+            theme,
+            system_prompt,
+            model,
+            temperature,
+            max_tokens,
+            knowledge,
+            allowed_sites,
+            verification_secret,
+            disabled
+        );
+    }
+}
+
+/// An id made from a title: `Acme Docs!` -> `acme-docs`.
+pub fn slug(title: &str) -> String {
+    let mut out = String::new();
+    for c in title.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+        if out.len() >= 40 {
+            break;
+        }
+    }
+    let out = out.trim_end_matches('-').to_owned();
+    if out.is_empty() { "widget".into() } else { out }
+}
+
+/// The `<script>` tag a site owner pastes.
+pub fn embed_snippet(origin: &str, id: &str, key: &str) -> String {
+    format!(
+        "<script src=\"{origin}/widget.js\" data-widget-id=\"{id}\" data-key=\"{key}\" async></script>"
+    )
+}
+
+/// Why an admin operation failed, for the API and the CLI alike.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{0} exists already")]
+    Conflict(String),
+    #[error("there is no widget {0:?}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => Self::Conflict(what),
+            other => Self::Store(other),
+        }
+    }
+}
+
+impl From<AdminError> for AppError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Invalid { .. } => AppError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::InvalidField,
+                e.to_string(),
+            ),
+            AdminError::Conflict(_) => {
+                AppError::new(StatusCode::CONFLICT, ErrorCode::Conflict, e.to_string())
+            }
+            AdminError::NotFound(_) => {
+                AppError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, e.to_string())
+            }
+            AdminError::Store(e) => {
+                tracing::error!(error = %e, "admin store operation failed");
+                AppError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::Internal,
+                    "The store is unavailable. Please try again.",
+                )
+            }
+        }
+    }
+}
+
+fn check(def: &WidgetDef) -> Result<(), AdminError> {
+    def.validate().map_err(|(field, message)| AdminError::Invalid {
+        field: field.into(),
+        message,
+    })
+}
+
+/// A widget just made, with its public key (shown once: only its hash is kept).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CreatedWidget {
+    pub widget: WidgetDef,
+    pub public_key: String,
+    /// The `<script>` tag to paste into the site.
+    pub embed: String,
+}
+
+/// A widget's new public key; the old one stops working at once.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RotatedKey {
+    pub public_key: String,
+    pub embed: String,
+}
+
+/// Creates a widget with a new key.
+pub async fn create_widget(
+    store: &dyn TenantStore,
+    input: WidgetInput,
+    origin: &str,
+) -> Result<CreatedWidget, AdminError> {
+    let title = input.title.clone().unwrap_or_default();
+    let explicit = input.id.clone();
+    let base = explicit.clone().unwrap_or_else(|| slug(&title));
+    let id = WidgetId::parse(&base).map_err(|message| AdminError::Invalid {
+        field: "id".into(),
+        message,
+    })?;
+    let mut def = WidgetDef::new(id, &title, "admin");
+    input.apply(&mut def);
+    check(&def)?;
+    // A made-up id that is taken gets a number; a chosen one is a conflict.
+    for n in 1.. {
+        if n > 1 {
+            if explicit.is_some() || n > 50 {
+                break;
+            }
+            def.id = format!("{base}-{n}");
+        }
+        let key = new_key("pk");
+        match store.create_widget(&def, &KeyHash::of(&key)).await {
+            Ok(()) => {
+                let widget = store
+                    .widget(&def.id)
+                    .await?
+                    .ok_or_else(|| AdminError::NotFound(def.id.clone()))?;
+                let embed = embed_snippet(origin, &widget.id, &key);
+                return Ok(CreatedWidget {
+                    widget,
+                    public_key: key,
+                    embed,
+                });
+            }
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(AdminError::Conflict(format!("widget {base:?}")))
+}
+
+/// Changes a widget's settings.
+pub async fn update_widget(
+    store: &dyn TenantStore,
+    id: &str,
+    input: WidgetInput,
+) -> Result<WidgetDef, AdminError> {
+    if input.id.as_deref().is_some_and(|new| new != id) {
+        return Err(AdminError::Invalid {
+            field: "id".into(),
+            message: "cannot be changed".into(),
+        });
+    }
+    let mut def = store
+        .widget(id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(id.into()))?;
+    input.apply(&mut def);
+    check(&def)?;
+    if !store.update_widget(&def).await? {
+        return Err(AdminError::NotFound(id.into()));
+    }
+    store
+        .widget(id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(id.into()))
+}
+
+/// Gives a widget a new key, revoking the old one.
+pub async fn rotate_key(
+    store: &dyn TenantStore,
+    id: &str,
+    origin: &str,
+) -> Result<RotatedKey, AdminError> {
+    let key = new_key("pk");
+    if !store.rotate_key(id, &KeyHash::of(&key)).await? {
+        return Err(AdminError::NotFound(id.into()));
+    }
+    Ok(RotatedKey {
+        embed: embed_snippet(origin, id, &key),
+        public_key: key,
+    })
+}
+
+// ---- HTTP ----
+
+fn state(depot: &Depot) -> Result<Arc<AppState>, AppError> {
+    depot
+        .get_typed::<Arc<AppState>>()
+        .cloned()
+        .map_err(|_| AppError::internal())
+}
+
+/// After a change: this server uses it at once (others within a second).
+async fn reload(state: &AppState) {
+    if let Err(e) = state.widgets.reload(&*state.tenants).await {
+        tracing::warn!(error = %e, "reloading widgets after an admin change failed");
+    }
+}
+
+fn respond<T: Serialize + Send>(res: &mut Response, status: StatusCode, r: Result<T, AppError>) {
+    match r {
+        Ok(body) => {
+            res.status_code(status);
+            let _ = res.add_header("cache-control", "no-store", true);
+            res.render(Json(body));
+        }
+        Err(e) => e.render(res),
+    }
+}
+
+/// Where snippets point: the configured public URL, or this request's host.
+fn origin(state: &AppState, req: &Request) -> String {
+    if state.settings.public_url.is_some() {
+        return state.settings.public_url();
+    }
+    req.headers()
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
+        })
+        .map(|h| format!("http://{h}"))
+        .unwrap_or_else(|| state.settings.public_url())
+}
+
+async fn json_body<T: for<'de> Deserialize<'de>>(req: &mut Request) -> Result<T, AppError> {
+    let body = req
+        .payload_with_max_size(4 * 1024 * 1024)
+        .await
+        .map_err(|_| AppError::bad_request("The body could not be read (at most 4 MiB)."))?;
+    serde_json::from_slice(body)
+        .map_err(|e| AppError::bad_request(format!("The body is not valid: {e}.")))
+}
+
+fn unauthorized() -> AppError {
+    AppError::new(
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::Unauthorized,
+        "Send an admin key as Authorization: Bearer ak_…",
+    )
+}
+
+/// Requires `Authorization: Bearer <admin key>`; compares hashes only.
+#[handler]
+async fn require_admin(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+    let key = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    let verdict = match (key, state(depot)) {
+        (Some(key), Ok(state)) => match state.tenants.is_admin_key(&hash_key(key)).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(unauthorized()),
+            Err(e) => Err(AdminError::Store(e).into()),
+        },
+        (None, _) => Err(unauthorized()),
+        (_, Err(e)) => Err(e),
+    };
+    if let Err(e) = verdict {
+        if e.status == StatusCode::UNAUTHORIZED {
+            let _ = res.add_header("www-authenticate", "Bearer", true);
+        }
+        e.render(res);
+        ctrl.skip_rest();
+    }
+}
+
+/// Every widget, enabled or not.
+#[endpoint(tags("admin"), responses((status_code = 200, body = Vec<WidgetDef>), (status_code = 401, body = ApiError)))]
+async fn list_widgets(depot: &mut Depot, res: &mut Response) {
+    let r = async {
+        let state = state(depot)?;
+        Ok(state.tenants.widgets().await.map_err(AdminError::from)?)
+    }
+    .await;
+    respond(res, StatusCode::OK, r);
+}
+
+/// Creates a widget; the answer holds its public key and embed snippet.
+#[endpoint(
+    tags("admin"),
+    request_body(content = WidgetInput, content_type = "application/json"),
+    responses(
+        (status_code = 201, body = CreatedWidget),
+        (status_code = 400, body = ApiError),
+        (status_code = 401, body = ApiError),
+        (status_code = 409, description = "The id is taken", body = ApiError),
+        (status_code = 422, description = "A field is invalid (the message names it)", body = ApiError),
+    )
+)]
+async fn post_widget(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let r = async {
+        let state = state(depot)?;
+        let input: WidgetInput = json_body(req).await?;
+        let created = create_widget(&*state.tenants, input, &origin(&state, req)).await?;
+        reload(&state).await;
+        Ok(created)
+    }
+    .await;
+    respond(res, StatusCode::CREATED, r);
+}
+
+fn widget_id(req: &Request) -> String {
+    req.param::<String>("id").unwrap_or_default()
+}
+
+/// One widget.
+#[endpoint(tags("admin"), parameters(("id" = String, Path)), responses((status_code = 200, body = WidgetDef), (status_code = 401, body = ApiError), (status_code = 404, body = ApiError)))]
+async fn get_widget(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let r = async {
+        let state = state(depot)?;
+        let id = widget_id(req);
+        let found = state.tenants.widget(&id).await.map_err(AdminError::from)?;
+        Ok(found.ok_or(AdminError::NotFound(id))?)
+    }
+    .await;
+    respond(res, StatusCode::OK, r);
+}
+
+/// Changes the given fields of a widget.
+#[endpoint(
+    tags("admin"),
+    parameters(("id" = String, Path)),
+    request_body(content = WidgetInput, content_type = "application/json"),
+    responses(
+        (status_code = 200, body = WidgetDef),
+        (status_code = 400, body = ApiError),
+        (status_code = 401, body = ApiError),
+        (status_code = 404, body = ApiError),
+        (status_code = 422, body = ApiError),
+    )
+)]
+async fn patch_widget(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let r = async {
+        let state = state(depot)?;
+        let id = widget_id(req);
+        let input: WidgetInput = json_body(req).await?;
+        let def = update_widget(&*state.tenants, &id, input).await?;
+        reload(&state).await;
+        Ok(def)
+    }
+    .await;
+    respond(res, StatusCode::OK, r);
+}
+
+/// Deletes a widget with its keys, sites and conversations.
+#[endpoint(tags("admin"), parameters(("id" = String, Path)), responses((status_code = 204), (status_code = 401, body = ApiError), (status_code = 404, body = ApiError)))]
+async fn delete_widget(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let r: Result<(), AppError> = async {
+        let state = state(depot)?;
+        let id = widget_id(req);
+        if !state.tenants.delete_widget(&id).await.map_err(AdminError::from)? {
+            return Err(AdminError::NotFound(id).into());
+        }
+        reload(&state).await;
+        Ok(())
+    }
+    .await;
+    match r {
+        Ok(()) => {
+            res.status_code(StatusCode::NO_CONTENT);
+        }
+        Err(e) => e.render(res),
+    }
+}
+
+/// Gives a widget a new public key; the old key stops working at once.
+#[endpoint(tags("admin"), parameters(("id" = String, Path)), responses((status_code = 200, body = RotatedKey), (status_code = 401, body = ApiError), (status_code = 404, body = ApiError)))]
+async fn post_rotate_key(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let r = async {
+        let state = state(depot)?;
+        let id = widget_id(req);
+        let rotated = rotate_key(&*state.tenants, &id, &origin(&state, req)).await?;
+        reload(&state).await;
+        Ok(rotated)
+    }
+    .await;
+    respond(res, StatusCode::OK, r);
+}
+
+/// A page of a widget's conversations, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversationPage {
+    pub items: Vec<ConversationSummary>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of a conversation's messages, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessagePage {
+    pub items: Vec<AdminMessage>,
+    /// Pass as `after` for the next page; `null` on the last.
+    pub next_after: Option<u32>,
+}
+
+fn limit(req: &Request) -> u32 {
+    req.query::<u32>("limit").unwrap_or(50).clamp(1, 200)
+}
+
+async fn require_widget(state: &AppState, id: &str) -> Result<(), AppError> {
+    match state.tenants.widget(id).await.map_err(AdminError::from)? {
+        Some(_) => Ok(()),
+        None => Err(AdminError::NotFound(id.into()).into()),
+    }
+}
+
+/// A widget's conversations, newest first.
+#[endpoint(
+    tags("admin"),
+    parameters(
+        ("id" = String, Path),
+        ("limit" = Option<u32>, Query, description = "1 to 200, default 50"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses((status_code = 200, body = ConversationPage), (status_code = 401, body = ApiError), (status_code = 404, body = ApiError))
+)]
+async fn list_conversations(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let r = async {
+        let state = state(depot)?;
+        let id = widget_id(req);
+        require_widget(&state, &id).await?;
+        let cursor = req.query::<String>("cursor");
+        let (items, next_cursor) = state
+            .tenants
+            .conversations(&id, limit(req), cursor.as_deref())
+            .await
+            .map_err(AdminError::from)?;
+        Ok(ConversationPage { items, next_cursor })
+    }
+    .await;
+    respond(res, StatusCode::OK, r);
+}
+
+/// A conversation's messages, oldest first.
+#[endpoint(
+    tags("admin"),
+    parameters(
+        ("id" = String, Path),
+        ("conversation" = String, Path),
+        ("limit" = Option<u32>, Query, description = "1 to 200, default 50"),
+        ("after" = Option<u32>, Query, description = "`next_after` of the previous page"),
+    ),
+    responses((status_code = 200, body = MessagePage), (status_code = 401, body = ApiError), (status_code = 404, body = ApiError))
+)]
+async fn list_messages(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let r = async {
+        let state = state(depot)?;
+        let id = widget_id(req);
+        let conversation = req.param::<String>("conversation").unwrap_or_default();
+        let limit = limit(req);
+        let after = req.query::<u32>("after").unwrap_or(0);
+        let items = state
+            .tenants
+            .conversation_messages(&id, &conversation, limit, after)
+            .await
+            .map_err(AdminError::from)?
+            .ok_or_else(|| {
+                AppError::new(
+                    StatusCode::NOT_FOUND,
+                    ErrorCode::ConversationNotFound,
+                    "This widget has no such conversation.",
+                )
+            })?;
+        let next_after = (items.len() == limit as usize)
+            .then(|| items.last().map(|m| m.seq))
+            .flatten();
+        Ok(MessagePage { items, next_after })
+    }
+    .await;
+    respond(res, StatusCode::OK, r);
+}
+
+/// Tokens used per day (UTC) by a widget's answers.
+#[endpoint(
+    tags("admin"),
+    parameters(
+        ("id" = String, Path),
+        ("days" = Option<u32>, Query, description = "How many days back, 1 to 366, default 30"),
+    ),
+    responses((status_code = 200, body = Vec<DailyUsage>), (status_code = 401, body = ApiError), (status_code = 404, body = ApiError))
+)]
+async fn usage(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let r = async {
+        let state = state(depot)?;
+        let id = widget_id(req);
+        require_widget(&state, &id).await?;
+        let days = req.query::<u32>("days").unwrap_or(30).clamp(1, 366);
+        Ok(state
+            .tenants
+            .usage_by_day(&id, days_ago_ms(u64::from(days)), u64::MAX / 2)
+            .await
+            .map_err(AdminError::from)?)
+    }
+    .await;
+    respond(res, StatusCode::OK, r);
+}
+
+/// `/api/v1/admin/…`, relative to `/api/v1`.
+pub fn router() -> Router {
+    Router::with_path("admin")
+        .hoop(require_admin)
+        .push(
+            Router::with_path("widgets")
+                .get(list_widgets)
+                .post(post_widget)
+                .push(
+                    Router::with_path("{id}")
+                        .get(get_widget)
+                        .patch(patch_widget)
+                        .delete(delete_widget)
+                        .push(Router::with_path("rotate-key").post(post_rotate_key))
+                        .push(Router::with_path("usage").get(usage))
+                        .push(
+                            Router::with_path("conversations")
+                                .get(list_conversations)
+                                .push(
+                                    Router::with_path("{conversation}/messages").get(list_messages),
+                                ),
+                        ),
+                ),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_widget_ids() {
+        assert_eq!(slug("Acme Docs!"), "acme-docs");
+        assert_eq!(slug("  Ünïcode  "), "n-code");
+        assert_eq!(slug("!!!"), "widget");
+        assert!(WidgetId::parse(&slug(&"long title ".repeat(20))).is_ok());
+    }
+
+    #[test]
+    fn patches_keep_absent_fields_and_clear_nulls() {
+        let mut def = WidgetDef::demo();
+        def.model = Some("m".into());
+        let patch: WidgetInput =
+            serde_json::from_str(r#"{"greeting":"Hello","model":null}"#).unwrap();
+        patch.apply(&mut def);
+        assert_eq!(def.greeting, "Hello");
+        assert_eq!(def.model, None);
+        assert_eq!(def.title, "Porthole demo");
+        assert!(serde_json::from_str::<WidgetInput>(r#"{"colour":"red"}"#).is_err());
+    }
+}

@@ -1,0 +1,618 @@
+//! Widgets as tenants in the store: their settings, hashed public keys,
+//! allowed sites, the admin keys that manage them, and what admins read
+//! about their conversations and token usage.
+//!
+//! [`TenantStore`] is the seam a PostgreSQL store can fill later;
+//! [`SqliteStore`] implements it in the same file as the conversations.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use salvo::oapi::ToSchema;
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::store::{MessageStatus, Role, SqliteStore, StoreError};
+use crate::widget::WidgetDef;
+
+/// A stored public or admin key: its hash and what it may be shown as.
+#[derive(Debug, Clone)]
+pub struct KeyHash {
+    pub hash: String,
+    pub prefix: String,
+}
+
+impl KeyHash {
+    pub fn of(key: &str) -> Self {
+        Self {
+            hash: crate::session::hash_key(key),
+            prefix: crate::session::key_prefix(key),
+        }
+    }
+}
+
+/// A conversation as admins list it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ConversationSummary {
+    pub id: String,
+    /// The anonymous visitor that started it; `null` for conversations from
+    /// before visitors were recorded.
+    pub visitor_id: Option<String>,
+    /// The verified user, when the site identified one.
+    pub user_id: Option<String>,
+    pub messages: u32,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: u64,
+    pub last_message_at: u64,
+}
+
+/// A message as admins read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AdminMessage {
+    pub id: String,
+    /// Position in the conversation, from 1.
+    pub seq: u32,
+    pub role: Role,
+    pub content: String,
+    pub status: MessageStatus,
+    pub prompt_tokens: Option<u32>,
+    pub completion_tokens: Option<u32>,
+    pub created_at: u64,
+}
+
+/// Tokens used by one widget on one day (UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct DailyUsage {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    pub answers: u32,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
+
+#[async_trait]
+pub trait TenantStore: Send + Sync + std::fmt::Debug {
+    /// Every widget, enabled or not, by id.
+    async fn widgets(&self) -> Result<Vec<WidgetDef>, StoreError>;
+    async fn widget(&self, id: &str) -> Result<Option<WidgetDef>, StoreError>;
+    /// `(key hash, widget id)` of every live public key.
+    async fn live_keys(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// A number that changes whenever a widget, key or site changes.
+    async fn revision(&self) -> Result<i64, StoreError>;
+    /// Creates a widget with its first key; `Conflict` if the id is taken.
+    async fn create_widget(&self, def: &WidgetDef, key: &KeyHash) -> Result<(), StoreError>;
+    /// Replaces a widget's settings and sites; `false` if it does not exist.
+    async fn update_widget(&self, def: &WidgetDef) -> Result<bool, StoreError>;
+    /// Deletes a widget with its keys, sites and conversations.
+    async fn delete_widget(&self, id: &str) -> Result<bool, StoreError>;
+    /// Revokes the widget's live keys and adds `key`.
+    async fn rotate_key(&self, id: &str, key: &KeyHash) -> Result<bool, StoreError>;
+    /// Creates or re-applies a widget declared in the config file, with
+    /// `key` as its only live key.
+    async fn import_widget(&self, def: &WidgetDef, key: &KeyHash) -> Result<(), StoreError>;
+    /// Creates `def` only the first time this database is asked to (the
+    /// demo): deleted later, it stays deleted. Returns whether it was created.
+    async fn create_once(
+        &self,
+        marker: &str,
+        def: &WidgetDef,
+        key: &KeyHash,
+    ) -> Result<bool, StoreError>;
+    /// A server-wide value, set to `value` when absent; returns the stored one.
+    async fn meta_or_insert(&self, name: &str, value: &str) -> Result<String, StoreError>;
+    async fn create_admin_key(&self, name: &str, key: &KeyHash) -> Result<(), StoreError>;
+    /// Whether `hash` is the hash of an admin key.
+    async fn is_admin_key(&self, hash: &str) -> Result<bool, StoreError>;
+    /// A widget's conversations, newest first, `limit` at a time, after `cursor`.
+    async fn conversations(
+        &self,
+        widget: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<ConversationSummary>, Option<String>), StoreError>;
+    /// A conversation's messages from `after_seq` on, `limit` at a time;
+    /// `None` if it is not `widget`'s.
+    async fn conversation_messages(
+        &self,
+        widget: &str,
+        conversation: &str,
+        limit: u32,
+        after_seq: u32,
+    ) -> Result<Option<Vec<AdminMessage>>, StoreError>;
+    /// Tokens per day for `widget`, days in `[from, to)` (ms since the epoch).
+    async fn usage_by_day(
+        &self,
+        widget: &str,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<DailyUsage>, StoreError>;
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn json_text<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+const WIDGET_COLUMNS: &str = "id, title, greeting, starters, theme, system_prompt, model, \
+     temperature, max_tokens, knowledge, verification_secret, disabled, source, created_at, updated_at";
+
+fn widget_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<WidgetDef, StoreError> {
+    let bad = |what: &str, e: serde_json::Error| {
+        StoreError::Unavailable(format!("widget {what} is not valid JSON: {e}"))
+    };
+    let starters: String = row.try_get("starters")?;
+    let theme: String = row.try_get("theme")?;
+    let temperature: Option<f64> = row.try_get("temperature")?;
+    let max_tokens: Option<i64> = row.try_get("max_tokens")?;
+    let created: i64 = row.try_get("created_at")?;
+    let updated: i64 = row.try_get("updated_at")?;
+    Ok(WidgetDef {
+        id: row.try_get("id")?,
+        title: row.try_get("title")?,
+        greeting: row.try_get("greeting")?,
+        starters: serde_json::from_str(&starters).map_err(|e| bad("starters", e))?,
+        theme: serde_json::from_str(&theme).map_err(|e| bad("theme", e))?,
+        system_prompt: row.try_get("system_prompt")?,
+        model: row.try_get("model")?,
+        temperature: temperature.map(|t| t as f32),
+        max_tokens: max_tokens.map(|n| n.clamp(0, i64::from(u32::MAX)) as u32),
+        knowledge: row.try_get("knowledge")?,
+        allowed_sites: Vec::new(),
+        verification_secret: row.try_get("verification_secret")?,
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
+        source: row.try_get("source")?,
+        created_at: created.max(0) as u64,
+        updated_at: updated.max(0) as u64,
+    })
+}
+
+/// Writes a widget's settings row (insert or replace) and its sites.
+async fn write_widget(
+    tx: &mut sqlx::SqliteConnection,
+    def: &WidgetDef,
+    insert: bool,
+) -> Result<bool, StoreError> {
+    let now = now_ms();
+    let sql = if insert {
+        "INSERT INTO widgets (title, greeting, starters, theme, system_prompt, model, temperature, \
+         max_tokens, knowledge, verification_secret, disabled, source, updated_at, id, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    } else {
+        "UPDATE widgets SET title = ?, greeting = ?, starters = ?, theme = ?, system_prompt = ?, \
+         model = ?, temperature = ?, max_tokens = ?, knowledge = ?, verification_secret = ?, \
+         disabled = ?, source = ?, updated_at = ? WHERE id = ?"
+    };
+    let mut q = sqlx::query(sql)
+        .bind(&def.title)
+        .bind(&def.greeting)
+        .bind(json_text(&def.starters))
+        .bind(json_text(&def.theme))
+        .bind(&def.system_prompt)
+        .bind(&def.model)
+        .bind(def.temperature.map(f64::from))
+        .bind(def.max_tokens.map(i64::from))
+        .bind(&def.knowledge)
+        .bind(&def.verification_secret)
+        .bind(i64::from(def.disabled))
+        .bind(&def.source)
+        .bind(now)
+        .bind(&def.id);
+    if insert {
+        q = q.bind(now);
+    }
+    let done = q.execute(&mut *tx).await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM widget_sites WHERE widget_id = ?")
+        .bind(&def.id)
+        .execute(&mut *tx)
+        .await?;
+    for site in &def.allowed_sites {
+        sqlx::query("INSERT OR IGNORE INTO widget_sites (widget_id, origin) VALUES (?, ?)")
+            .bind(&def.id)
+            .bind(site)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(true)
+}
+
+async fn insert_key(
+    tx: &mut sqlx::SqliteConnection,
+    widget: &str,
+    key: &KeyHash,
+) -> Result<(), StoreError> {
+    let owner: Option<String> =
+        sqlx::query_scalar("SELECT widget_id FROM widget_keys WHERE key_hash = ?")
+            .bind(&key.hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+    match owner {
+        Some(o) if o != widget => Err(StoreError::Conflict(
+            "this public key (used by another widget)".into(),
+        )),
+        Some(_) => {
+            sqlx::query("UPDATE widget_keys SET revoked_at = NULL WHERE key_hash = ?")
+                .bind(&key.hash)
+                .execute(&mut *tx)
+                .await?;
+            Ok(())
+        }
+        None => {
+            sqlx::query(
+                "INSERT INTO widget_keys (key_hash, widget_id, prefix, created_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(&key.hash)
+            .bind(widget)
+            .bind(&key.prefix)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
+        }
+    }
+}
+
+async fn revoke_keys_except(
+    tx: &mut sqlx::SqliteConnection,
+    widget: &str,
+    keep: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE widget_keys SET revoked_at = ? WHERE widget_id = ? AND key_hash != ? AND revoked_at IS NULL",
+    )
+    .bind(now_ms())
+    .bind(widget)
+    .bind(keep)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+fn status_of(s: &str) -> MessageStatus {
+    match s {
+        "complete" => MessageStatus::Complete,
+        "error" => MessageStatus::Error,
+        "streaming" => MessageStatus::Streaming,
+        _ => MessageStatus::Interrupted,
+    }
+}
+
+#[async_trait]
+impl TenantStore for SqliteStore {
+    async fn widgets(&self) -> Result<Vec<WidgetDef>, StoreError> {
+        let sql = format!("SELECT {WIDGET_COLUMNS} FROM widgets ORDER BY id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.reader)
+            .await?;
+        let mut widgets = rows
+            .iter()
+            .map(widget_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let sites: Vec<(String, String)> =
+            sqlx::query_as("SELECT widget_id, origin FROM widget_sites ORDER BY rowid")
+                .fetch_all(&self.reader)
+                .await?;
+        for (widget, origin) in sites {
+            if let Some(w) = widgets.iter_mut().find(|w| w.id == widget) {
+                w.allowed_sites.push(origin);
+            }
+        }
+        Ok(widgets)
+    }
+
+    async fn widget(&self, id: &str) -> Result<Option<WidgetDef>, StoreError> {
+        let sql = format!("SELECT {WIDGET_COLUMNS} FROM widgets WHERE id = ?");
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut def = widget_from_row(&row)?;
+        def.allowed_sites =
+            sqlx::query_scalar("SELECT origin FROM widget_sites WHERE widget_id = ? ORDER BY rowid")
+                .bind(id)
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(Some(def))
+    }
+
+    async fn live_keys(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT key_hash, widget_id FROM widget_keys WHERE revoked_at IS NULL",
+        )
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    async fn revision(&self) -> Result<i64, StoreError> {
+        let value: Option<String> =
+            sqlx::query_scalar("SELECT value FROM server_meta WHERE name = 'widgets_revision'")
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(value.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    async fn create_widget(&self, def: &WidgetDef, key: &KeyHash) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM widgets WHERE id = ?")
+            .bind(&def.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            return Err(StoreError::Conflict(format!("widget {:?}", def.id)));
+        }
+        write_widget(&mut tx, def, true).await?;
+        insert_key(&mut tx, &def.id, key).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn update_widget(&self, def: &WidgetDef) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let found = write_widget(&mut tx, def, false).await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    async fn delete_widget(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("DELETE FROM conversations WHERE widget_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM widgets WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn rotate_key(&self, id: &str, key: &KeyHash) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM widgets WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        revoke_keys_except(&mut tx, id, &key.hash).await?;
+        insert_key(&mut tx, id, key).await?;
+        sqlx::query("UPDATE widgets SET updated_at = ? WHERE id = ?")
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn import_widget(&self, def: &WidgetDef, key: &KeyHash) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        if !write_widget(&mut tx, def, false).await? {
+            write_widget(&mut tx, def, true).await?;
+        }
+        revoke_keys_except(&mut tx, &def.id, &key.hash).await?;
+        insert_key(&mut tx, &def.id, key).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_once(
+        &self,
+        marker: &str,
+        def: &WidgetDef,
+        key: &KeyHash,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let first = sqlx::query("INSERT OR IGNORE INTO server_meta (name, value) VALUES (?, ?)")
+            .bind(marker)
+            .bind(now_ms().to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM widgets WHERE id = ?")
+            .bind(&def.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let create = first && exists.is_none();
+        if create {
+            write_widget(&mut tx, def, true).await?;
+            insert_key(&mut tx, &def.id, key).await?;
+        }
+        tx.commit().await?;
+        Ok(create)
+    }
+
+    async fn meta_or_insert(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        sqlx::query("INSERT OR IGNORE INTO server_meta (name, value) VALUES (?, ?)")
+            .bind(name)
+            .bind(value)
+            .execute(&self.writer)
+            .await?;
+        Ok(
+            sqlx::query_scalar("SELECT value FROM server_meta WHERE name = ?")
+                .bind(name)
+                .fetch_one(&self.writer)
+                .await?,
+        )
+    }
+
+    async fn create_admin_key(&self, name: &str, key: &KeyHash) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO admin_keys (key_hash, name, prefix, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&key.hash)
+            .bind(name)
+            .bind(&key.prefix)
+            .bind(now_ms())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn is_admin_key(&self, hash: &str) -> Result<bool, StoreError> {
+        // The lookup is by hash, so its timing says nothing about the key.
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM admin_keys WHERE key_hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    async fn conversations(
+        &self,
+        widget: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<ConversationSummary>, Option<String>), StoreError> {
+        // The cursor is the last row's `created_at:id`.
+        let (before_time, before_id) = cursor
+            .and_then(|c| c.split_once(':'))
+            .and_then(|(t, id)| Some((t.parse::<i64>().ok()?, id.to_owned())))
+            .unwrap_or((i64::MAX, String::new()));
+        let rows = sqlx::query(
+            "SELECT c.id, c.visitor_id, c.user_id, c.created_at, \
+                    COUNT(m.id) AS messages, \
+                    COALESCE(SUM(m.prompt_tokens), 0) AS prompt_tokens, \
+                    COALESCE(SUM(m.completion_tokens), 0) AS completion_tokens, \
+                    COALESCE(MAX(m.created_at), c.created_at) AS last_message_at \
+             FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id \
+             WHERE c.widget_id = ? AND (c.created_at < ? OR (c.created_at = ? AND c.id < ?)) \
+             GROUP BY c.id ORDER BY c.created_at DESC, c.id DESC LIMIT ?",
+        )
+        .bind(widget)
+        .bind(before_time)
+        .bind(before_time)
+        .bind(if before_id.is_empty() {
+            "\u{10FFFF}".to_owned()
+        } else {
+            before_id
+        })
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let n = |c: &str| -> Result<u64, StoreError> {
+                Ok(row.try_get::<i64, _>(c)?.max(0) as u64)
+            };
+            out.push(ConversationSummary {
+                id: row.try_get("id")?,
+                visitor_id: row.try_get("visitor_id")?,
+                user_id: row.try_get("user_id")?,
+                messages: n("messages")? as u32,
+                prompt_tokens: n("prompt_tokens")?,
+                completion_tokens: n("completion_tokens")?,
+                created_at: n("created_at")?,
+                last_message_at: n("last_message_at")?,
+            });
+        }
+        let next = if out.len() > limit as usize {
+            out.truncate(limit as usize);
+            out.last().map(|c| format!("{}:{}", c.created_at, c.id))
+        } else {
+            None
+        };
+        Ok((out, next))
+    }
+
+    async fn conversation_messages(
+        &self,
+        widget: &str,
+        conversation: &str,
+        limit: u32,
+        after_seq: u32,
+    ) -> Result<Option<Vec<AdminMessage>>, StoreError> {
+        let owner: Option<String> =
+            sqlx::query_scalar("SELECT widget_id FROM conversations WHERE id = ?")
+                .bind(conversation)
+                .fetch_optional(&self.reader)
+                .await?;
+        if owner.as_deref() != Some(widget) {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT id, seq, role, content, status, prompt_tokens, completion_tokens, created_at \
+             FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(conversation)
+        .bind(i64::from(after_seq))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let tokens = |c: &str| -> Result<Option<u32>, StoreError> {
+                Ok(row.try_get::<Option<i64>, _>(c)?.map(|n| n.max(0) as u32))
+            };
+            out.push(AdminMessage {
+                id: row.try_get("id")?,
+                seq: row.try_get::<i64, _>("seq")?.max(0) as u32,
+                role: if row.try_get::<String, _>("role")? == "user" {
+                    Role::User
+                } else {
+                    Role::Assistant
+                },
+                content: row.try_get("content")?,
+                status: status_of(&row.try_get::<String, _>("status")?),
+                prompt_tokens: tokens("prompt_tokens")?,
+                completion_tokens: tokens("completion_tokens")?,
+                created_at: row.try_get::<i64, _>("created_at")?.max(0) as u64,
+            });
+        }
+        Ok(Some(out))
+    }
+
+    async fn usage_by_day(
+        &self,
+        widget: &str,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Vec<DailyUsage>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT date(m.created_at / 1000, 'unixepoch') AS day, COUNT(*) AS answers, \
+                    COALESCE(SUM(m.prompt_tokens), 0) AS prompt_tokens, \
+                    COALESCE(SUM(m.completion_tokens), 0) AS completion_tokens \
+             FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+             WHERE c.widget_id = ? AND m.role = 'assistant' AND m.created_at >= ? AND m.created_at < ? \
+             GROUP BY day ORDER BY day",
+        )
+        .bind(widget)
+        .bind(from_ms.min(i64::MAX as u64) as i64)
+        .bind(to_ms.min(i64::MAX as u64) as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let prompt = row.try_get::<i64, _>("prompt_tokens")?.max(0) as u64;
+            let completion = row.try_get::<i64, _>("completion_tokens")?.max(0) as u64;
+            out.push(DailyUsage {
+                day: row.try_get("day")?,
+                answers: row.try_get::<i64, _>("answers")?.max(0) as u32,
+                prompt_tokens: prompt,
+                completion_tokens: completion,
+                total_tokens: prompt + completion,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Milliseconds since the epoch of `days` days ago, for usage ranges.
+pub fn days_ago_ms(days: u64) -> u64 {
+    (now_ms().max(0) as u64).saturating_sub(Duration::from_secs(days * 86_400).as_millis() as u64)
+}
