@@ -156,10 +156,11 @@ impl From<AdminError> for AppError {
 }
 
 fn check(def: &WidgetDef) -> Result<(), AdminError> {
-    def.validate().map_err(|(field, message)| AdminError::Invalid {
-        field: field.into(),
-        message,
-    })
+    def.validate()
+        .map_err(|(field, message)| AdminError::Invalid {
+            field: field.into(),
+            message,
+        })
 }
 
 /// A widget just made, with its public key (shown once: only its hash is kept).
@@ -328,7 +329,12 @@ fn unauthorized() -> AppError {
 
 /// Requires `Authorization: Bearer <admin key>`; compares hashes only.
 #[handler]
-async fn require_admin(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+async fn require_admin(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
     let key = req
         .headers()
         .get("authorization")
@@ -438,7 +444,12 @@ async fn delete_widget(req: &mut Request, depot: &mut Depot, res: &mut Response)
     let r: Result<(), AppError> = async {
         let state = state(depot)?;
         let id = widget_id(req);
-        if !state.tenants.delete_widget(&id).await.map_err(AdminError::from)? {
+        if !state
+            .tenants
+            .delete_widget(&id)
+            .await
+            .map_err(AdminError::from)?
+        {
             return Err(AdminError::NotFound(id).into());
         }
         reload(&state).await;
@@ -587,28 +598,24 @@ async fn usage(req: &mut Request, depot: &mut Depot, res: &mut Response) {
 
 /// `/api/v1/admin/…`, relative to `/api/v1`.
 pub fn router() -> Router {
-    Router::with_path("admin")
-        .hoop(require_admin)
-        .push(
-            Router::with_path("widgets")
-                .get(list_widgets)
-                .post(post_widget)
-                .push(
-                    Router::with_path("{id}")
-                        .get(get_widget)
-                        .patch(patch_widget)
-                        .delete(delete_widget)
-                        .push(Router::with_path("rotate-key").post(post_rotate_key))
-                        .push(Router::with_path("usage").get(usage))
-                        .push(
-                            Router::with_path("conversations")
-                                .get(list_conversations)
-                                .push(
-                                    Router::with_path("{conversation}/messages").get(list_messages),
-                                ),
-                        ),
-                ),
-        )
+    Router::with_path("admin").hoop(require_admin).push(
+        Router::with_path("widgets")
+            .get(list_widgets)
+            .post(post_widget)
+            .push(
+                Router::with_path("{id}")
+                    .get(get_widget)
+                    .patch(patch_widget)
+                    .delete(delete_widget)
+                    .push(Router::with_path("rotate-key").post(post_rotate_key))
+                    .push(Router::with_path("usage").get(usage))
+                    .push(
+                        Router::with_path("conversations")
+                            .get(list_conversations)
+                            .push(Router::with_path("{conversation}/messages").get(list_messages)),
+                    ),
+            ),
+    )
 }
 
 #[cfg(test)]

@@ -209,7 +209,7 @@ impl Default for SessionSettings {
 }
 
 /// A widget declared in the config file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WidgetSettings {
     pub id: String,

@@ -71,10 +71,12 @@ pub async fn widget_js(req: &mut Request, depot: &mut Depot, res: &mut Response)
 /// A page standing in for a customer's site, with the demo widget on it.
 #[handler]
 pub async fn demo_page(req: &mut Request, depot: &mut Depot, res: &mut Response) {
-    let has_demo = depot
-        .get_typed::<Arc<AppState>>()
-        .ok()
-        .is_some_and(|s| s.widgets.get().by_id_and_key("demo", crate::widget::DEMO_KEY).is_some());
+    let has_demo = depot.get_typed::<Arc<AppState>>().ok().is_some_and(|s| {
+        s.widgets
+            .get()
+            .by_id_and_key("demo", crate::widget::DEMO_KEY)
+            .is_some()
+    });
     if !has_demo {
         res.render(Text::Html(
             "<!doctype html><title>Porthole</title><p>Porthole is running. API reference: <a href=\"/docs/\">/docs</a>.</p>",

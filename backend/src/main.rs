@@ -38,7 +38,7 @@ enum Command {
     },
     /// Creates, lists, shows, changes and deletes widgets.
     #[command(subcommand)]
-    Widget(WidgetCommand),
+    Widget(Box<WidgetCommand>),
     /// Manages admin keys for the admin API.
     #[command(subcommand, name = "admin-key")]
     AdminKey(AdminKeyCommand),
@@ -220,7 +220,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve { demo, .. } => runtime.block_on(serve(settings, demo)),
-        Command::Widget(cmd) => runtime.block_on(widget_command(&settings, cmd)),
+        Command::Widget(cmd) => runtime.block_on(widget_command(&settings, *cmd)),
         Command::AdminKey(AdminKeyCommand::Create { name }) => {
             runtime.block_on(admin_key_create(&settings, &name))
         }
@@ -259,7 +259,9 @@ async fn widget_command(settings: &Settings, cmd: WidgetCommand) -> anyhow::Resu
         WidgetCommand::List => {
             let widgets = store.widgets().await?;
             if widgets.is_empty() {
-                println!("No widgets yet. Create one with: porthole widget create --name \"…\" --allow https://example.com");
+                println!(
+                    "No widgets yet. Create one with: porthole widget create --name \"…\" --allow https://example.com"
+                );
             }
             for w in widgets {
                 let sites = if w.allowed_sites.is_empty() {
@@ -275,7 +277,7 @@ async fn widget_command(settings: &Settings, cmd: WidgetCommand) -> anyhow::Resu
             let def = store
                 .widget(&id)
                 .await?
-                .ok_or_else(|| admin::AdminError::NotFound(id))?;
+                .ok_or(admin::AdminError::NotFound(id))?;
             println!("{}", serde_json::to_string_pretty(&def)?);
         }
         WidgetCommand::Update { id, name, settings } => {
@@ -290,7 +292,10 @@ async fn widget_command(settings: &Settings, cmd: WidgetCommand) -> anyhow::Resu
         WidgetCommand::RotateKey { id } => {
             let rotated = admin::rotate_key(&store, &id, &origin).await?;
             println!("New public key: {}", rotated.public_key);
-            println!("The old key no longer works. Replace the snippet on your site with:\n\n{}", rotated.embed);
+            println!(
+                "The old key no longer works. Replace the snippet on your site with:\n\n{}",
+                rotated.embed
+            );
         }
         WidgetCommand::Delete { id, yes } => {
             if !yes {

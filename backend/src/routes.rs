@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use protocol::ApiError;
 use protocol::api::HealthStatus;
 use protocol::event::{ChunkEvent, DoneEvent, MetaEvent};
-use protocol::ApiError;
 use salvo::affix_state;
 use salvo::catcher::Catcher;
 use salvo::cors::{AllowHeaders, AllowMethods, AllowOrigin, Cors};

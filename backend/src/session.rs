@@ -206,7 +206,14 @@ mod tests {
         );
         // An expired forgery is invalid, not expired.
         assert_eq!(keys.verify(&forged, 5_000), Err(TokenError::Invalid));
-        for junk in ["", "v1", "v1..", "v2.e30.", "x.y.z", &token[..token.len() - 2]] {
+        for junk in [
+            "",
+            "v1",
+            "v1..",
+            "v2.e30.",
+            "x.y.z",
+            &token[..token.len() - 2],
+        ] {
             assert_eq!(keys.verify(junk, 1), Err(TokenError::Invalid), "{junk:?}");
         }
     }

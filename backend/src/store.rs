@@ -380,12 +380,11 @@ impl SqliteStore {
         owner: &Owner,
         conversation: &str,
     ) -> Result<bool, StoreError> {
-        let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT widget_id, visitor_id, user_id FROM conversations WHERE id = ?",
-        )
-        .bind(conversation)
-        .fetch_optional(&self.reader)
-        .await?;
+        let row: Option<(String, Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT widget_id, visitor_id, user_id FROM conversations WHERE id = ?")
+                .bind(conversation)
+                .fetch_optional(&self.reader)
+                .await?;
         Ok(row.is_some_and(|(w, visitor, user)| {
             w == widget.as_str() && owner.may_read(visitor.as_deref(), user.as_deref())
         }))
@@ -553,7 +552,13 @@ mod tests {
             .unwrap();
         for i in 1..3 {
             let again = store
-                .start_turn(&a, &me(), Some(&conv), user(&format!("m{i}")), &new_id("msg"))
+                .start_turn(
+                    &a,
+                    &me(),
+                    Some(&conv),
+                    user(&format!("m{i}")),
+                    &new_id("msg"),
+                )
                 .await
                 .unwrap();
             assert_eq!(again, conv);
@@ -572,7 +577,13 @@ mod tests {
             ]
         );
         assert!(store.messages(&b, &me(), &conv).await.unwrap().is_none());
-        assert!(store.messages(&a, &me(), "conv_nope").await.unwrap().is_none());
+        assert!(
+            store
+                .messages(&a, &me(), "conv_nope")
+                .await
+                .unwrap()
+                .is_none()
+        );
         // Another widget's conversation, or none: refused, and nothing written.
         for (widget, id) in [(&b, conv.as_str()), (&a, "conv_nope")] {
             let refused = store
@@ -583,7 +594,15 @@ mod tests {
                 "{refused:?}"
             );
         }
-        assert_eq!(store.messages(&a, &me(), &conv).await.unwrap().unwrap().len(), 6);
+        assert_eq!(
+            store
+                .messages(&a, &me(), &conv)
+                .await
+                .unwrap()
+                .unwrap()
+                .len(),
+            6
+        );
     }
 
     #[tokio::test]
@@ -645,7 +664,10 @@ mod tests {
                 // Every third turn continues the shared conversation.
                 let conversation = (i % 3 == 0).then_some(shared);
                 store
-                    .start_turn(&w, &me(), conversation.as_deref(),
+                    .start_turn(
+                        &w,
+                        &me(),
+                        conversation.as_deref(),
                         user(&format!("q{i}")),
                         &new_id("msg"),
                     )
@@ -673,7 +695,10 @@ mod tests {
         let id = new_id("msg");
         let conv = {
             let store = SqliteStore::open(&path).await.unwrap();
-            let conv = store.start_turn(&w, &me(), None, user("q"), &id).await.unwrap();
+            let conv = store
+                .start_turn(&w, &me(), None, user("q"), &id)
+                .await
+                .unwrap();
             store.checkpoint_answer(&id, "partial").await.unwrap();
             conv
         };

@@ -321,20 +321,21 @@ impl TenantStore for SqliteStore {
             return Ok(None);
         };
         let mut def = widget_from_row(&row)?;
-        def.allowed_sites =
-            sqlx::query_scalar("SELECT origin FROM widget_sites WHERE widget_id = ? ORDER BY rowid")
-                .bind(id)
-                .fetch_all(&self.reader)
-                .await?;
+        def.allowed_sites = sqlx::query_scalar(
+            "SELECT origin FROM widget_sites WHERE widget_id = ? ORDER BY rowid",
+        )
+        .bind(id)
+        .fetch_all(&self.reader)
+        .await?;
         Ok(Some(def))
     }
 
     async fn live_keys(&self) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT key_hash, widget_id FROM widget_keys WHERE revoked_at IS NULL",
+        Ok(
+            sqlx::query_as("SELECT key_hash, widget_id FROM widget_keys WHERE revoked_at IS NULL")
+                .fetch_all(&self.reader)
+                .await?,
         )
-        .fetch_all(&self.reader)
-        .await?)
     }
 
     async fn revision(&self) -> Result<i64, StoreError> {
@@ -454,13 +455,15 @@ impl TenantStore for SqliteStore {
     }
 
     async fn create_admin_key(&self, name: &str, key: &KeyHash) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO admin_keys (key_hash, name, prefix, created_at) VALUES (?, ?, ?, ?)")
-            .bind(&key.hash)
-            .bind(name)
-            .bind(&key.prefix)
-            .bind(now_ms())
-            .execute(&self.writer)
-            .await?;
+        sqlx::query(
+            "INSERT INTO admin_keys (key_hash, name, prefix, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&key.hash)
+        .bind(name)
+        .bind(&key.prefix)
+        .bind(now_ms())
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 

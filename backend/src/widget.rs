@@ -144,10 +144,7 @@ impl WidgetDef {
         {
             return fail("model", "must be 1 to 200 characters, or null");
         }
-        if self
-            .temperature
-            .is_some_and(|t| !(0.0..=2.0).contains(&t))
-        {
+        if self.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
             return fail("temperature", "must be between 0 and 2");
         }
         if self.max_tokens.is_some_and(|n| n == 0 || n > 100_000) {
@@ -183,10 +180,11 @@ impl WidgetDef {
     /// The demo widget (`demo`, key `pk_demo`) that answers questions about Porthole.
     pub fn demo() -> Self {
         let mut def = Self::new(WidgetId("demo".into()), "Porthole demo", "demo");
-        def.system_prompt = "You are Porthole's friendly assistant. Answer questions about Porthole \
+        def.system_prompt =
+            "You are Porthole's friendly assistant. Answer questions about Porthole \
              briefly, using the knowledge provided. If the knowledge does not cover \
              a question, say so."
-            .into();
+                .into();
         def.knowledge = DEMO_KNOWLEDGE.into();
         def.greeting = "Hi! I'm Porthole's demo assistant. Ask me how Porthole works.".into();
         def.starters = vec![

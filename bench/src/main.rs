@@ -38,6 +38,7 @@ struct Args {
 struct Server {
     _child: Child,
     base: String,
+    session: String,
     pid: u32,
     _dir: TempDir,
 }
@@ -95,10 +96,24 @@ impl Server {
         }
         let startup = started.elapsed();
         let pid = child.id().context("server pid")?;
+        // The session a visitor's widget page carries.
+        let page = client
+            .get(format!("{base}/widget/bench?key=pk_bench"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let session = page
+            .split("\"session\":\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .context("no session in the widget page: is the widget built (scripts/build-widget)?")?
+            .to_owned();
         Ok((
             Self {
                 _child: child,
                 base,
+                session,
                 pid,
                 _dir: TempDir(dir),
             },
@@ -131,16 +146,18 @@ fn client() -> reqwest::Client {
 /// Where a stream goes: through Porthole, or straight to the mock.
 #[derive(Clone)]
 enum Target {
-    Porthole(String),
+    /// Base URL and a visitor's session token.
+    Porthole(String, String),
     Mock(String),
 }
 
 impl Target {
     fn request(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
         match self {
-            Target::Porthole(base) => client
+            Target::Porthole(base, session) => client
                 .post(format!("{base}/api/v1/chat"))
                 .header("x-api-key", "pk_bench")
+                .bearer_auth(session)
                 .json(&serde_json::json!({"message": "How fast are you?"})),
             Target::Mock(base) => {
                 client
@@ -167,7 +184,7 @@ async fn one_stream(client: &reqwest::Client, target: &Target) -> Option<Duratio
     while let Ok(Some(bytes)) = response.chunk().await {
         for msg in parser.push(&bytes) {
             let is_chunk = match target {
-                Target::Porthole(_) => msg.event == "message",
+                Target::Porthole(..) => msg.event == "message",
                 Target::Mock(_) => msg.data.contains("\"content\""),
             };
             if is_chunk && first.is_none() {
@@ -308,7 +325,7 @@ async fn rss_per_open_stream(
 ) -> anyhow::Result<f64> {
     let (server, _) = Server::start(binary, &mock.base_url()).await?;
     let client = client();
-    let target = Target::Porthole(server.base.clone());
+    let target = Target::Porthole(server.base.clone(), server.session.clone());
     // Warm up pools and the allocator with a few whole answers, then hold
     // answers open mid-stream.
     mock.set_script(Script::numbered(3, 1));
@@ -401,7 +418,7 @@ async fn speed(args: &Args, mock: &MockUpstream, secs: u64, rounds: usize) -> an
     );
 
     let (server, _) = Server::start(&args.server, &mock.base_url()).await?;
-    let through = Target::Porthole(server.base.clone());
+    let through = Target::Porthole(server.base.clone(), server.session.clone());
     let direct = Target::Mock(mock.base_url());
 
     // Added first-chunk latency: the same bursts straight to the mock and

@@ -122,8 +122,7 @@ pub fn settings(upstream: &str) -> Settings {
         knowledge: None,
         greeting: "Hi! Ask me anything about Acme.".into(),
         starters: vec!["How do I get started?".into(), "Which models work?".into()],
-        theme: Default::default(),
-        allowed_sites: Vec::new(),
+        ..Default::default()
     });
     s
 }

@@ -477,7 +477,7 @@ async fn a_site_that_is_not_allowed_cannot_show_the_widget() {
     let allowed_addr = page_on(allowed);
     let other_addr = page_on(other);
 
-    let csp = reqwest::get(h.url(&format!("/widget/{WIDGET}")))
+    let csp = reqwest::get(h.url(&format!("/widget/{WIDGET}?key={KEY}")))
         .await
         .expect("page")
         .headers()["content-security-policy"]

@@ -133,9 +133,10 @@ mod tests {
 
     #[test]
     fn config_json_is_pinned_and_defaults_fill_gaps() {
-        let cfg: WidgetConfig =
-            serde_json::from_str(r#"{"widget_id":"demo","public_key":"pk_demo","session":"v1.x.y","title":"Demo"}"#)
-                .unwrap();
+        let cfg: WidgetConfig = serde_json::from_str(
+            r#"{"widget_id":"demo","public_key":"pk_demo","session":"v1.x.y","title":"Demo"}"#,
+        )
+        .unwrap();
         assert_eq!(cfg.theme, Theme::default());
         assert!(cfg.starters.is_empty());
         let json = serde_json::to_string(&cfg.theme).unwrap();

@@ -81,11 +81,13 @@ pub(crate) async fn fetch_text(url: &str, init: &RequestInit) -> Result<String, 
     if !response.ok() {
         return Err(api_error(&response).await);
     }
-    Ok(JsFuture::from(response.text().map_err(|_| Failure::Network)?)
-        .await
-        .map_err(|_| Failure::Network)?
-        .as_string()
-        .unwrap_or_default())
+    Ok(
+        JsFuture::from(response.text().map_err(|_| Failure::Network)?)
+            .await
+            .map_err(|_| Failure::Network)?
+            .as_string()
+            .unwrap_or_default(),
+    )
 }
 
 async fn fetch(url: &str, init: &RequestInit) -> Result<Response, Failure> {

@@ -14,8 +14,8 @@ use crate::api::{self, Failure};
 use crate::composer::Composer;
 use crate::header::Header;
 use crate::host;
-use crate::session;
 use crate::messages::Messages;
+use crate::session;
 use crate::state::{Action, Chat};
 use crate::theme::ThemeRoot;
 

@@ -271,7 +271,11 @@ mod tests {
         );
         assert_eq!(
             (&body["model"], &body["temperature"], &body["max_tokens"]),
-            (&serde_json::json!("llama3"), &serde_json::json!(1.5), &serde_json::json!(64))
+            (
+                &serde_json::json!("llama3"),
+                &serde_json::json!(1.5),
+                &serde_json::json!(64)
+            )
         );
     }
 }

@@ -162,7 +162,10 @@ async fn cors_preflight_allows_the_public_api_from_any_site() {
         .request(reqwest::Method::OPTIONS, app.url("/api/v1/chat"))
         .header("origin", "https://customer.example")
         .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "content-type,x-api-key")
+        .header(
+            "access-control-request-headers",
+            "content-type,x-api-key,authorization",
+        )
         .send()
         .await
         .expect("preflight");
@@ -172,4 +175,5 @@ async fn cors_preflight_allows_the_public_api_from_any_site() {
         .to_str()
         .unwrap_or_default();
     assert!(allowed.contains("x-api-key"), "{allowed}");
+    assert!(allowed.contains("authorization"), "{allowed}");
 }

@@ -27,6 +27,8 @@ pub struct TestApp {
     pub lifecycle: Lifecycle,
     pub mock: Option<MockUpstream>,
     pub server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// A session of the test widget, from its page.
+    pub session: String,
 }
 
 /// Settings for a test server that talks to `base_url`.
@@ -56,10 +58,33 @@ pub fn test_settings(base_url: Option<String>) -> Settings {
         knowledge: None,
         greeting: "Hello from the test widget.".into(),
         starters: vec!["What can you do?".into()],
-        theme: Default::default(),
-        allowed_sites: Vec::new(),
+        ..Default::default()
     });
     settings
+}
+
+/// The session token minted into `/widget/{id}?key=…`, as the widget
+/// reads it from its page.
+pub async fn page_session(client: &reqwest::Client, base: &str, id: &str, key: &str) -> String {
+    let response = client
+        .get(format!("{base}/widget/{id}?key={key}"))
+        .send()
+        .await
+        .expect("page request is sent");
+    let status = response.status();
+    let page = response.text().await.expect("page body");
+    assert_eq!(
+        status, 200,
+        "the widget page must be served (is the widget built? run scripts/build-widget): {page}"
+    );
+    session_in_page(&page).unwrap_or_else(|| panic!("no session in the page: {page}"))
+}
+
+/// The `session` of the config JSON in a widget page.
+pub fn session_in_page(page: &str) -> Option<String> {
+    let start = page.find("\"session\":\"")? + "\"session\":\"".len();
+    let len = page[start..].find('"')?;
+    Some(page[start..start + len].to_owned())
 }
 
 pub async fn spawn_app(settings: Settings, mock: Option<MockUpstream>, demo: bool) -> TestApp {
@@ -69,12 +94,15 @@ pub async fn spawn_app(settings: Settings, mock: Option<MockUpstream>, demo: boo
     let base = format!("http://{}", app.addr());
     let lifecycle = app.lifecycle();
     let server = tokio::spawn(app.run());
+    let client = reqwest::Client::new();
+    let session = page_session(&client, &base, "test", KEY).await;
     TestApp {
         base,
-        client: reqwest::Client::new(),
+        client,
         lifecycle,
         mock,
         server,
+        session,
     }
 }
 
@@ -95,11 +123,12 @@ impl TestApp {
         self.mock.as_ref().expect("this app has a mock upstream")
     }
 
-    /// `POST /api/v1/chat` with the test key and a JSON body.
+    /// `POST /api/v1/chat` with the test key, its session and a JSON body.
     pub async fn chat(&self, body: Value) -> reqwest::Response {
         self.client
             .post(self.url("/api/v1/chat"))
             .header("x-api-key", KEY)
+            .bearer_auth(&self.session)
             .json(&body)
             .send()
             .await
@@ -207,9 +236,18 @@ pub async fn api_error(response: reqwest::Response) -> (u16, String) {
 /// Starts the real `porthole` binary with `config`; returns it and its base
 /// URL (read from the line it prints once listening).
 pub async fn start_binary(config: &std::path::Path) -> (tokio::process::Child, String) {
+    start_binary_with(config, &[]).await
+}
+
+/// [`start_binary`] with more arguments to `serve` (`--demo`).
+pub async fn start_binary_with(
+    config: &std::path::Path,
+    extra: &[&str],
+) -> (tokio::process::Child, String) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_porthole"))
         .args(["serve", "--config"])
         .arg(config)
+        .args(extra)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -224,4 +262,44 @@ pub async fn start_binary(config: &std::path::Path) -> (tokio::process::Child, S
         .expect("a line");
     let base = line.rsplit(' ').next().expect("url").to_owned();
     (child, base)
+}
+
+/// Runs a `porthole` CLI command against `config`'s database; returns the
+/// exit success, stdout and stderr.
+pub fn cli(config: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_porthole"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("the CLI runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Writes a config file in `dir` for a server on port 0 with its database
+/// there; `more` is appended (widgets, upstream).
+pub fn write_config(dir: &std::path::Path, more: &str) -> std::path::PathBuf {
+    let path = dir.join("porthole.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "addr = \"127.0.0.1:0\"\n[store]\npath = \"{}\"\n{more}",
+            dir.join("porthole.db").display()
+        ),
+    )
+    .expect("config written");
+    path
+}
+
+/// A new admin key made with `porthole admin-key create`.
+pub fn admin_key(config: &std::path::Path) -> String {
+    let (ok, out, err) = cli(config, &["admin-key", "create", "--name", "tests"]);
+    assert!(ok, "admin-key create failed: {err}");
+    let key = out.trim().to_owned();
+    assert!(key.starts_with("ak_"), "{out}");
+    key
 }

@@ -1,11 +1,14 @@
 //! Integration tests: the real server on port 0, the mock upstream over real
 //! HTTP, and a real HTTP client. One binary for all of them (zero2prod style).
 
+mod admin;
 mod chat;
 mod faults;
 mod helpers;
 mod offline;
 mod persistence;
 mod probes;
+mod sessions;
 mod shutdown;
+mod upgrade;
 mod validation;

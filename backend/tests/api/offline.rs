@@ -1,13 +1,15 @@
 use protocol::StreamEvent;
 
-use crate::helpers::{EventReader, spawn_app, test_settings, text_of};
+use crate::helpers::{EventReader, page_session, spawn_app, test_settings, text_of};
 
 async fn ask_demo(question: &str) -> Vec<StreamEvent> {
     let app = spawn_app(test_settings(None), None, true).await;
+    let session = page_session(&app.client, &app.base, "demo", "pk_demo").await;
     let response = app
         .client
         .post(app.url("/api/v1/chat"))
         .header("x-api-key", "pk_demo")
+        .bearer_auth(session)
         .json(&serde_json::json!({ "message": question }))
         .send()
         .await

@@ -5,7 +5,7 @@ use protocol::StreamEvent;
 use protocol::widget::{ConversationView, MessageStatus, Role};
 use serde_json::json;
 
-use crate::helpers::{EventReader, KEY, start_binary, temp_dir};
+use crate::helpers::{EventReader, KEY, page_session, start_binary, temp_dir};
 
 fn config(dir: &std::path::Path, upstream: &str) -> std::path::PathBuf {
     let path = dir.join("porthole.toml");
@@ -20,10 +20,16 @@ fn config(dir: &std::path::Path, upstream: &str) -> std::path::PathBuf {
     path
 }
 
-async fn ask(client: &reqwest::Client, base: &str, body: serde_json::Value) -> EventReader {
+async fn ask(
+    client: &reqwest::Client,
+    base: &str,
+    session: &str,
+    body: serde_json::Value,
+) -> EventReader {
     let response = client
         .post(format!("{base}/api/v1/chat"))
         .header("x-api-key", KEY)
+        .bearer_auth(session)
         .json(&body)
         .send()
         .await
@@ -44,10 +50,16 @@ async fn a_server_killed_mid_answer_loses_nothing_earlier_and_marks_the_partial_
     let client = reqwest::Client::new();
 
     let (mut server, base) = start_binary(&config).await;
-    let first = ask(&client, &base, json!({"message": "First question"}))
-        .await
-        .collect()
-        .await;
+    let session = page_session(&client, &base, "test", KEY).await;
+    let first = ask(
+        &client,
+        &base,
+        &session,
+        json!({"message": "First question"}),
+    )
+    .await
+    .collect()
+    .await;
     let StreamEvent::Meta(meta) = &first[0] else {
         panic!("meta first: {first:?}")
     };
@@ -58,6 +70,7 @@ async fn a_server_killed_mid_answer_loses_nothing_earlier_and_marks_the_partial_
     let mut reader = ask(
         &client,
         &base,
+        &session,
         json!({"message": "Second question", "conversation_id": conversation}),
     )
     .await;
@@ -73,10 +86,13 @@ async fn a_server_killed_mid_answer_loses_nothing_earlier_and_marks_the_partial_
     let _ = server.wait().await;
     drop(reader);
 
+    // The session from before the crash still works: the signing secret
+    // lives in the database.
     let (_server, base) = start_binary(&config).await;
     let view: ConversationView = client
         .get(format!("{base}/api/v1/conversations/{conversation}"))
         .header("x-api-key", KEY)
+        .bearer_auth(&session)
         .send()
         .await
         .expect("sent")
@@ -108,6 +124,7 @@ async fn a_server_killed_mid_answer_loses_nothing_earlier_and_marks_the_partial_
     let third = ask(
         &client,
         &base,
+        &session,
         json!({"message": "Third", "conversation_id": conversation}),
     )
     .await

@@ -80,11 +80,13 @@ async fn sigterm_ends_open_streams_with_an_event_and_exits_within_the_deadline()
     let (mut child, base) = crate::helpers::start_binary(&config).await;
 
     let client = reqwest::Client::new();
+    let session = crate::helpers::page_session(&client, &base, "test", KEY).await;
     let mut readers = Vec::new();
     for _ in 0..3 {
         let response = client
             .post(format!("{base}/api/v1/chat"))
             .header("x-api-key", KEY)
+            .bearer_auth(&session)
             .json(&serde_json::json!({"message": "go on"}))
             .send()
             .await

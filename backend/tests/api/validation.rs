@@ -15,7 +15,7 @@ async fn post(
 ) -> (u16, String) {
     let mut request = app.client.post(app.url("/api/v1/chat")).body(body);
     if let Some(key) = key {
-        request = request.header("x-api-key", key);
+        request = request.header("x-api-key", key).bearer_auth(&app.session);
     }
     if let Some(ct) = content_type {
         request = request.header("content-type", ct);
@@ -184,6 +184,7 @@ async fn unknown_routes_and_methods_are_json_errors() {
         .client
         .get(app.url("/api/v1/chat"))
         .header("x-api-key", KEY)
+        .bearer_auth(&app.session)
         .send()
         .await
         .expect("sent");
