@@ -10,7 +10,7 @@ use salvo::http::StatusCode;
 use salvo::prelude::*;
 
 use crate::error::AppError;
-use crate::session::{Session, TokenError, unix_now, verify_identity};
+use crate::session::{Session, TokenError, new_visitor, unix_now, verify_identity};
 use crate::state::AppState;
 use crate::store::Owner;
 use crate::widget::Widget;
@@ -160,11 +160,15 @@ async fn grant(state: &AppState, req: &mut Request) -> Result<SessionGrant, AppE
         })?
     };
     let now = unix_now();
-    let mut visitor = current.visitor;
-    let mut user = current.user;
+    let (mut visitor, mut user) = if request.fresh {
+        (new_visitor(), None)
+    } else {
+        (current.visitor, current.user)
+    };
     if let Some(earlier) = request
         .resume
         .as_deref()
+        .filter(|_| !request.fresh)
         .and_then(|t| state.sessions.open(t).ok())
         .filter(|s| s.widget == current.widget)
         .filter(|s| {

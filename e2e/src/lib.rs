@@ -28,6 +28,8 @@ pub struct Harness {
     pub mock: MockUpstream,
     pub lifecycle: Lifecycle,
     pub browser: Browser,
+    /// The server's SQLite file, to check what was stored.
+    pub db: PathBuf,
     handler: tokio::task::JoinHandle<()>,
     profile: PathBuf,
 }
@@ -136,6 +138,7 @@ impl Harness {
         let mock = MockUpstream::start(script).await?;
         let mut s = settings(&mock.base_url());
         tweak(&mut s);
+        let db = s.store.path.clone();
         let app = Application::build(s, true).await?;
         let base = format!("http://{}", app.addr());
         let lifecycle = app.lifecycle();
@@ -146,6 +149,7 @@ impl Harness {
             mock,
             lifecycle,
             browser,
+            db,
             handler,
             profile,
         })

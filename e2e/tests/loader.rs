@@ -524,3 +524,50 @@ async fn a_site_that_is_not_allowed_cannot_show_the_widget() {
         .await
         .expect("screenshot");
 }
+
+/// The host page's `identify` with its backend's hash binds the visitor's
+/// conversation to that user; after `reset`, a wrong hash stays anonymous.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identify_binds_the_conversation_to_the_verified_user_and_a_wrong_hash_stays_anonymous() {
+    const SECRET: &str = "acme-backend-secret-42";
+    let h = Harness::start(Script::words("Your order ships today.", 5), |s| {
+        s.widgets[0].verification_secret = Some(SECRET.into())
+    })
+    .await
+    .expect("harness");
+    let url = host_page(&h, "", vec![]).await;
+    let page = open_host(&h, &url, 1024, 768, false).await;
+    wait_event(&page, "ready", 1).await;
+    let good = porthole::session::identity_hash(SECRET, "alice");
+    eval(
+        &page,
+        &format!("Porthole('identify', {{id: 'alice', name: 'Alice', hash: '{good}'}}); Porthole('send', 'Where is my order?')"),
+    )
+    .await
+    .expect("identify and send");
+    wait_event(&page, "answer", 1).await;
+    // Logged out; then someone claims to be alice with a made-up hash.
+    let forged = porthole::session::identity_hash("a guess", "alice");
+    eval(
+        &page,
+        &format!("Porthole('reset'); Porthole('identify', {{id: 'alice', hash: '{forged}'}}); Porthole('send', 'Show me alice orders')"),
+    )
+    .await
+    .expect("reset, identify, send");
+    wait_event(&page, "answer", 2).await;
+
+    let store = porthole::store::SqliteStore::open(&h.db)
+        .await
+        .expect("store");
+    let (conversations, _) =
+        porthole::tenants::TenantStore::conversations(&store, WIDGET, 10, None)
+            .await
+            .expect("conversations");
+    let owners: Vec<Option<&str>> = conversations.iter().map(|c| c.user_id.as_deref()).collect();
+    // Newest first.
+    assert_eq!(owners, [None, Some("alice")], "{conversations:?}");
+    assert_ne!(
+        conversations[0].visitor_id, conversations[1].visitor_id,
+        "reset starts a new visitor"
+    );
+}

@@ -26,6 +26,10 @@ pub struct SessionRequest {
     /// The site's signed user, from the host page's `identify` call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
+    /// Start over as a new anonymous visitor (the host page's `reset`, e.g.
+    /// on logout): nothing of the current visitor or user is carried over.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fresh: bool,
 }
 
 /// A user id signed by the site's backend: `user_hash` is the lowercase hex

@@ -37,7 +37,7 @@ pub fn app(props: &AppProps) -> Html {
     {
         let (config, chat) = (config.clone(), chat.dispatcher());
         use_effect_with((), move |_| {
-            wasm_bindgen_futures::spawn_local(async move {
+            session::track(async move {
                 session::start(&config).await;
                 if let Some(id) = host::saved_conversation(&config.widget_id) {
                     match api::history(&config, &id).await {
@@ -84,6 +84,7 @@ pub fn app(props: &AppProps) -> Html {
             });
             let config = config.clone();
             wasm_bindgen_futures::spawn_local(async move {
+                session::settled().await;
                 let events = dispatch.clone();
                 let answer = Rc::new(std::cell::RefCell::new(String::new()));
                 let collected = answer.clone();
@@ -177,7 +178,8 @@ pub fn app(props: &AppProps) -> Html {
                 HostToWidget::Send { text, .. } => ask.emit(text),
                 // A logout: a new anonymous visitor, a new conversation.
                 HostToWidget::Reset { .. } => {
-                    session::reset(&host_config);
+                    let config = host_config.clone();
+                    session::track(async move { session::reset(&config).await });
                     restart.emit(());
                 }
                 HostToWidget::Open { .. } => focus_composer(),
@@ -186,7 +188,7 @@ pub fn app(props: &AppProps) -> Html {
                 // must not see the conversation on screen.
                 HostToWidget::Identify { id, hash, .. } => {
                     let config = host_config.clone();
-                    wasm_bindgen_futures::spawn_local(async move {
+                    session::track(async move {
                         if session::identify(&config, id, hash).await {
                             restart.emit(());
                         }

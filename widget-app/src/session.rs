@@ -22,6 +22,29 @@ struct Current {
 
 thread_local! {
     static CURRENT: RefCell<Current> = RefCell::default();
+    /// The session change under way (resume at start, identify), as a
+    /// promise questions wait for, so none goes out with the token it replaces.
+    static PENDING: RefCell<Option<js_sys::Promise>> = const { RefCell::new(None) };
+}
+
+/// Runs a session change; questions asked meanwhile wait for it.
+pub fn track(change: impl std::future::Future<Output = ()> + 'static) {
+    let earlier = PENDING.with(|p| p.borrow().clone());
+    let promise = wasm_bindgen_futures::future_to_promise(async move {
+        if let Some(earlier) = earlier {
+            let _ = wasm_bindgen_futures::JsFuture::from(earlier).await;
+        }
+        change.await;
+        Ok(JsValue::UNDEFINED)
+    });
+    PENDING.with(|p| *p.borrow_mut() = Some(promise));
+}
+
+/// Resolves once no session change is under way.
+pub async fn settled() {
+    if let Some(p) = PENDING.with(|p| p.borrow().clone()) {
+        let _ = wasm_bindgen_futures::JsFuture::from(p).await;
+    }
 }
 
 /// The token to send now.
@@ -82,7 +105,7 @@ pub async fn start(config: &WidgetConfig) {
     };
     let request = SessionRequest {
         resume: Some(saved),
-        identity: None,
+        ..Default::default()
     };
     if renew_with(config, &request).await.is_err() {
         set(config, None);
@@ -95,8 +118,8 @@ pub async fn renew(config: &WidgetConfig) -> Result<(), Failure> {
     renew_with(
         config,
         &SessionRequest {
-            resume: None,
             identity,
+            ..Default::default()
         },
     )
     .await
@@ -110,8 +133,8 @@ pub async fn identify(config: &WidgetConfig, user_id: String, user_hash: String)
     let identity = Identity { user_id, user_hash };
     CURRENT.with(|c| c.borrow_mut().identity = Some(identity.clone()));
     let request = SessionRequest {
-        resume: None,
         identity: Some(identity),
+        ..Default::default()
     };
     if renew_with(config, &request).await.is_err() {
         return false;
@@ -120,8 +143,17 @@ pub async fn identify(config: &WidgetConfig, user_id: String, user_hash: String)
     before.is_some() && before != after
 }
 
-/// The host page's `reset` (a logout): back to a new anonymous visitor.
-pub fn reset(config: &WidgetConfig) {
+/// The host page's `reset` (a logout): a new anonymous visitor, so nothing
+/// of the one before is readable from this browser.
+pub async fn reset(config: &WidgetConfig) {
     CURRENT.with(|c| c.borrow_mut().identity = None);
-    set(config, None);
+    let request = SessionRequest {
+        fresh: true,
+        ..Default::default()
+    };
+    if renew_with(config, &request).await.is_err() {
+        // The page's own token is the best left; its visitor may be the
+        // one before, but no verified user's conversations are readable.
+        set(config, None);
+    }
 }

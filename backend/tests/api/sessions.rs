@@ -221,6 +221,19 @@ async fn a_visitor_reads_only_its_own_conversations_and_takes_them_back_after_a_
         .await
         .expect("history");
     assert_eq!(view["messages"][0]["content"], "hello");
+
+    // `fresh` (the host page's reset, on logout): a new visitor, who reads
+    // nothing of the one before, even when handed its old token.
+    let fresh = grant(
+        &app,
+        &resumed.session,
+        json!({"fresh": true, "resume": first_visit}),
+    )
+    .await;
+    assert_eq!(
+        history(&app, &fresh.session, &conversation).await.status(),
+        404
+    );
 }
 
 #[tokio::test]
