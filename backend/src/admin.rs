@@ -361,7 +361,7 @@ async fn require_admin(
 }
 
 /// Every widget, enabled or not.
-#[endpoint(tags("admin"), responses((status_code = 200, body = Vec<WidgetDef>), (status_code = 401, body = ApiError)))]
+#[endpoint(tags("admin"), security(("admin_key" = [])), responses((status_code = 200, body = Vec<WidgetDef>), (status_code = 401, body = ApiError)))]
 async fn list_widgets(depot: &mut Depot, res: &mut Response) {
     let r = async {
         let state = state(depot)?;
@@ -374,6 +374,7 @@ async fn list_widgets(depot: &mut Depot, res: &mut Response) {
 /// Creates a widget; the answer holds its public key and embed snippet.
 #[endpoint(
     tags("admin"),
+    security(("admin_key" = [])),
     request_body(content = WidgetInput, content_type = "application/json"),
     responses(
         (status_code = 201, body = CreatedWidget),
@@ -400,7 +401,7 @@ fn widget_id(req: &Request) -> String {
 }
 
 /// One widget.
-#[endpoint(tags("admin"), parameters(("id" = String, Path)), responses((status_code = 200, body = WidgetDef), (status_code = 401, body = ApiError), (status_code = 404, body = ApiError)))]
+#[endpoint(tags("admin"), security(("admin_key" = [])), parameters(("id" = String, Path)), responses((status_code = 200, body = WidgetDef), (status_code = 401, body = ApiError), (status_code = 404, body = ApiError)))]
 async fn get_widget(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let r = async {
         let state = state(depot)?;
@@ -415,6 +416,7 @@ async fn get_widget(req: &mut Request, depot: &mut Depot, res: &mut Response) {
 /// Changes the given fields of a widget.
 #[endpoint(
     tags("admin"),
+    security(("admin_key" = [])),
     parameters(("id" = String, Path)),
     request_body(content = WidgetInput, content_type = "application/json"),
     responses(
@@ -439,7 +441,7 @@ async fn patch_widget(req: &mut Request, depot: &mut Depot, res: &mut Response) 
 }
 
 /// Deletes a widget with its keys, sites and conversations.
-#[endpoint(tags("admin"), parameters(("id" = String, Path)), responses((status_code = 204), (status_code = 401, body = ApiError), (status_code = 404, body = ApiError)))]
+#[endpoint(tags("admin"), security(("admin_key" = [])), parameters(("id" = String, Path)), responses((status_code = 204), (status_code = 401, body = ApiError), (status_code = 404, body = ApiError)))]
 async fn delete_widget(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let r: Result<(), AppError> = async {
         let state = state(depot)?;
@@ -465,7 +467,7 @@ async fn delete_widget(req: &mut Request, depot: &mut Depot, res: &mut Response)
 }
 
 /// Gives a widget a new public key; the old key stops working at once.
-#[endpoint(tags("admin"), parameters(("id" = String, Path)), responses((status_code = 200, body = RotatedKey), (status_code = 401, body = ApiError), (status_code = 404, body = ApiError)))]
+#[endpoint(tags("admin"), security(("admin_key" = [])), parameters(("id" = String, Path)), responses((status_code = 200, body = RotatedKey), (status_code = 401, body = ApiError), (status_code = 404, body = ApiError)))]
 async fn post_rotate_key(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let r = async {
         let state = state(depot)?;
@@ -508,6 +510,7 @@ async fn require_widget(state: &AppState, id: &str) -> Result<(), AppError> {
 /// A widget's conversations, newest first.
 #[endpoint(
     tags("admin"),
+    security(("admin_key" = [])),
     parameters(
         ("id" = String, Path),
         ("limit" = Option<u32>, Query, description = "1 to 200, default 50"),
@@ -535,6 +538,7 @@ async fn list_conversations(req: &mut Request, depot: &mut Depot, res: &mut Resp
 /// A conversation's messages, oldest first.
 #[endpoint(
     tags("admin"),
+    security(("admin_key" = [])),
     parameters(
         ("id" = String, Path),
         ("conversation" = String, Path),
@@ -574,6 +578,7 @@ async fn list_messages(req: &mut Request, depot: &mut Depot, res: &mut Response)
 /// Tokens used per day (UTC) by a widget's answers.
 #[endpoint(
     tags("admin"),
+    security(("admin_key" = [])),
     parameters(
         ("id" = String, Path),
         ("days" = Option<u32>, Query, description = "How many days back, 1 to 366, default 30"),

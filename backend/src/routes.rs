@@ -11,6 +11,7 @@ use salvo::catcher::Catcher;
 use salvo::cors::{AllowHeaders, AllowMethods, AllowOrigin, Cors};
 use salvo::http::header::HeaderName;
 use salvo::http::{Method, StatusCode};
+use salvo::oapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use salvo::oapi::{OpenApi, ToSchema};
 use salvo::prelude::*;
 
@@ -107,7 +108,13 @@ pub fn openapi(router: &Router) -> OpenApi {
     let _ = ChunkEvent::to_schema(components);
     let _ = DoneEvent::to_schema(components);
     let _ = ApiError::to_schema(components);
-    doc
+    doc.add_security_scheme(
+        "admin_key",
+        SecurityScheme::Http(
+            Http::new(HttpAuthScheme::Bearer)
+                .description("An admin key, `ak_…`, from `porthole admin-key create`"),
+        ),
+    )
 }
 
 /// The whole service: router, docs, CORS and JSON errors.

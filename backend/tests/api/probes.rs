@@ -54,6 +54,33 @@ async fn the_openapi_spec_documents_the_chat_stream_and_its_events() {
             "{schema} missing"
         );
     }
+    // The session and admin APIs, the admin ones behind the admin key.
+    assert!(spec["paths"]["/api/v1/session"]["post"].is_object());
+    for (path, method) in [
+        ("/api/v1/admin/widgets", "get"),
+        ("/api/v1/admin/widgets", "post"),
+        ("/api/v1/admin/widgets/{id}", "patch"),
+        ("/api/v1/admin/widgets/{id}", "delete"),
+        ("/api/v1/admin/widgets/{id}/rotate-key", "post"),
+        ("/api/v1/admin/widgets/{id}/conversations", "get"),
+        (
+            "/api/v1/admin/widgets/{id}/conversations/{conversation}/messages",
+            "get",
+        ),
+        ("/api/v1/admin/widgets/{id}/usage", "get"),
+    ] {
+        let op = &spec["paths"][path][method];
+        assert_eq!(
+            op["security"],
+            serde_json::json!([{"admin_key": []}]),
+            "{method} {path}"
+        );
+        assert!(op["responses"]["401"].is_object(), "{method} {path}");
+    }
+    assert_eq!(
+        spec["components"]["securitySchemes"]["admin_key"]["scheme"],
+        "bearer"
+    );
     let docs = app.get("/docs/").await;
     assert_eq!(docs.status(), 200);
     let html = docs.text().await.expect("html");
