@@ -482,3 +482,48 @@ async fn the_list_follows_the_answer_unless_the_visitor_scrolled_up() {
         "the answer should still be streaming"
     );
 }
+
+/// A panel left open past its session's life renews the token by itself
+/// and keeps the conversation, after a reload too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_session_is_renewed_without_the_visitor_noticing() {
+    let h = Harness::start(Script::words("Still here.", 5), |s| s.session.ttl_secs = 1)
+        .await
+        .expect("harness");
+    let page = h
+        .open("/widget/e2e?key=pk_e2e", 400, 640, false)
+        .await
+        .expect("page");
+    ready(&page).await;
+    ask(&page, "First?").await;
+    wait_state(&page, "complete").await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    ask(&page, "Second?").await;
+    wait_for(
+        &page,
+        "document.querySelectorAll('[data-role=assistant][data-state=complete]').length === 2",
+        T,
+    )
+    .await
+    .expect("the second answer completes");
+    assert_eq!(last_answer(&page).await.0, "Still here.");
+    // One conversation: the renewed session is the same visitor.
+    assert_eq!(h.mock.requests().len(), 2);
+    let second = &h.mock.requests()[1];
+    assert!(
+        second["messages"].to_string().contains("First?"),
+        "the follow-up carried the history: {second}"
+    );
+    // A reload after expiry: the kept token is past its life but within
+    // the resume window, so the history comes back.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    page.reload().await.expect("reload");
+    ready(&page).await;
+    wait_for(
+        &page,
+        "document.querySelectorAll('[data-role=assistant][data-state=complete]').length === 2",
+        T,
+    )
+    .await
+    .expect("history restored after the reload");
+}

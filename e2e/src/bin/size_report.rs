@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
         page.execute(SetCacheDisabledParams::new(true)).await?;
         page.execute(AddScriptToEvaluateOnNewDocumentParams::new(PROBE))
             .await?;
-        page.goto(h.url("/widget/e2e")).await?;
+        page.goto(h.url("/widget/e2e?key=pk_e2e")).await?;
         let t = wait_for(&page, "window.__interactive", Duration::from_secs(20))
             .await
             .context("the panel never became interactive")?;
@@ -63,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
     for (name, encoded, decoded) in &files {
         // The page itself is sent uncompressed; count it as gzip would send it.
         let encoded = if name == "e2e" {
-            gzip_len(&h.url("/widget/e2e")).await?
+            gzip_len(&h.url("/widget/e2e?key=pk_e2e")).await?
         } else {
             *encoded
         };
