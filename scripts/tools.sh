@@ -39,3 +39,39 @@ ensure_browser() {
   fi
   export CHROMIUM="${CHROMIUM:-$(command -v chromium)}"
 }
+
+# Debian packages, installed only when their command is missing.
+_ph_apt() {
+  (apt-get install -y "$@" >/dev/null 2>&1) || (apt-get update >/dev/null && apt-get install -y "$@" >/dev/null)
+}
+
+ensure_musl() {
+  if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+    echo "== installing the x86_64-unknown-linux-musl target"
+    rustup target add x86_64-unknown-linux-musl
+  fi
+  if ! command -v musl-gcc >/dev/null 2>&1; then
+    echo "== installing musl-tools from Debian (the C parts: SQLite, aws-lc)"
+    _ph_apt musl-tools
+  fi
+}
+
+ensure_nginx() {
+  if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    echo "== installing nginx from Debian"
+    _ph_apt nginx-light
+  fi
+  export NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
+}
+
+ensure_podman() {
+  if ! command -v podman >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1; then
+    echo "== installing podman and runc from Debian"
+    _ph_apt podman runc
+  fi
+  # Here crun fails on the cgroups and the default ulimits cannot be set:
+  # use runc and no ulimits (../shared/TOOLCHAIN.md).
+  export CONTAINERS_CONF="$_ph_root/target/containers.conf"
+  mkdir -p "$_ph_root/target"
+  printf '[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\n' > "$CONTAINERS_CONF"
+}

@@ -329,6 +329,43 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError 
     }
 }
 
+/// Top-level fields that a single-underscore variable names
+/// (`PORTHOLE_SHUTDOWN_DEADLINE_MS`); the named variables of
+/// `apply_env` (`PORTHOLE_ADDR`, …) are read there.
+const TOP_LEVEL_FIELDS: &[&str] = &["shutdown_deadline_ms"];
+
+/// Sets the field a `PORTHOLE_A__B` variable names in the config table.
+fn apply_env_path(table: &mut toml::Table, name: &str, value: &str) -> Result<(), ConfigError> {
+    let Some(rest) = name.strip_prefix("PORTHOLE_") else {
+        return Ok(());
+    };
+    let lower = rest.to_ascii_lowercase();
+    if !lower.contains("__") && !TOP_LEVEL_FIELDS.contains(&lower.as_str()) {
+        return Ok(());
+    }
+    let path: Vec<&str> = lower.split("__").collect();
+    if path.iter().any(|p| p.is_empty()) {
+        return Err(invalid(name, "has an empty part between double underscores"));
+    }
+    let parsed = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    let (last, parents) = path.split_last().unwrap_or((&"", &[]));
+    let mut here = table;
+    for part in parents {
+        let entry = here
+            .entry((*part).to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        here = entry
+            .as_table_mut()
+            .ok_or_else(|| invalid(name, format!("{part} is not a section")))?;
+    }
+    here.insert((*last).to_owned(), parsed);
+    Ok(())
+}
+
 /// The environment, as far as settings are concerned; a trait-free seam so
 /// tests can pass a map instead of mutating the process environment.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -336,20 +373,44 @@ pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 impl Settings {
     /// Reads `path` (if any), then applies environment overrides, then checks.
     pub fn load(path: Option<&Path>, env: EnvLookup<'_>) -> Result<Self, ConfigError> {
-        let (mut settings, base_dir) = match path {
+        Self::load_with(path, env, std::env::vars())
+    }
+
+    /// [`Self::load`] with the `PORTHOLE_SECTION__FIELD` variables given:
+    /// any field of the file can be set from the environment, a double
+    /// underscore for each level (`PORTHOLE_CHAT__MAX_MESSAGE_CHARS=2000`,
+    /// `PORTHOLE_UPSTREAM__TEMPERATURE=0.2`, `PORTHOLE_SHUTDOWN_DEADLINE_MS=20000`
+    /// for a top-level one). Values are read as TOML (numbers, booleans,
+    /// arrays) or else as strings.
+    pub fn load_with(
+        path: Option<&Path>,
+        env: EnvLookup<'_>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let (mut table, base_dir) = match path {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.to_owned(),
                     source,
                 })?;
-                let settings = Self::from_toml(&text).map_err(|message| ConfigError::Parse {
+                let table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
                     path: path.to_owned(),
-                    message,
+                    message: e.to_string(),
                 })?;
-                (settings, path.parent().map(Path::to_owned))
+                (table, path.parent().map(Path::to_owned))
             }
-            None => (Self::default(), None),
+            None => (toml::Table::new(), None),
         };
+        for (name, value) in vars {
+            apply_env_path(&mut table, &name, &value)?;
+        }
+        let mut settings: Self = table.try_into().map_err(|e: toml::de::Error| match path {
+            Some(path) => ConfigError::Parse {
+                path: path.to_owned(),
+                message: e.to_string(),
+            },
+            None => invalid("environment", e.to_string()),
+        })?;
         settings.apply_env(env)?;
         if let Some(dir) = base_dir {
             for widget in &mut settings.widgets {
@@ -642,6 +703,33 @@ mod tests {
         ] {
             assert!(!valid_site(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn any_field_can_come_from_a_double_underscore_variable() {
+        let vars = [
+            ("PORTHOLE_CHAT__MAX_MESSAGE_CHARS", "2000"),
+            ("PORTHOLE_UPSTREAM__TEMPERATURE", "0.2"),
+            ("PORTHOLE_UPSTREAM__MODEL", "llama3.1:8b"),
+            ("PORTHOLE_SESSION__TTL_SECS", "600"),
+            ("PORTHOLE_SHUTDOWN_DEADLINE_MS", "20000"),
+            ("PORTHOLE_STORE__PATH", "/data/x.db"),
+            ("UNRELATED__VAR", "x"),
+            ("PORTHOLE_ADDR", "ignored here: read by name"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let s = Settings::load_with(None, &no_env, vars).unwrap();
+        assert_eq!(s.chat.max_message_chars, 2000);
+        assert!((s.upstream.temperature - 0.2).abs() < 1e-6);
+        assert_eq!(s.upstream.model, "llama3.1:8b");
+        assert_eq!(s.session.ttl_secs, 600);
+        assert_eq!(s.shutdown_deadline_ms, 20_000);
+        assert_eq!(s.store.path, PathBuf::from("/data/x.db"));
+        let bad = [("PORTHOLE_CHAT__MAX_MESSAGE_CHARZ".to_owned(), "1".to_owned())];
+        let e = Settings::load_with(None, &no_env, bad).unwrap_err().to_string();
+        assert!(e.contains("max_message_charz"), "{e}");
+        let bad = [("PORTHOLE_CHAT__MAX_MESSAGE_CHARS".to_owned(), "lots".to_owned())];
+        assert!(Settings::load_with(None, &no_env, bad).is_err());
     }
 
     #[test]

@@ -42,6 +42,13 @@ enum Command {
     /// Manages admin keys for the admin API.
     #[command(subcommand, name = "admin-key")]
     AdminKey(AdminKeyCommand),
+    /// Exits 0 when the server on this machine answers `GET /health`
+    /// (a container health check: the image has no shell or curl).
+    Healthcheck {
+        /// The health URL (default: `PORTHOLE_ADDR`'s port on 127.0.0.1).
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -224,6 +231,11 @@ fn main() -> ExitCode {
         Command::AdminKey(AdminKeyCommand::Create { name }) => {
             runtime.block_on(admin_key_create(&settings, &name))
         }
+        Command::Healthcheck { url } => {
+            let url =
+                url.unwrap_or_else(|| format!("http://127.0.0.1:{}/health", settings.addr.port()));
+            runtime.block_on(healthcheck(&url))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -309,6 +321,24 @@ async fn widget_command(settings: &Settings, cmd: WidgetCommand) -> anyhow::Resu
             println!("Deleted widget {id} and its conversations.");
         }
     }
+    Ok(())
+}
+
+async fn healthcheck(url: &str) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()?;
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("{url} did not answer"))?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "{url} answered {}",
+        response.status()
+    );
+    println!("ok");
     Ok(())
 }
 
