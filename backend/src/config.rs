@@ -345,7 +345,10 @@ fn apply_env_path(table: &mut toml::Table, name: &str, value: &str) -> Result<()
     }
     let path: Vec<&str> = lower.split("__").collect();
     if path.iter().any(|p| p.is_empty()) {
-        return Err(invalid(name, "has an empty part between double underscores"));
+        return Err(invalid(
+            name,
+            "has an empty part between double underscores",
+        ));
     }
     let parsed = format!("v = {value}")
         .parse::<toml::Table>()
@@ -725,10 +728,18 @@ mod tests {
         assert_eq!(s.session.ttl_secs, 600);
         assert_eq!(s.shutdown_deadline_ms, 20_000);
         assert_eq!(s.store.path, PathBuf::from("/data/x.db"));
-        let bad = [("PORTHOLE_CHAT__MAX_MESSAGE_CHARZ".to_owned(), "1".to_owned())];
-        let e = Settings::load_with(None, &no_env, bad).unwrap_err().to_string();
+        let bad = [(
+            "PORTHOLE_CHAT__MAX_MESSAGE_CHARZ".to_owned(),
+            "1".to_owned(),
+        )];
+        let e = Settings::load_with(None, &no_env, bad)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("max_message_charz"), "{e}");
-        let bad = [("PORTHOLE_CHAT__MAX_MESSAGE_CHARS".to_owned(), "lots".to_owned())];
+        let bad = [(
+            "PORTHOLE_CHAT__MAX_MESSAGE_CHARS".to_owned(),
+            "lots".to_owned(),
+        )];
         assert!(Settings::load_with(None, &no_env, bad).is_err());
     }
 
