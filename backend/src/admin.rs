@@ -58,6 +58,8 @@ pub struct WidgetInput {
     #[salvo(schema(value_type = Option<String>))]
     pub verification_secret: Option<Option<String>>,
     pub disabled: Option<bool>,
+    /// Replaces the widget's limits (absent fields inside take the server's defaults).
+    pub limits: Option<crate::limits::WidgetLimits>,
 }
 
 impl WidgetInput {
@@ -78,7 +80,8 @@ impl WidgetInput {
             knowledge,
             allowed_sites,
             verification_secret,
-            disabled
+            disabled,
+            limits
         );
     }
 }

@@ -77,6 +77,8 @@ impl Application {
             store: store.clone(),
             tenants: store,
             sessions,
+            limiter: Default::default(),
+            ledger: Default::default(),
             provider,
             lifecycle: Lifecycle::default(),
             assets,
@@ -198,13 +200,20 @@ async fn prepare_tenants(
 /// How often a server looks for widget changes made by another process.
 const FOLLOW_WIDGETS_EVERY: Duration = Duration::from_secs(1);
 
-/// Picks up widgets changed by the CLI or another replica; ends with the server.
+/// Picks up widgets changed by the CLI or another replica, and tidies the
+/// rate limiters; ends with the server.
 async fn follow_widget_changes(state: std::sync::Weak<AppState>) {
     let mut tick = tokio::time::interval(FOLLOW_WIDGETS_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u64 = 0;
     loop {
         tick.tick().await;
+        ticks += 1;
         let Some(state) = state.upgrade() else { return };
+        // Once a minute: forget the rate-limit state of idle visitors.
+        if ticks.is_multiple_of(60) {
+            state.limiter.forget_idle();
+        }
         if let Err(e) = state.widgets.refresh(&*state.tenants).await {
             tracing::warn!(error = %e, "reading widget changes failed");
         }

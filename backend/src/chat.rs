@@ -9,6 +9,7 @@
 //! dropping the upstream stream cancels the request at once.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -22,6 +23,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::error::AppError;
+use crate::limits::{
+    Budget, Ledger, Limits, Refusal, Scope, StreamPermit, estimate_tokens, until_refill,
+};
 use crate::provider::{
     Delta, DeltaStream, PromptMessage, PromptRequest, PromptRole, ProviderError,
 };
@@ -54,6 +58,7 @@ const CHANNEL_FRAMES: usize = 64;
         (status_code = 413, description = "Body too large", body = ApiError),
         (status_code = 415, description = "Body is not JSON", body = ApiError),
         (status_code = 422, description = "Empty or too long message", body = ApiError),
+        (status_code = 429, description = "Rate limited per key, session or IP, too many streams for the session (`rate_limited`; `Retry-After` and `RateLimit-*` headers), or the widget's token budget is used up (`budget_exceeded`)", body = ApiError),
         (status_code = 502, description = "The model provider failed", body = ApiError),
         (status_code = 503, description = "The model provider is unavailable, or the server is shutting down", body = ApiError),
         (status_code = 504, description = "The model provider did not answer in time", body = ApiError),
@@ -70,7 +75,17 @@ pub async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         return;
     };
     let (state, widget, owner) = (state.clone(), widget.clone(), owner.clone());
-    match start(&state, &widget, &owner, req).await {
+    // Limits first: a refused request costs nothing, its body is not read.
+    let limits = Limits::of(&state.settings.limits, &widget.limits);
+    let ip = client_ip(req, state.settings.limits.trust_forwarded_for);
+    let permit = match state
+        .limiter
+        .admit(widget.id.as_str(), limits, &owner.visitor, ip)
+    {
+        Ok(permit) => permit,
+        Err(refusal) => return rate_limited(res, refusal),
+    };
+    match start(&state, &widget, &owner, limits, permit, req).await {
         Ok(body) => {
             res.status_code(StatusCode::OK);
             for (name, value) in [
@@ -84,6 +99,63 @@ pub async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         }
         Err(e) => e.render(res),
     }
+}
+
+/// The client's address: the TCP peer, or behind a trusted proxy the first
+/// `X-Forwarded-For` entry.
+fn client_ip(req: &Request, trust_forwarded_for: bool) -> IpAddr {
+    let forwarded = trust_forwarded_for
+        .then(|| req.headers().get("x-forwarded-for"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse().ok());
+    forwarded
+        .or_else(|| req.remote_addr().ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}
+
+/// 429 with `Retry-After` and the `RateLimit` headers.
+fn rate_limited(res: &mut Response, refusal: Refusal) {
+    let secs = refusal.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    let message = match refusal.scope {
+        Scope::Streams => format!(
+            "Only {} answers can stream at once. Wait for one to finish.",
+            refusal.limit
+        ),
+        Scope::Session | Scope::Ip | Scope::Key => {
+            format!("Too many messages in a short time. Please wait {secs} s and try again.")
+        }
+    };
+    let policy = match refusal.scope {
+        Scope::Streams => format!("{};w=1", refusal.limit),
+        _ => format!("{};w=60", refusal.limit),
+    };
+    for (name, value) in [
+        ("ratelimit-limit", refusal.limit.to_string()),
+        ("ratelimit-remaining", "0".to_owned()),
+        ("ratelimit-reset", secs.to_string()),
+        ("ratelimit-policy", policy),
+        (
+            "ratelimit-scope",
+            match refusal.scope {
+                Scope::Key => "key",
+                Scope::Session => "session",
+                Scope::Ip => "ip",
+                Scope::Streams => "streams",
+            }
+            .to_owned(),
+        ),
+    ] {
+        let _ = res.add_header(name, value, true);
+    }
+    AppError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::RateLimited,
+        message,
+    )
+    .with_retry_after(secs)
+    .render(res);
 }
 
 /// Reads and checks the body.
@@ -176,6 +248,8 @@ async fn start(
     state: &Arc<AppState>,
     widget: &Arc<Widget>,
     owner: &Owner,
+    limits: Limits,
+    permit: StreamPermit,
     req: &mut Request,
 ) -> Result<impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send + 'static, AppError>
 {
@@ -206,10 +280,18 @@ async fn start(
             .ok_or_else(not_found)?,
         None => Vec::new(),
     };
+    // The newest earlier messages that fit the history budget (and count).
     let keep = state.settings.chat.history_messages;
-    let earlier: Vec<&StoredMessage> = earlier.iter().filter(|m| !m.content.is_empty()).collect();
-    let history = earlier[earlier.len().saturating_sub(keep)..]
+    let mut history_tokens = 0;
+    let mut history: Vec<PromptMessage> = earlier
         .iter()
+        .rev()
+        .filter(|m| !m.content.is_empty())
+        .take(keep)
+        .take_while(|m| {
+            history_tokens += estimate_tokens(&m.content) + MESSAGE_OVERHEAD_TOKENS;
+            history_tokens <= u64::from(limits.history_tokens)
+        })
         .map(|m| PromptMessage {
             role: match m.role {
                 Role::User => PromptRole::User,
@@ -218,6 +300,17 @@ async fn start(
             content: m.content.clone(),
         })
         .collect();
+    history.reverse();
+    let prompt_tokens = estimate_tokens(&widget.system_prompt)
+        + history
+            .iter()
+            .map(|m| estimate_tokens(&m.content) + MESSAGE_OVERHEAD_TOKENS)
+            .sum::<u64>()
+        + estimate_tokens(&request.message)
+        + MESSAGE_OVERHEAD_TOKENS;
+
+    // The budget: refused before anything is stored or asked.
+    let budget_left = budget_left(state, widget, &limits).await?;
 
     // The visitor's message is committed, and the answer's row exists (so a
     // crash leaves a trace), before the model is asked: one transaction.
@@ -247,8 +340,10 @@ async fn start(
         })?;
     let answer = Answer {
         state: state.clone(),
+        widget: widget.id.to_string(),
         conversation_id: conversation_id.clone(),
         message_id: answer_id,
+        prompt_tokens,
     };
     let prompt = PromptRequest {
         history,
@@ -312,6 +407,8 @@ async fn start(
         text: String::new(),
         finish: None,
         usage: None,
+        budget_left: budget_left.map(|left| left.saturating_sub(prompt_tokens)),
+        _permit: permit,
     };
     let shutdown = state.lifecycle.cut_token();
     state.lifecycle.tracker().spawn(relay.run(
@@ -353,15 +450,76 @@ fn provider_error(e: &ProviderError, provider: &str) -> AppError {
     }
 }
 
+/// Tokens a message costs beyond its text (role and separators), roughly.
+const MESSAGE_OVERHEAD_TOKENS: u64 = 4;
+
+/// Tokens the widget may still spend today, loading its totals from the
+/// store the first time each day; `Err` (429) when none are left.
+async fn budget_left(
+    state: &AppState,
+    widget: &Widget,
+    limits: &Limits,
+) -> Result<Option<u64>, AppError> {
+    let today = Ledger::today();
+    if !state.ledger.knows(widget.id.as_str(), today) {
+        let (day, month) = state
+            .store
+            .spent(&widget.id, &crate::limits::day_string(today.0))
+            .await
+            .map_err(store_failed)?;
+        state.ledger.load(widget.id.as_str(), today, day, month);
+    }
+    match state.ledger.left(widget.id.as_str(), limits) {
+        Some((0, budget)) => {
+            let secs = until_refill(budget);
+            let which = match budget {
+                Budget::Daily => "today",
+                Budget::Monthly => "this month",
+            };
+            Err(AppError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::BudgetExceeded,
+                format!("This assistant has answered all it can {which}. Please try again later."),
+            )
+            .with_retry_after(secs))
+        }
+        Some((left, _)) => Ok(Some(left)),
+        None => Ok(None),
+    }
+}
+
 /// Where the answer is stored.
 struct Answer {
     state: Arc<AppState>,
+    widget: String,
     conversation_id: String,
     message_id: String,
+    /// The prompt's tokens, estimated, for when the provider sends no count.
+    prompt_tokens: u64,
 }
 
 impl Answer {
+    /// Stores the answer with its usage (the provider's, or estimated when
+    /// it sent none, e.g. because the visitor left first) and counts it
+    /// against the budget.
     async fn store(&self, content: String, status: MessageStatus, usage: Option<Usage>) {
+        let usage = usage.or_else(|| {
+            (status != MessageStatus::Error || !content.is_empty()).then(|| {
+                let prompt = self.prompt_tokens.min(u64::from(u32::MAX)) as u32;
+                let completion = estimate_tokens(&content).min(u64::from(u32::MAX)) as u32;
+                Usage {
+                    prompt_tokens: prompt,
+                    completion_tokens: completion,
+                    total_tokens: prompt.saturating_add(completion),
+                }
+            })
+        });
+        if let Some(u) = usage {
+            self.state.ledger.add(
+                &self.widget,
+                u64::from(u.prompt_tokens) + u64::from(u.completion_tokens),
+            );
+        }
         let stored = self
             .state
             .store
@@ -406,6 +564,18 @@ struct Relay {
     text: String,
     finish: Option<String>,
     usage: Option<Usage>,
+    /// Completion tokens the budget still allows, if it has a limit.
+    budget_left: Option<u64>,
+    /// The session's stream slot, given back when the relay ends.
+    _permit: StreamPermit,
+}
+
+/// What applying a delta led to.
+#[derive(PartialEq, Eq)]
+enum Step {
+    Go,
+    ClientGone,
+    OverBudget,
 }
 
 impl Relay {
@@ -416,20 +586,29 @@ impl Relay {
         self.tx.send(frame).await.is_ok()
     }
 
-    /// Applies a delta; false when the client is gone.
-    async fn apply(&mut self, delta: Delta) -> bool {
+    /// Applies a delta.
+    async fn apply(&mut self, delta: Delta) -> Step {
         match delta {
             Delta::Text(text) => {
                 self.text.push_str(&text);
-                self.send(&StreamEvent::chunk(text)).await
+                if !self.send(&StreamEvent::chunk(text)).await {
+                    return Step::ClientGone;
+                }
+                if self
+                    .budget_left
+                    .is_some_and(|left| estimate_tokens(&self.text) > left)
+                {
+                    return Step::OverBudget;
+                }
+                Step::Go
             }
             Delta::Finish(reason) => {
                 self.finish = Some(reason);
-                true
+                Step::Go
             }
             Delta::Usage(usage) => {
                 self.usage = Some(usage);
-                true
+                Step::Go
             }
         }
     }
@@ -438,6 +617,14 @@ impl Relay {
         let error = ApiError::new(code, message);
         self.send(&StreamEvent::Error(error.clone())).await;
         End::Failed(error)
+    }
+
+    async fn over_budget(&mut self) -> End {
+        self.fail(
+            ErrorCode::BudgetExceeded,
+            "This assistant has used up its budget for now; the answer was cut short.",
+        )
+        .await
     }
 
     async fn finish_done(&mut self) -> End {
@@ -462,8 +649,13 @@ impl Relay {
         provider: &'static str,
     ) {
         let end = 'relay: {
-            if !self.send(&meta).await || !self.apply(first).await {
+            if !self.send(&meta).await {
                 break 'relay End::ClientGone;
+            }
+            match self.apply(first).await {
+                Step::Go => {}
+                Step::ClientGone => break 'relay End::ClientGone,
+                Step::OverBudget => break 'relay self.over_budget().await,
             }
             let mut heartbeat =
                 tokio::time::interval_at(Instant::now() + self.heartbeat, self.heartbeat);
@@ -481,11 +673,11 @@ impl Relay {
                     item = stream.next() => {
                         idle_deadline = Instant::now() + self.idle_timeout;
                         match item {
-                            Some(Ok(delta)) => {
-                                if !self.apply(delta).await {
-                                    break 'relay End::ClientGone;
-                                }
-                            }
+                            Some(Ok(delta)) => match self.apply(delta).await {
+                                Step::Go => {}
+                                Step::ClientGone => break 'relay End::ClientGone,
+                                Step::OverBudget => break 'relay self.over_budget().await,
+                            },
                             Some(Err(e)) => {
                                 tracing::warn!(error = %e, provider, "upstream failed mid-answer");
                                 break 'relay self.fail(ErrorCode::UpstreamError, "The answer was interrupted. Please try again.").await;
@@ -524,7 +716,11 @@ impl Relay {
         let status = match &end {
             End::Done => MessageStatus::Complete,
             End::ClientGone => MessageStatus::Interrupted,
-            End::Failed(e) if e.code == ErrorCode::ShuttingDown => MessageStatus::Interrupted,
+            End::Failed(e)
+                if e.code == ErrorCode::ShuttingDown || e.code == ErrorCode::BudgetExceeded =>
+            {
+                MessageStatus::Interrupted
+            }
             End::Failed(_) => MessageStatus::Error,
         };
         if matches!(end, End::ClientGone) {

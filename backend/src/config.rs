@@ -20,6 +20,8 @@ pub struct Settings {
     pub offline: OfflineSettings,
     pub store: StoreSettings,
     pub session: SessionSettings,
+    /// Default limits; each widget may override them (`limits`).
+    pub limits: crate::limits::LimitSettings,
     /// The address visitors' browsers reach this server at, for the embed
     /// snippets the CLI prints (`PORTHOLE_PUBLIC_URL`); default `http://{addr}`.
     pub public_url: Option<String>,
@@ -38,6 +40,7 @@ impl Default for Settings {
             offline: OfflineSettings::default(),
             store: StoreSettings::default(),
             session: SessionSettings::default(),
+            limits: crate::limits::LimitSettings::default(),
             public_url: None,
             shutdown_deadline_ms: 10_000,
             widgets: Vec::new(),
@@ -246,6 +249,9 @@ pub struct WidgetSettings {
     pub verification_secret: Option<String>,
     #[serde(default)]
     pub disabled: bool,
+    /// This widget's limits; absent ones take `[limits]`.
+    #[serde(default)]
+    pub limits: crate::limits::WidgetLimits,
 }
 
 impl WidgetSettings {
@@ -276,6 +282,7 @@ impl WidgetSettings {
             allowed_sites: self.allowed_sites.clone(),
             verification_secret: self.verification_secret.clone(),
             disabled: self.disabled,
+            limits: self.limits.clone(),
             source: "config".into(),
             created_at: 0,
             updated_at: 0,

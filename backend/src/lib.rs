@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod history;
 pub mod knowledge;
+pub mod limits;
 pub mod loader_routes;
 pub mod provider;
 pub mod routes;

@@ -20,6 +20,10 @@ pub struct AppState {
     pub tenants: Arc<dyn TenantStore>,
     /// Signs the session tokens minted into widget pages.
     pub sessions: SessionKeys,
+    /// Rate limits and stream slots.
+    pub limiter: crate::limits::Limiter,
+    /// Tokens spent per widget, for the budgets.
+    pub ledger: crate::limits::Ledger,
     pub provider: Arc<dyn ChatProvider>,
     pub lifecycle: Lifecycle,
     /// The built widget; `None` when it was not built.

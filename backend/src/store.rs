@@ -108,7 +108,8 @@ pub trait ConversationStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<Vec<StoredMessage>>, StoreError>;
     /// Saves what an answer has so far.
     async fn checkpoint_answer(&self, id: &str, content: &str) -> Result<(), StoreError>;
-    /// Ends an answer.
+    /// Ends an answer (once: an answer already ended is left as it is) and
+    /// adds its tokens to the widget's usage of the day.
     async fn finish_answer(
         &self,
         id: &str,
@@ -116,6 +117,8 @@ pub trait ConversationStore: Send + Sync + std::fmt::Debug {
         status: MessageStatus,
         usage: Option<Usage>,
     ) -> Result<(), StoreError>;
+    /// Tokens `widget` used on `day` (YYYY-MM-DD, UTC) and in its month.
+    async fn spent(&self, widget: &WidgetId, day: &str) -> Result<(u64, u64), StoreError>;
     /// Marks answers a previous process left `streaming` as `interrupted`;
     /// returns how many. Run once at start.
     async fn recover(&self) -> Result<u64, StoreError>;
@@ -485,17 +488,52 @@ impl ConversationStore for SqliteStore {
         usage: Option<Usage>,
     ) -> Result<(), StoreError> {
         let (prompt, completion) = usage_columns(usage);
-        sqlx::query(
-            "UPDATE messages SET content = ?, status = ?, prompt_tokens = ?, completion_tokens = ? WHERE id = ?",
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(
+            "UPDATE messages SET content = ?, status = ?, prompt_tokens = ?, completion_tokens = ? \
+             WHERE id = ? AND status = 'streaming'",
         )
         .bind(content)
         .bind(status_str(status))
         .bind(prompt)
         .bind(completion)
         .bind(id)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        // The day's usage, which the budgets read; once per answer.
+        if done.rows_affected() == 1 {
+            sqlx::query(
+                "INSERT INTO usage_daily (widget_id, day, answers, prompt_tokens, completion_tokens) \
+                 SELECT c.widget_id, date('now'), 1, ?, ? \
+                 FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE m.id = ? \
+                 ON CONFLICT (widget_id, day) DO UPDATE SET answers = answers + 1, \
+                 prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
+                 completion_tokens = completion_tokens + excluded.completion_tokens",
+            )
+            .bind(prompt.unwrap_or(0))
+            .bind(completion.unwrap_or(0))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn spent(&self, widget: &WidgetId, day: &str) -> Result<(u64, u64), StoreError> {
+        // `day` is YYYY-MM-DD: its month is the first seven characters.
+        let month = day.get(..7).unwrap_or(day);
+        let (today, month): (i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(CASE WHEN day = ? THEN prompt_tokens + completion_tokens END), 0), \
+                    COALESCE(SUM(prompt_tokens + completion_tokens), 0) \
+             FROM usage_daily WHERE widget_id = ? AND substr(day, 1, 7) = ?",
+        )
+        .bind(day)
+        .bind(widget.as_str())
+        .bind(month)
+        .fetch_one(&self.reader)
+        .await?;
+        Ok((today.max(0) as u64, month.max(0) as u64))
     }
 
     async fn recover(&self) -> Result<u64, StoreError> {
@@ -711,21 +749,39 @@ mod tests {
             (got[1].content.as_str(), got[1].status),
             ("partial", MessageStatus::Interrupted)
         );
-        // Finishing records usage; a checkpoint after the end changes nothing.
+        // An answer ends once: finishing the recovered one changes nothing.
         let usage = Usage {
             prompt_tokens: 3,
             completion_tokens: 4,
             total_tokens: 7,
         };
         store
-            .finish_answer(&id, "whole", MessageStatus::Complete, Some(usage))
+            .finish_answer(&id, "late", MessageStatus::Complete, Some(usage))
             .await
             .unwrap();
+        let got = store.messages(&w, &me(), &conv).await.unwrap().unwrap();
+        assert_eq!(got[1].status, MessageStatus::Interrupted);
+        // A new answer: finishing records its usage, in the day's total
+        // too; a checkpoint or a second finish after the end changes nothing.
+        let id = new_id("msg");
+        store
+            .start_turn(&w, &me(), Some(&conv), user("again"), &id)
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            store
+                .finish_answer(&id, "whole", MessageStatus::Complete, Some(usage))
+                .await
+                .unwrap();
+        }
         store.checkpoint_answer(&id, "late").await.unwrap();
         let got = store.messages(&w, &me(), &conv).await.unwrap().unwrap();
         assert_eq!(
-            (got[1].content.as_str(), got[1].status, got[1].usage),
+            (got[3].content.as_str(), got[3].status, got[3].usage),
             ("whole", MessageStatus::Complete, Some(usage))
         );
+        let today = crate::limits::day_string(crate::limits::Ledger::today().0);
+        assert_eq!(store.spent(&w, &today).await.unwrap(), (7, 7));
+        assert_eq!(store.spent(&w, "1999-01-01").await.unwrap(), (0, 0));
     }
 }

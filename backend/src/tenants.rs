@@ -143,7 +143,7 @@ fn json_text<T: Serialize>(v: &T) -> String {
 }
 
 const WIDGET_COLUMNS: &str = "id, title, greeting, starters, theme, system_prompt, model, \
-     temperature, max_tokens, knowledge, verification_secret, disabled, source, created_at, updated_at";
+     temperature, max_tokens, knowledge, verification_secret, disabled, limits, source, created_at, updated_at";
 
 fn widget_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<WidgetDef, StoreError> {
     let bad = |what: &str, e: serde_json::Error| {
@@ -151,6 +151,7 @@ fn widget_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<WidgetDef, StoreErro
     };
     let starters: String = row.try_get("starters")?;
     let theme: String = row.try_get("theme")?;
+    let limits: String = row.try_get("limits")?;
     let temperature: Option<f64> = row.try_get("temperature")?;
     let max_tokens: Option<i64> = row.try_get("max_tokens")?;
     let created: i64 = row.try_get("created_at")?;
@@ -169,6 +170,7 @@ fn widget_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<WidgetDef, StoreErro
         allowed_sites: Vec::new(),
         verification_secret: row.try_get("verification_secret")?,
         disabled: row.try_get::<i64, _>("disabled")? != 0,
+        limits: serde_json::from_str(&limits).map_err(|e| bad("limits", e))?,
         source: row.try_get("source")?,
         created_at: created.max(0) as u64,
         updated_at: updated.max(0) as u64,
@@ -184,12 +186,12 @@ async fn write_widget(
     let now = now_ms();
     let sql = if insert {
         "INSERT INTO widgets (title, greeting, starters, theme, system_prompt, model, temperature, \
-         max_tokens, knowledge, verification_secret, disabled, source, updated_at, id, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+         max_tokens, knowledge, verification_secret, disabled, limits, source, updated_at, id, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     } else {
         "UPDATE widgets SET title = ?, greeting = ?, starters = ?, theme = ?, system_prompt = ?, \
          model = ?, temperature = ?, max_tokens = ?, knowledge = ?, verification_secret = ?, \
-         disabled = ?, source = ?, updated_at = ? WHERE id = ?"
+         disabled = ?, limits = ?, source = ?, updated_at = ? WHERE id = ?"
     };
     let mut q = sqlx::query(sql)
         .bind(&def.title)
@@ -203,6 +205,7 @@ async fn write_widget(
         .bind(&def.knowledge)
         .bind(&def.verification_secret)
         .bind(i64::from(def.disabled))
+        .bind(json_text(&def.limits))
         .bind(&def.source)
         .bind(now)
         .bind(&def.id);

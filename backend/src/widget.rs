@@ -72,6 +72,9 @@ pub struct WidgetDef {
     pub verification_secret: Option<String>,
     /// A disabled widget answers like one that does not exist.
     pub disabled: bool,
+    /// Rate limits, stream cap, history budget and token budgets; absent
+    /// ones take the server's defaults.
+    pub limits: crate::limits::WidgetLimits,
     /// `config` (re-applied from the config file at each start), `demo` or `admin`.
     pub source: String,
     /// Milliseconds since the Unix epoch.
@@ -96,6 +99,7 @@ impl WidgetDef {
             allowed_sites: Vec::new(),
             verification_secret: None,
             disabled: false,
+            limits: crate::limits::WidgetLimits::default(),
             source: source.to_owned(),
             created_at: 0,
             updated_at: 0,
@@ -164,6 +168,7 @@ impl WidgetDef {
                 ),
             ));
         }
+        self.limits.validate()?;
         if self
             .verification_secret
             .as_ref()
@@ -215,6 +220,7 @@ pub struct Widget {
     /// Origins that may embed the widget; empty for any.
     pub allowed_sites: Vec<String>,
     pub verification_secret: Option<String>,
+    pub limits: crate::limits::WidgetLimits,
 }
 
 impl Widget {
@@ -256,6 +262,7 @@ impl Widget {
             max_tokens: def.max_tokens,
             allowed_sites: def.allowed_sites.clone(),
             verification_secret: def.verification_secret.clone(),
+            limits: def.limits.clone(),
         })
     }
 

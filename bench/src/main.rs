@@ -65,6 +65,8 @@ impl Server {
             format!(
                 "addr = \"127.0.0.1:0\"\n[store]\npath = \"{db}\"\n[log]\nfilter = \"warn\"\n[upstream]\nprovider = \"openai\"\n\
                  base_url = \"{upstream}\"\napi_key = \"sk-bench\"\nidle_timeout_ms = 900000\n\
+                 [limits]\nrequests_per_minute_per_key = 1000000\nrequests_per_minute_per_session = 1000000\n\
+                 requests_per_minute_per_ip = 1000000\nconcurrent_streams_per_session = 1000000\ndaily_tokens = 0\nmonthly_tokens = 0\n\
                  [[widgets]]\nid = \"bench\"\npublic_key = \"pk_bench\"\nsystem_prompt = \"Be brief.\"\n",
                 db = dir.join("porthole.db").display()
             ),

@@ -103,6 +103,11 @@ pub enum ErrorCode {
     InvalidField,
     /// The thing to create exists already.
     Conflict,
+    /// Too many requests (per widget key, visitor session or IP), or too
+    /// many answers streaming at once for one session; see `Retry-After`.
+    RateLimited,
+    /// The widget's daily or monthly token budget is used up.
+    BudgetExceeded,
     /// The body is not valid JSON of the expected shape.
     InvalidRequest,
     /// The message is empty or only white space.
@@ -141,6 +146,8 @@ impl ErrorCode {
             Self::Unauthorized => "unauthorized",
             Self::InvalidField => "invalid_field",
             Self::Conflict => "conflict",
+            Self::RateLimited => "rate_limited",
+            Self::BudgetExceeded => "budget_exceeded",
             Self::InvalidRequest => "invalid_request",
             Self::EmptyMessage => "empty_message",
             Self::MessageTooLong => "message_too_long",
@@ -213,6 +220,8 @@ mod tests {
             ErrorCode::Unauthorized,
             ErrorCode::InvalidField,
             ErrorCode::Conflict,
+            ErrorCode::RateLimited,
+            ErrorCode::BudgetExceeded,
             ErrorCode::InvalidRequest,
             ErrorCode::EmptyMessage,
             ErrorCode::MessageTooLong,

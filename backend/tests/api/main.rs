@@ -5,6 +5,7 @@ mod admin;
 mod chat;
 mod faults;
 mod helpers;
+mod limits;
 mod nginx;
 mod offline;
 mod persistence;

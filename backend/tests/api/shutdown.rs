@@ -36,7 +36,10 @@ async fn answers_in_flight_finish_while_the_server_drains() {
 
 #[tokio::test]
 async fn shutdown_ends_long_streams_with_an_event_and_stops_within_the_deadline() {
-    let app = spawn_with_mock(Script::numbered(1_000, 50), |_| {}).await;
+    let app = spawn_with_mock(Script::numbered(1_000, 50), |s| {
+        s.limits.concurrent_streams_per_session = 10
+    })
+    .await;
     let mut readers = Vec::new();
     for _ in 0..5 {
         let mut reader = EventReader::new(app.ask("go on").await);
@@ -60,7 +63,7 @@ async fn shutdown_ends_long_streams_with_an_event_and_stops_within_the_deadline(
     );
 }
 
-/// The real binary, a real SIGTERM.
+/// The real binary, a real SIGTERM, 100 answers streaming.
 #[tokio::test]
 async fn sigterm_ends_open_streams_with_an_event_and_exits_within_the_deadline() {
     let mock = MockUpstream::start(Script::numbered(1_000, 50))
@@ -71,7 +74,7 @@ async fn sigterm_ends_open_streams_with_an_event_and_exits_within_the_deadline()
     std::fs::write(
         &config,
         format!(
-            "addr = \"127.0.0.1:0\"\nshutdown_deadline_ms = 2000\n[store]\npath = \"{db}\"\n[upstream]\nprovider = \"openai\"\nbase_url = \"{}\"\napi_key = \"sk-test\"\n[[widgets]]\nid = \"test\"\npublic_key = \"{KEY}\"\n",
+            "addr = \"127.0.0.1:0\"\nshutdown_deadline_ms = 2000\n[store]\npath = \"{db}\"\n[upstream]\nprovider = \"openai\"\nbase_url = \"{}\"\napi_key = \"sk-test\"\n[limits]\nconcurrent_streams_per_session = 200\nrequests_per_minute_per_session = 1000\nrequests_per_minute_per_ip = 1000\n[[widgets]]\nid = \"test\"\npublic_key = \"{KEY}\"\n",
             mock.base_url(),
             db = dir.join("porthole.db").display()
         ),
@@ -81,8 +84,9 @@ async fn sigterm_ends_open_streams_with_an_event_and_exits_within_the_deadline()
 
     let client = reqwest::Client::new();
     let session = crate::helpers::page_session(&client, &base, "test", KEY).await;
+    // 100 open answers.
     let mut readers = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..100 {
         let response = client
             .post(format!("{base}/api/v1/chat"))
             .header("x-api-key", KEY)
