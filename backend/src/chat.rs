@@ -212,6 +212,11 @@ async fn read_request(state: &AppState, req: &mut Request) -> Result<ChatRequest
             "The message is empty.",
         ));
     }
+    if request.message.contains('\0') {
+        return Err(AppError::bad_request(
+            "The message contains a NUL character.",
+        ));
+    }
     let max = state.settings.chat.max_message_chars;
     if request.message.chars().count() > max {
         return Err(AppError::new(

@@ -2,9 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Body of `POST /api/v1/chat`.
+/// Body of `POST /api/v1/chat`. Unknown fields are refused, so a typo
+/// (`conversationId`) is an error rather than a silently new conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ChatRequest {
     /// What the visitor typed.
     pub message: String,
@@ -197,6 +199,9 @@ mod tests {
         assert!(serde_json::from_str::<ChatRequest>(r#"{"message":"a","message":"b"}"#).is_err());
         assert!(serde_json::from_str::<ChatRequest>(r#"{"message":5}"#).is_err());
         assert!(serde_json::from_str::<ChatRequest>(r#"{}"#).is_err());
+        assert!(
+            serde_json::from_str::<ChatRequest>(r#"{"message":"a","conversationId":"c"}"#).is_err()
+        );
     }
 
     #[test]
