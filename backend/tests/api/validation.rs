@@ -244,3 +244,66 @@ async fn unknown_routes_and_methods_are_json_errors() {
     let (status, _) = api_error(r).await;
     assert!(status == 404 || status == 405, "{status}");
 }
+
+/// Request decoding, fuzzed over real HTTP: random bytes and mangled JSON
+/// get a 4xx `ApiError` (never a 5xx, never a hang), and only bodies that
+/// are valid requests reach the model.
+#[tokio::test]
+async fn fuzzed_bodies_get_4xx_api_errors_and_only_valid_ones_reach_upstream() {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+
+    let app = spawn_with_mock(Script::words("ok", 0), |s| {
+        s.limits.requests_per_minute_per_session = 100_000;
+        s.limits.requests_per_minute_per_ip = 100_000;
+        s.limits.requests_per_minute_per_key = 100_000;
+    })
+    .await;
+    let bodies = proptest::prop_oneof![
+        proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..200),
+        "\\{\"message\": ?(\"[^\"\\\\]{0,30}\"|[0-9]{1,3}|null|true|\\[\\]|\\{\\})(, ?\"(conversation_id|message|extra)\": ?(\"[a-z_0-9]{0,12}\"|1|null))?\\}"
+            .prop_map(String::into_bytes),
+        "[\\[\\{\"a-z:,0-9\\]\\} \\\\]{0,60}".prop_map(String::into_bytes),
+        "\\{\"message\": ?\"[a-zA-Z ?]{0,30}\"\\}".prop_map(String::into_bytes),
+    ];
+    let mut runner = TestRunner::deterministic();
+    let mut valid = 0;
+    for _ in 0..300 {
+        let body = bodies.new_tree(&mut runner).expect("a body").current();
+        let expected_valid =
+            serde_json::from_slice::<protocol::ChatRequest>(&body).is_ok_and(|r| {
+                !r.message.trim().is_empty()
+                    && !r.message.contains('\0')
+                    && r.message.chars().count() <= 100
+                    && r.conversation_id.is_none()
+            });
+        let response = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            app.client
+                .post(app.url("/api/v1/chat"))
+                .header("x-api-key", KEY)
+                .bearer_auth(&app.session)
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send(),
+        )
+        .await
+        .expect("an answer within 5 s")
+        .expect("sent");
+        let status = response.status().as_u16();
+        if expected_valid {
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+            valid += 1;
+            crate::helpers::EventReader::new(response).collect().await;
+        } else {
+            assert!(
+                (400..500).contains(&status),
+                "{status} for {}",
+                String::from_utf8_lossy(&body)
+            );
+            api_error(response).await;
+        }
+    }
+    assert_eq!(app.mock().requests().len(), valid);
+    assert!(valid > 10, "only {valid} valid bodies were generated");
+}
