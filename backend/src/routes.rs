@@ -54,6 +54,65 @@ async fn ready(depot: &mut Depot, res: &mut Response) {
     }
 }
 
+/// Prometheus metrics, in the text format: open streams, the runtime's
+/// live tasks, widgets, the process's resident memory. Counts only; keep it
+/// off the public internet all the same (see the nginx example).
+#[handler]
+async fn metrics(depot: &mut Depot, res: &mut Response) {
+    let Ok(state) = depot.get_typed::<Arc<AppState>>() else {
+        AppError::internal().render(res);
+        return;
+    };
+    let tasks = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    let rss = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<u64>().ok())
+        })
+        .map(|kib| kib * 1024);
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, value: String| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+        ));
+    };
+    gauge(
+        "porthole_open_streams",
+        "Answers streaming now.",
+        state.lifecycle.open_streams().to_string(),
+    );
+    gauge(
+        "porthole_runtime_alive_tasks",
+        "Tasks alive in the async runtime.",
+        tasks.to_string(),
+    );
+    gauge(
+        "porthole_widgets",
+        "Enabled widgets.",
+        state.widgets.get().len().to_string(),
+    );
+    if let Some(rss) = rss {
+        gauge(
+            "porthole_resident_memory_bytes",
+            "Resident memory of the process.",
+            rss.to_string(),
+        );
+    }
+    gauge(
+        "porthole_draining",
+        "1 while the server shuts down.",
+        u8::from(state.lifecycle.is_shutting_down()).to_string(),
+    );
+    let _ = res.add_header("content-type", "text/plain; version=0.0.4", true);
+    let _ = res.add_header("cache-control", "no-store", true);
+    res.body(out);
+}
+
 /// Public API routes.
 fn api_router() -> Router {
     Router::with_path("api/v1")
@@ -84,6 +143,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .hoop(affix_state::inject(state))
         .push(Router::with_path("health").get(health))
         .push(Router::with_path("ready").get(ready))
+        .push(Router::with_path("metrics").get(metrics))
         .push(api_router())
         .push(widget_router())
         .push(Router::with_path("widget.js").get(loader_routes::widget_js))

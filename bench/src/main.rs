@@ -32,6 +32,12 @@ struct Args {
     /// Run only the memory measurement.
     #[arg(long)]
     memory_only: bool,
+    /// Run only the soak.
+    #[arg(long)]
+    soak_only: bool,
+    /// Streams the soak opens and drops.
+    #[arg(long, default_value_t = 10_000)]
+    soak_streams: usize,
 }
 
 /// A running server process.
@@ -392,14 +398,152 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let mock = MockUpstream::start(Script::numbered(50, 20)).await?;
-    if !args.memory_only {
+    if !args.memory_only && !args.soak_only {
         speed(&args, &mock, secs, rounds).await?;
     }
-    println!("\nmemory per open stream (a fresh server each; streams held open mid-answer)");
-    for n in [100, 1_000] {
-        let kib = rss_per_open_stream(&args.server, &mock, n).await?;
-        println!("  {n:>5} open: {kib:.1} KiB RSS per stream   goal < 40 KB");
+    if !args.soak_only {
+        println!("\nmemory per open stream (a fresh server each; streams held open mid-answer)");
+        for n in [100, 1_000] {
+            let kib = rss_per_open_stream(&args.server, &mock, n).await?;
+            println!("  {n:>5} open: {kib:.1} KiB RSS per stream   goal < 40 KB");
+        }
     }
+    if !args.memory_only {
+        soak(&args.server, &mock, args.soak_streams).await?;
+    }
+    Ok(())
+}
+
+/// The server's gauges from `/metrics`.
+async fn gauges(client: &reqwest::Client, base: &str) -> anyhow::Result<(u64, u64, u64)> {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let g = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok((
+        g("porthole_open_streams"),
+        g("porthole_runtime_alive_tasks"),
+        g("porthole_resident_memory_bytes") / 1024,
+    ))
+}
+
+/// Opens `total` streams, 200 at a time, and drops each at a random point
+/// (before the first chunk, mid-answer, or after the end); then checks that
+/// open streams, live tasks and RSS return to where they were.
+async fn soak(binary: &PathBuf, mock: &MockUpstream, total: usize) -> anyhow::Result<()> {
+    println!(
+        "\nsoak: {total} streams opened and dropped at random points, 200 at a time (100 tokens 2 ms apart)"
+    );
+    mock.set_script(Script::numbered(100, 2));
+    let (server, _) = Server::start(binary, &mock.base_url()).await?;
+    let client = client();
+    let target = Target::Porthole(server.base.clone(), server.session.clone());
+    let run = |n: usize, seed: u64| {
+        let (client, target) = (client.clone(), target.clone());
+        async move {
+            let next = Arc::new(AtomicUsize::new(0));
+            let mut workers = Vec::new();
+            for w in 0..200u64 {
+                let (client, target, next) = (client.clone(), target.clone(), next.clone());
+                workers.push(tokio::spawn(async move {
+                    // xorshift: cheap, reproducible randomness per worker.
+                    let mut x = seed ^ (w + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                    while next.fetch_add(1, Ordering::SeqCst) < n {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let keep = (x % 130) as usize; // chunks to read; >= 100 reads to the end
+                        let Ok(mut r) = target.request(&client).send().await else {
+                            continue;
+                        };
+                        let mut read = 0;
+                        while read < keep {
+                            match r.chunk().await {
+                                Ok(Some(_)) => read += 1,
+                                _ => break,
+                            }
+                        }
+                        drop(r);
+                    }
+                }));
+            }
+            for w in workers {
+                let _ = w.await;
+            }
+        }
+    };
+    // Warm up pools, the allocator and SQLite's page caches, then take the baseline.
+    run(3_000, 1).await;
+    let settle = |what: &'static str| {
+        let (client, base) = (client.clone(), server.base.clone());
+        async move {
+            let started = Instant::now();
+            loop {
+                let g = gauges(&client, &base).await?;
+                if g.0 == 0 || started.elapsed() > Duration::from_secs(10) {
+                    if g.0 != 0 {
+                        println!("  {what}: {} streams still open after 10 s", g.0);
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    return gauges(&client, &base).await;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let (_, tasks_before, rss_before) = settle("baseline").await?;
+    let peak = Arc::new(AtomicUsize::new(0));
+    let sampler = {
+        let (peak, pid) = (peak.clone(), server.pid);
+        tokio::spawn(async move {
+            loop {
+                let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    .ok()
+                    .and_then(|s| {
+                        s.lines()
+                            .find(|l| l.starts_with("VmRSS:"))
+                            .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+                    })
+                    .unwrap_or(0);
+                peak.fetch_max(rss, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    println!(
+        "  baseline (after a 3,000-stream warm-up): {tasks_before} live tasks, RSS {:.1} MiB",
+        mib(rss_before)
+    );
+    let mut previous = rss_before;
+    for round in 1..=2 {
+        let started = Instant::now();
+        run(total, 1 + round).await;
+        let elapsed = started.elapsed();
+        let (open_after, tasks_after, rss_after) = settle("after").await?;
+        println!(
+            "  round {round}: {total} streams in {:.1} s -> open streams {open_after} (goal 0), live tasks {tasks_after} \
+             (baseline {tasks_before}), RSS {:.1} MiB ({:+.1}% of baseline, {:+.1}% of the round before)",
+            elapsed.as_secs_f64(),
+            mib(rss_after),
+            (rss_after as f64 / rss_before.max(1) as f64 - 1.0) * 100.0,
+            (rss_after as f64 / previous.max(1) as f64 - 1.0) * 100.0,
+        );
+        previous = rss_after;
+    }
+    sampler.abort();
+    println!(
+        "  RSS peak {:.1} MiB; goal: open streams and live tasks back to baseline, RSS flat from round to round (no leak)",
+        mib(peak.load(Ordering::SeqCst) as u64)
+    );
     Ok(())
 }
 

@@ -87,3 +87,34 @@ async fn the_openapi_spec_documents_the_chat_stream_and_its_events() {
     assert!(html.contains("swagger"), "not swagger ui");
     assert!(!html.contains("cdn"), "docs must not load from a CDN");
 }
+
+#[tokio::test]
+async fn metrics_count_open_streams_and_live_tasks() {
+    let app = spawn_with_mock(Script::numbered(1_000, 20), |_| {}).await;
+    let gauge = |text: &str, name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing in {text}"))
+    };
+    let before = app.get("/metrics").await.text().await.expect("text");
+    assert_eq!(gauge(&before, "porthole_open_streams"), 0);
+    assert!(gauge(&before, "porthole_runtime_alive_tasks") > 0);
+    assert_eq!(gauge(&before, "porthole_widgets"), 1);
+    assert!(gauge(&before, "porthole_resident_memory_bytes") > 1_000_000);
+    let mut reader = crate::helpers::EventReader::new(app.ask("go on").await);
+    reader.next().await;
+    let during = app.get("/metrics").await.text().await.expect("text");
+    assert_eq!(gauge(&during, "porthole_open_streams"), 1);
+    drop(reader);
+    let mut open = 1;
+    for _ in 0..50 {
+        let now = app.get("/metrics").await.text().await.expect("text");
+        open = gauge(&now, "porthole_open_streams");
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(open, 0, "the stream's task ended when the visitor left");
+}
