@@ -33,6 +33,19 @@ use crate::state::AppState;
 use crate::store::{MessageStatus, Owner, Role, StoreError, StoredMessage, new_id};
 use crate::widget::Widget;
 
+/// One server-sent event of the answer stream, as the OpenAPI document
+/// describes each event of `text/event-stream`.
+#[derive(Debug, salvo::oapi::ToSchema)]
+#[allow(dead_code)] // describes the wire format; never built
+pub struct SseEvent {
+    /// The event's sequence number in the stream, from 0.
+    pub id: String,
+    /// `meta`, `done` or `error`; absent for answer chunks.
+    pub event: Option<String>,
+    /// JSON: a MetaEvent, ChunkEvent, DoneEvent or ApiError, as `event` says.
+    pub data: String,
+}
+
 /// Frames buffered between the relay task and a slow client.
 const CHANNEL_FRAMES: usize = 64;
 
@@ -51,7 +64,7 @@ const CHANNEL_FRAMES: usize = 64;
         ("Authorization" = String, Header, description = "`Bearer <session token>` minted into the widget page"),
     ),
     responses(
-        (status_code = 200, description = "An SSE stream: `event: meta` (MetaEvent), chunks (ChunkEvent), then `event: done` (DoneEvent) or `event: error` (ApiError)", content_type = "text/event-stream", body = String),
+        (status_code = 200, description = "An SSE stream: `event: meta` (MetaEvent), chunks (ChunkEvent), then `event: done` (DoneEvent) or `event: error` (ApiError); the schema is of one event", content_type = "text/event-stream", body = SseEvent),
         (status_code = 400, description = "Malformed JSON or wrong field types", body = ApiError),
         (status_code = 401, description = "Unknown key (`invalid_api_key`); missing, forged or another widget's session token (`invalid_session`); expired token (`session_expired`)", body = ApiError),
         (status_code = 404, description = "No such conversation for this visitor", body = ApiError),
