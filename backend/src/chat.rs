@@ -734,12 +734,10 @@ impl Relay {
         let status = match &end {
             End::Done => MessageStatus::Complete,
             End::ClientGone => MessageStatus::Interrupted,
-            End::Failed(e)
-                if e.code == ErrorCode::ShuttingDown || e.code == ErrorCode::BudgetExceeded =>
-            {
-                MessageStatus::Interrupted
-            }
-            End::Failed(_) => MessageStatus::Error,
+            // A failure mid-answer keeps what came as `interrupted`;
+            // `error` is for an answer that has nothing to keep.
+            End::Failed(_) if self.text.is_empty() => MessageStatus::Error,
+            End::Failed(_) => MessageStatus::Interrupted,
         };
         if matches!(end, End::ClientGone) {
             tracing::info!(conversation = %answer.conversation_id, "visitor left; upstream cancelled");

@@ -3,10 +3,48 @@ use std::time::Duration;
 use mock_upstream::{Fault, Script};
 use protocol::{ErrorCode, StreamEvent};
 
-use crate::helpers::{EventReader, api_error, spawn_with_mock, text_of};
+use porthole::tenants::{AdminMessage, TenantStore};
+use protocol::widget::{MessageStatus, Role};
+
+use crate::helpers::{EventReader, TestApp, api_error, spawn_with_mock, text_of};
+
+/// The stored messages of the test widget's only conversation, once no
+/// answer is streaming any more (no relay task left behind).
+async fn stored(app: &TestApp, db: &std::path::Path) -> Vec<(Role, MessageStatus, String)> {
+    let mut open = u64::MAX;
+    for _ in 0..100 {
+        let metrics = app.get("/metrics").await.text().await.expect("metrics");
+        open = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("porthole_open_streams "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("gauge");
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(open, 0, "a relay task is still running");
+    let store = porthole::store::SqliteStore::open(db).await.expect("store");
+    let (conversations, _) = store.conversations("test", 10, None).await.expect("list");
+    assert_eq!(conversations.len(), 1);
+    let messages: Vec<AdminMessage> = store
+        .conversation_messages("test", &conversations[0].id, 10, 0)
+        .await
+        .expect("read")
+        .expect("exists");
+    messages
+        .into_iter()
+        .map(|m| (m.role, m.status, m.content))
+        .collect()
+}
 
 async fn status_for(fault: Fault) -> (u16, String, Option<String>) {
-    let app = spawn_with_mock(Script::numbered(5, 1).with_fault(fault), |_| {}).await;
+    let mut db = std::path::PathBuf::new();
+    let app = spawn_with_mock(Script::numbered(5, 1).with_fault(fault), |s| {
+        db = s.store.path.clone()
+    })
+    .await;
     let response = app.ask("hello").await;
     let retry_after = response
         .headers()
@@ -14,6 +52,14 @@ async fn status_for(fault: Fault) -> (u16, String, Option<String>) {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let (status, code) = api_error(response).await;
+    // The question is kept; the answer that never came is an empty `error`.
+    assert_eq!(
+        stored(&app, &db).await,
+        [
+            (Role::User, MessageStatus::Complete, "hello".to_owned()),
+            (Role::Assistant, MessageStatus::Error, String::new()),
+        ]
+    );
     (status, code, retry_after)
 }
 
@@ -34,6 +80,10 @@ async fn upstream_429_is_a_503_with_retry_after() {
 
 #[tokio::test]
 async fn upstream_401_is_a_502_that_does_not_leak_upstream_text() {
+    assert_eq!(
+        status_for(Fault::Status(401)).await,
+        (502, "upstream_error".into(), None)
+    );
     let app = spawn_with_mock(
         Script::numbered(5, 1).with_fault(Fault::Status(401)),
         |_| {},
@@ -79,14 +129,34 @@ async fn a_silent_upstream_before_the_first_token_is_a_504() {
     );
 }
 
+/// The events of an answer the upstream breaks with `fault`; checks that
+/// the partial answer is stored as `interrupted` (or, when it ended well,
+/// `complete`) with exactly the text the visitor saw.
 async fn stream_with(
     fault: Fault,
     tweak: impl FnOnce(&mut porthole::Settings),
 ) -> Vec<StreamEvent> {
-    let app = spawn_with_mock(Script::numbered(5, 5).with_fault(fault), tweak).await;
+    let mut db = std::path::PathBuf::new();
+    let app = spawn_with_mock(Script::numbered(5, 5).with_fault(fault), |s| {
+        db = s.store.path.clone();
+        tweak(s);
+    })
+    .await;
     let response = app.ask("hello").await;
     assert_eq!(response.status(), 200);
-    EventReader::new(response).collect().await
+    let events = EventReader::new(response).collect().await;
+    let status = match events.last() {
+        Some(StreamEvent::Done(_)) => MessageStatus::Complete,
+        _ => MessageStatus::Interrupted,
+    };
+    assert_eq!(
+        stored(&app, &db).await,
+        [
+            (Role::User, MessageStatus::Complete, "hello".to_owned()),
+            (Role::Assistant, status, text_of(&events)),
+        ]
+    );
+    events
 }
 
 fn last_error(events: &[StreamEvent]) -> ErrorCode {
