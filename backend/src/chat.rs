@@ -569,7 +569,7 @@ enum End {
     /// `done` was sent.
     Done,
     /// An `error` event was sent (or the client was gone before it could be).
-    Failed(ApiError),
+    Failed,
     /// The client went away.
     ClientGone,
 }
@@ -632,9 +632,9 @@ impl Relay {
     }
 
     async fn fail(&mut self, code: ErrorCode, message: &str) -> End {
-        let error = ApiError::new(code, message);
-        self.send(&StreamEvent::Error(error.clone())).await;
-        End::Failed(error)
+        self.send(&StreamEvent::Error(ApiError::new(code, message)))
+            .await;
+        End::Failed
     }
 
     async fn over_budget(&mut self) -> End {
@@ -736,8 +736,8 @@ impl Relay {
             End::ClientGone => MessageStatus::Interrupted,
             // A failure mid-answer keeps what came as `interrupted`;
             // `error` is for an answer that has nothing to keep.
-            End::Failed(_) if self.text.is_empty() => MessageStatus::Error,
-            End::Failed(_) => MessageStatus::Interrupted,
+            End::Failed if self.text.is_empty() => MessageStatus::Error,
+            End::Failed => MessageStatus::Interrupted,
         };
         if matches!(end, End::ClientGone) {
             tracing::info!(conversation = %answer.conversation_id, "visitor left; upstream cancelled");
