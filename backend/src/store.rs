@@ -488,8 +488,9 @@ impl ConversationStore for SqliteStore {
         usage: Option<Usage>,
     ) -> Result<(), StoreError> {
         let (prompt, completion) = usage_columns(usage);
-        let mut tx = self.writer.begin().await?;
-        let done = sqlx::query(
+        // One statement: the `usage_on_finish` trigger adds the tokens to
+        // the day's usage in the same transaction.
+        sqlx::query(
             "UPDATE messages SET content = ?, status = ?, prompt_tokens = ?, completion_tokens = ? \
              WHERE id = ? AND status = 'streaming'",
         )
@@ -498,25 +499,8 @@ impl ConversationStore for SqliteStore {
         .bind(prompt)
         .bind(completion)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&self.writer)
         .await?;
-        // The day's usage, which the budgets read; once per answer.
-        if done.rows_affected() == 1 {
-            sqlx::query(
-                "INSERT INTO usage_daily (widget_id, day, answers, prompt_tokens, completion_tokens) \
-                 SELECT c.widget_id, date('now'), 1, ?, ? \
-                 FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE m.id = ? \
-                 ON CONFLICT (widget_id, day) DO UPDATE SET answers = answers + 1, \
-                 prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
-                 completion_tokens = completion_tokens + excluded.completion_tokens",
-            )
-            .bind(prompt.unwrap_or(0))
-            .bind(completion.unwrap_or(0))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
         Ok(())
     }
 
