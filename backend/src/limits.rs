@@ -193,6 +193,8 @@ impl Buckets {
 /// The rate limiters and stream counts of every widget.
 #[derive(Debug, Default)]
 pub struct Limiter {
+    /// Made once: making a clock is costly (calibration).
+    clock: DefaultClock,
     buckets: Mutex<HashMap<String, Arc<Buckets>>>,
     streams: Arc<Mutex<HashMap<(String, String), u32>>>,
 }
@@ -240,11 +242,10 @@ impl Limiter {
         ip: IpAddr,
     ) -> Result<StreamPermit, Refusal> {
         let b = self.buckets(widget, limits);
-        let clock = DefaultClock::default();
         let refuse = |scope, limit, not_until: governor::NotUntil<_>| Refusal {
             scope,
             limit,
-            retry_after: not_until.wait_time_from(clock.now()),
+            retry_after: not_until.wait_time_from(self.clock.now()),
         };
         b.ip.check_key(&ip)
             .map_err(|n| refuse(Scope::Ip, limits.per_ip, n))?;
