@@ -146,6 +146,25 @@ fn status_str(s: MessageStatus) -> &'static str {
     }
 }
 
+/// A stored `status` column; anything unknown reads as `interrupted`.
+pub(crate) fn status_from(s: &str) -> MessageStatus {
+    match s {
+        "complete" => MessageStatus::Complete,
+        "error" => MessageStatus::Error,
+        "streaming" => MessageStatus::Streaming,
+        _ => MessageStatus::Interrupted,
+    }
+}
+
+/// A stored `role` column.
+pub(crate) fn role_from(s: &str) -> Role {
+    if s == "user" {
+        Role::User
+    } else {
+        Role::Assistant
+    }
+}
+
 fn usage_columns(usage: Option<Usage>) -> (Option<i64>, Option<i64>) {
     usage
         .map(|u| {
@@ -441,16 +460,8 @@ impl ConversationStore for SqliteStore {
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let role = match row.try_get::<String, _>("role")?.as_str() {
-                "user" => Role::User,
-                _ => Role::Assistant,
-            };
-            let status = match row.try_get::<String, _>("status")?.as_str() {
-                "complete" => MessageStatus::Complete,
-                "error" => MessageStatus::Error,
-                "streaming" => MessageStatus::Streaming,
-                _ => MessageStatus::Interrupted,
-            };
+            let role = role_from(&row.try_get::<String, _>("role")?);
+            let status = status_from(&row.try_get::<String, _>("status")?);
             let prompt: Option<i64> = row.try_get("prompt_tokens")?;
             let completion: Option<i64> = row.try_get("completion_tokens")?;
             let usage = prompt.zip(completion).map(|(p, c)| Usage {

@@ -12,7 +12,7 @@ use salvo::oapi::ToSchema;
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::store::{MessageStatus, Role, SqliteStore, StoreError};
+use crate::store::{MessageStatus, Role, SqliteStore, StoreError, role_from, status_from};
 use crate::widget::WidgetDef;
 
 /// A stored public or admin key: its hash and what it may be shown as.
@@ -280,15 +280,6 @@ async fn revoke_keys_except(
     .execute(&mut *tx)
     .await?;
     Ok(())
-}
-
-fn status_of(s: &str) -> MessageStatus {
-    match s {
-        "complete" => MessageStatus::Complete,
-        "error" => MessageStatus::Error,
-        "streaming" => MessageStatus::Streaming,
-        _ => MessageStatus::Interrupted,
-    }
 }
 
 #[async_trait]
@@ -568,13 +559,9 @@ impl TenantStore for SqliteStore {
             out.push(AdminMessage {
                 id: row.try_get("id")?,
                 seq: row.try_get::<i64, _>("seq")?.max(0) as u32,
-                role: if row.try_get::<String, _>("role")? == "user" {
-                    Role::User
-                } else {
-                    Role::Assistant
-                },
+                role: role_from(&row.try_get::<String, _>("role")?),
                 content: row.try_get("content")?,
-                status: status_of(&row.try_get::<String, _>("status")?),
+                status: status_from(&row.try_get::<String, _>("status")?),
                 prompt_tokens: tokens("prompt_tokens")?,
                 completion_tokens: tokens("completion_tokens")?,
                 created_at: row.try_get::<i64, _>("created_at")?.max(0) as u64,
