@@ -302,13 +302,7 @@ fn origin(state: &AppState, req: &Request) -> String {
     if state.settings.public_url.is_some() {
         return state.settings.public_url();
     }
-    req.headers()
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .filter(|h| {
-            h.chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
-        })
+    crate::loader_routes::request_host(req)
         .map(|h| format!("http://{h}"))
         .unwrap_or_else(|| state.settings.public_url())
 }
@@ -338,13 +332,7 @@ async fn require_admin(
     res: &mut Response,
     ctrl: &mut FlowCtrl,
 ) {
-    let key = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|k| !k.is_empty());
+    let key = crate::auth::bearer(req).filter(|k| !k.is_empty());
     let verdict = match (key, state(depot)) {
         (Some(key), Ok(state)) => match state.tenants.is_admin_key(&hash_key(key)).await {
             Ok(true) => Ok(()),

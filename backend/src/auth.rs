@@ -33,8 +33,9 @@ fn session_expired() -> AppError {
     )
 }
 
-/// The bearer token of a request.
-fn bearer(req: &Request) -> Option<&str> {
+/// The bearer token of a request (the scheme name in either case the
+/// clients send); the admin API reads its key the same way.
+pub(crate) fn bearer(req: &Request) -> Option<&str> {
     req.headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())

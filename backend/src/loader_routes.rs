@@ -68,6 +68,18 @@ pub async fn widget_js(req: &mut Request, depot: &mut Depot, res: &mut Response)
     res.body(loader.body.clone());
 }
 
+/// The request's `Host`, when it is a plain host (and port): safe to put in
+/// a page or a snippet.
+pub(crate) fn request_host(req: &Request) -> Option<&str> {
+    req.headers()
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
+        })
+}
+
 /// A page standing in for a customer's site, with the demo widget on it.
 #[handler]
 pub async fn demo_page(req: &mut Request, depot: &mut Depot, res: &mut Response) {
@@ -83,15 +95,7 @@ pub async fn demo_page(req: &mut Request, depot: &mut Depot, res: &mut Response)
         ));
         return;
     }
-    let host = req
-        .headers()
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .filter(|h| {
-            h.chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
-        })
-        .unwrap_or("127.0.0.1:8080");
+    let host = request_host(req).unwrap_or("127.0.0.1:8080");
     let _ = res.add_header(
         "content-security-policy",
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; frame-src 'self'; img-src 'self' data:",
