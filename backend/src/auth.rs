@@ -76,7 +76,7 @@ fn check(
     if session.widget != widget.id.as_str() {
         return Err(invalid_session());
     }
-    if session.expires.saturating_add(grace_secs) <= unix_now() {
+    if !session.usable_at(unix_now(), grace_secs) {
         return Err(session_expired());
     }
     Ok((session, widget))
@@ -172,11 +172,7 @@ async fn grant(state: &AppState, req: &mut Request) -> Result<SessionGrant, AppE
         .filter(|_| !request.fresh)
         .and_then(|t| state.sessions.open(t).ok())
         .filter(|s| s.widget == current.widget)
-        .filter(|s| {
-            s.expires
-                .saturating_add(settings.resume_days.saturating_mul(86_400))
-                > now
-        })
+        .filter(|s| s.usable_at(now, settings.resume_days.saturating_mul(86_400)))
     {
         visitor = earlier.visitor;
         if user.is_none() {
@@ -194,12 +190,7 @@ async fn grant(state: &AppState, req: &mut Request) -> Result<SessionGrant, AppE
         }
         user = verified.then(|| identity.user_id.clone());
     }
-    let session = Session {
-        widget: current.widget,
-        visitor,
-        user,
-        expires: now + settings.ttl_secs,
-    };
+    let session = Session::starting_now(current.widget, visitor, user, settings.ttl_secs);
     Ok(SessionGrant {
         session: state.sessions.mint(&session),
         expires_at: session.expires,

@@ -37,6 +37,29 @@ pub struct Session {
     pub expires: u64,
 }
 
+impl Session {
+    /// A session that lasts `ttl_secs` from now.
+    pub fn starting_now(
+        widget: String,
+        visitor: String,
+        user: Option<String>,
+        ttl_secs: u64,
+    ) -> Self {
+        Self {
+            widget,
+            visitor,
+            user,
+            expires: unix_now().saturating_add(ttl_secs),
+        }
+    }
+
+    /// Whether the token still counts at `now` when it may be used up to
+    /// `grace_secs` past its expiry (0 for the chat and history APIs).
+    pub fn usable_at(&self, now: u64, grace_secs: u64) -> bool {
+        self.expires.saturating_add(grace_secs) > now
+    }
+}
+
 /// Why a token was refused. `Expired` is only said of a token whose
 /// signature is good, so it tells a forger nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +121,7 @@ impl SessionKeys {
     /// The session of a good, unexpired token.
     pub fn verify(&self, token: &str, now: u64) -> Result<Session, TokenError> {
         let session = self.open(token)?;
-        if session.expires <= now {
+        if !session.usable_at(now, 0) {
             return Err(TokenError::Expired);
         }
         Ok(session)

@@ -16,7 +16,7 @@ use rust_embed::RustEmbed;
 use salvo::http::StatusCode;
 use salvo::prelude::*;
 
-use crate::session::{Session, new_visitor, unix_now};
+use crate::session::{Session, new_visitor};
 use crate::state::AppState;
 
 #[derive(RustEmbed)]
@@ -214,12 +214,12 @@ pub async fn page(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             "The chat is not available right now.",
         );
     };
-    let session = Session {
-        widget: widget.id.to_string(),
-        visitor: new_visitor(),
-        user: None,
-        expires: unix_now() + state.settings.session.ttl_secs,
-    };
+    let session = Session::starting_now(
+        widget.id.to_string(),
+        new_visitor(),
+        None,
+        state.settings.session.ttl_secs,
+    );
     let token = state.sessions.mint(&session);
     // Only the widget's own sites may frame it: the browser enforces this,
     // whatever the embedding page says about itself.
