@@ -300,6 +300,8 @@ async fn start(
     };
     // The newest earlier messages that fit the history budget (and count).
     let keep = state.settings.chat.history_messages;
+    let budget = u64::from(limits.history_tokens);
+    // The tokens of the messages kept.
     let mut history_tokens = 0;
     let mut history: Vec<PromptMessage> = earlier
         .iter()
@@ -307,8 +309,12 @@ async fn start(
         .filter(|m| !m.content.is_empty())
         .take(keep)
         .take_while(|m| {
-            history_tokens += estimate_tokens(&m.content) + MESSAGE_OVERHEAD_TOKENS;
-            history_tokens <= u64::from(limits.history_tokens)
+            let cost = estimate_tokens(&m.content) + MESSAGE_OVERHEAD_TOKENS;
+            let fits = history_tokens + cost <= budget;
+            if fits {
+                history_tokens += cost;
+            }
+            fits
         })
         .map(|m| PromptMessage {
             role: match m.role {
@@ -320,10 +326,7 @@ async fn start(
         .collect();
     history.reverse();
     let prompt_tokens = estimate_tokens(&widget.system_prompt)
-        + history
-            .iter()
-            .map(|m| estimate_tokens(&m.content) + MESSAGE_OVERHEAD_TOKENS)
-            .sum::<u64>()
+        + history_tokens
         + estimate_tokens(&request.message)
         + MESSAGE_OVERHEAD_TOKENS;
 

@@ -289,15 +289,6 @@ impl Limiter {
             b.ip.shrink_to_fit();
         }
     }
-
-    /// Streams open now, for metrics.
-    pub fn open_streams(&self) -> u32 {
-        self.streams
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .sum()
-    }
 }
 
 /// Days since the epoch, and the month as `year * 12 + month0`, in UTC.
