@@ -14,12 +14,11 @@ use salvo::prelude::*;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::AppError;
+use crate::limits::Ledger;
 use crate::session::{hash_key, new_key};
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::tenants::{
-    AdminMessage, ConversationSummary, DailyUsage, KeyHash, TenantStore, days_ago_ms,
-};
+use crate::tenants::{AdminMessage, ConversationSummary, DailyUsage, KeyHash, TenantStore};
 use crate::widget::{WidgetDef, WidgetId};
 
 /// Reads `null` as `Some(None)` (clear) and an absent field as `None` (keep).
@@ -582,9 +581,11 @@ async fn usage(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         let id = widget_id(req);
         require_widget(&state, &id).await?;
         let days = req.query::<u32>("days").unwrap_or(30).clamp(1, 366);
+        // The calendar days the last `days` x 24 hours touch.
+        let from = crate::limits::day_string(Ledger::today().0 - i64::from(days));
         Ok(state
             .tenants
-            .usage_by_day(&id, days_ago_ms(u64::from(days)), u64::MAX / 2)
+            .usage_by_day(&id, &from)
             .await
             .map_err(AdminError::from)?)
     }

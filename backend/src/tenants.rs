@@ -5,7 +5,7 @@
 //! [`TenantStore`] is the seam a PostgreSQL store can fill later;
 //! [`SqliteStore`] implements it in the same file as the conversations.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use salvo::oapi::ToSchema;
@@ -122,12 +122,12 @@ pub trait TenantStore: Send + Sync + std::fmt::Debug {
         limit: u32,
         after_seq: u32,
     ) -> Result<Option<Vec<AdminMessage>>, StoreError>;
-    /// Tokens per day for `widget`, days in `[from, to)` (ms since the epoch).
+    /// Tokens per day (UTC) for `widget`, from `from_day` (YYYY-MM-DD) on,
+    /// as the budgets count them.
     async fn usage_by_day(
         &self,
         widget: &str,
-        from_ms: u64,
-        to_ms: u64,
+        from_day: &str,
     ) -> Result<Vec<DailyUsage>, StoreError>;
 }
 
@@ -573,20 +573,16 @@ impl TenantStore for SqliteStore {
     async fn usage_by_day(
         &self,
         widget: &str,
-        from_ms: u64,
-        to_ms: u64,
+        from_day: &str,
     ) -> Result<Vec<DailyUsage>, StoreError> {
+        // The per-day table the `usage_on_finish` trigger keeps, which the
+        // budgets read too: no scan of the messages.
         let rows = sqlx::query(
-            "SELECT date(m.created_at / 1000, 'unixepoch') AS day, COUNT(*) AS answers, \
-                    COALESCE(SUM(m.prompt_tokens), 0) AS prompt_tokens, \
-                    COALESCE(SUM(m.completion_tokens), 0) AS completion_tokens \
-             FROM messages m JOIN conversations c ON c.id = m.conversation_id \
-             WHERE c.widget_id = ? AND m.role = 'assistant' AND m.created_at >= ? AND m.created_at < ? \
-             GROUP BY day ORDER BY day",
+            "SELECT day, answers, prompt_tokens, completion_tokens FROM usage_daily \
+             WHERE widget_id = ? AND day >= ? ORDER BY day",
         )
         .bind(widget)
-        .bind(from_ms.min(i64::MAX as u64) as i64)
-        .bind(to_ms.min(i64::MAX as u64) as i64)
+        .bind(from_day)
         .fetch_all(&self.reader)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -603,9 +599,4 @@ impl TenantStore for SqliteStore {
         }
         Ok(out)
     }
-}
-
-/// Milliseconds since the epoch of `days` days ago, for usage ranges.
-pub fn days_ago_ms(days: u64) -> u64 {
-    (now_ms().max(0) as u64).saturating_sub(Duration::from_secs(days * 86_400).as_millis() as u64)
 }
