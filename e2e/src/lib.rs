@@ -22,6 +22,11 @@ use serde_json::Value;
 pub const KEY: &str = "pk_e2e";
 pub const WIDGET: &str = "e2e";
 
+/// The test widget's panel page, as the loader's iframe opens it.
+pub fn panel_path() -> String {
+    format!("/widget/{WIDGET}?key={KEY}")
+}
+
 /// A running server, its mock upstream and a browser.
 pub struct Harness {
     pub base: String,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chromiumoxide::Page;
-use e2e::{Harness, eval, press, screenshot, screenshot_dir, set_dark, wait_for};
+use e2e::{Harness, eval, panel_path, press, screenshot, screenshot_dir, set_dark, wait_for};
 use mock_upstream::{Fault, Script};
 
 const T: Duration = Duration::from_secs(20);
@@ -67,10 +67,7 @@ async fn a_visitor_watches_the_answer_stream_stops_one_reloads_and_keeps_the_his
     let h = Harness::start(Script::words(ANSWER, 40), |_| {})
         .await
         .expect("harness");
-    let page = h
-        .open("/widget/e2e?key=pk_e2e", 420, 680, false)
-        .await
-        .expect("page");
+    let page = h.open(&panel_path(), 420, 680, false).await.expect("page");
     ready(&page).await;
 
     // Enter sends; the answer grows on screen before it is done.
@@ -225,7 +222,7 @@ async fn screenshots_light_dark_and_phone() {
         ("phone", 360, 740, true, false),
     ] {
         let page = h
-            .open("/widget/e2e?key=pk_e2e", width, height, mobile)
+            .open(&panel_path(), width, height, mobile)
             .await
             .expect("page");
         set_dark(&page, dark).await.expect("color scheme");
@@ -278,10 +275,7 @@ async fn hostile_model_output_never_becomes_live_html() {
     let h = Harness::start(Script::words(hostile, 1), |_| {})
         .await
         .expect("harness");
-    let page = h
-        .open("/widget/e2e?key=pk_e2e", 400, 640, false)
-        .await
-        .expect("page");
+    let page = h.open(&panel_path(), 400, 640, false).await.expect("page");
     ready(&page).await;
     ask(&page, "hi").await;
     let text = wait_state(&page, "complete").await;
@@ -313,10 +307,7 @@ async fn an_upstream_failure_shows_a_clear_error_and_retry_works() {
     )
     .await
     .expect("harness");
-    let page = h
-        .open("/widget/e2e?key=pk_e2e", 400, 640, false)
-        .await
-        .expect("page");
+    let page = h.open(&panel_path(), 400, 640, false).await.expect("page");
     ready(&page).await;
     ask(&page, "Are you there?").await;
     let alert = wait_for(
@@ -356,11 +347,7 @@ async fn the_page_and_assets_are_served_as_a_cdn_would() {
         .await
         .expect("harness");
     let client = reqwest::Client::new();
-    let page = client
-        .get(h.url("/widget/e2e?key=pk_e2e"))
-        .send()
-        .await
-        .expect("page");
+    let page = client.get(h.url(&panel_path())).send().await.expect("page");
     assert_eq!(page.status(), 200);
     let csp = page.headers()["content-security-policy"]
         .to_str()
@@ -417,7 +404,7 @@ async fn the_page_and_assets_are_served_as_a_cdn_would() {
     .await
     .expect("harness");
     let html = client
-        .get(xss.url("/widget/e2e?key=pk_e2e"))
+        .get(xss.url(&panel_path()))
         .send()
         .await
         .expect("page")
@@ -435,10 +422,7 @@ async fn the_list_follows_the_answer_unless_the_visitor_scrolled_up() {
     let h = Harness::start(Script::words(&long, 8), |_| {})
         .await
         .expect("harness");
-    let page = h
-        .open("/widget/e2e?key=pk_e2e", 400, 480, false)
-        .await
-        .expect("page");
+    let page = h.open(&panel_path(), 400, 480, false).await.expect("page");
     ready(&page).await;
     ask(&page, "Tell me everything").await;
     let log = "document.querySelector('[role=log]')";
@@ -490,10 +474,7 @@ async fn an_expired_session_is_renewed_without_the_visitor_noticing() {
     let h = Harness::start(Script::words("Still here.", 5), |s| s.session.ttl_secs = 1)
         .await
         .expect("harness");
-    let page = h
-        .open("/widget/e2e?key=pk_e2e", 400, 640, false)
-        .await
-        .expect("page");
+    let page = h.open(&panel_path(), 400, 640, false).await.expect("page");
     ready(&page).await;
     ask(&page, "First?").await;
     wait_state(&page, "complete").await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chromiumoxide::cdp::browser_protocol::network::SetCacheDisabledParams;
 use chromiumoxide::cdp::browser_protocol::page::AddScriptToEvaluateOnNewDocumentParams;
-use e2e::{Harness, eval, wait_for};
+use e2e::{Harness, eval, panel_path, wait_for};
 use mock_upstream::Script;
 
 /// Records when the composer first exists, i.e. the panel can be used.
@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
         page.execute(SetCacheDisabledParams::new(true)).await?;
         page.execute(AddScriptToEvaluateOnNewDocumentParams::new(PROBE))
             .await?;
-        page.goto(h.url("/widget/e2e?key=pk_e2e")).await?;
+        page.goto(h.url(&panel_path())).await?;
         let t = wait_for(&page, "window.__interactive", Duration::from_secs(20))
             .await
             .context("the panel never became interactive")?;
@@ -63,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
     for (name, encoded, decoded) in &files {
         // The page itself is sent uncompressed; count it as gzip would send it.
         let encoded = if name == "e2e" {
-            gzip_len(&h.url("/widget/e2e?key=pk_e2e")).await?
+            gzip_len(&h.url(&panel_path())).await?
         } else {
             *encoded
         };
