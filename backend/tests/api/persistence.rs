@@ -5,19 +5,15 @@ use protocol::StreamEvent;
 use protocol::widget::{ConversationView, MessageStatus, Role};
 use serde_json::json;
 
-use crate::helpers::{EventReader, KEY, page_session, start_binary, temp_dir};
+use crate::helpers::{EventReader, KEY, page_session, start_binary, temp_dir, write_config};
 
 fn config(dir: &std::path::Path, upstream: &str) -> std::path::PathBuf {
-    let path = dir.join("porthole.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "addr = \"127.0.0.1:0\"\n[store]\npath = \"{}\"\n[upstream]\nprovider = \"openai\"\nbase_url = \"{upstream}\"\napi_key = \"sk-test\"\n[[widgets]]\nid = \"test\"\npublic_key = \"{KEY}\"\n",
-            dir.join("porthole.db").display()
+    write_config(
+        dir,
+        &format!(
+            "[upstream]\nprovider = \"openai\"\nbase_url = \"{upstream}\"\napi_key = \"sk-test\"\n[[widgets]]\nid = \"test\"\npublic_key = \"{KEY}\"\n"
         ),
     )
-    .expect("config written");
-    path
 }
 
 async fn ask(
