@@ -8,7 +8,7 @@
 //! verified user (if any) and the expiry, and an HMAC-SHA256 of it under the
 //! server's secret.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -38,7 +38,7 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session that lasts `ttl_secs` from now.
+    /// A session that lasts at least `ttl_secs` from now.
     pub fn starting_now(
         widget: String,
         visitor: String,
@@ -49,7 +49,7 @@ impl Session {
             widget,
             visitor,
             user,
-            expires: unix_now().saturating_add(ttl_secs),
+            expires: expiry_after(since_epoch(), ttl_secs),
         }
     }
 
@@ -130,10 +130,24 @@ impl SessionKeys {
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
+    since_epoch().as_secs()
+}
+
+fn since_epoch() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+        .unwrap_or_default()
+}
+
+/// The expiry (whole Unix seconds) of a token minted at `now` that must
+/// last `ttl_secs`. A token counts while `unix_now() < expires`, so the
+/// instant is rounded up: rounded down, a token minted at 10.999 s with a
+/// one-second life would lapse a millisecond later.
+fn expiry_after(now: Duration, ttl_secs: u64) -> u64 {
+    let started = now
+        .as_secs()
+        .saturating_add(u64::from(now.subsec_nanos() > 0));
+    started.saturating_add(ttl_secs)
 }
 
 /// A new anonymous visitor id.
@@ -208,6 +222,23 @@ mod tests {
         let token = keys.mint(&session(1_000));
         assert_eq!(keys.verify(&token, 999), Ok(session(1_000)));
         assert_eq!(keys.verify(&token, 1_000), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn a_session_lasts_at_least_its_ttl_whenever_in_the_second_it_starts() {
+        for (now, ttl, expires) in [
+            (Duration::from_secs(10), 1, 11),
+            (Duration::from_millis(10_001), 1, 12),
+            (Duration::from_millis(10_999), 1, 12),
+            (Duration::from_nanos(10_000_000_001), 3_600, 3_611),
+        ] {
+            assert_eq!(expiry_after(now, ttl), expires, "{now:?} + {ttl}");
+            // It counts for at least `ttl` and less than `ttl + 1` seconds.
+            let life = Duration::from_secs(expires) - now;
+            assert!(life >= Duration::from_secs(ttl), "{now:?} + {ttl}");
+            assert!(life < Duration::from_secs(ttl + 1), "{now:?} + {ttl}");
+        }
+        assert_eq!(expiry_after(Duration::MAX, 5), u64::MAX);
     }
 
     #[test]
