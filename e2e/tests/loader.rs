@@ -466,8 +466,9 @@ async fn a_site_that_is_not_allowed_cannot_show_the_widget() {
     let page_on = |listener| {
         let body = format!(
             "<!doctype html><html><head><title>Site</title>\
-             <script>window.__ready = 0; window.Porthole = function () {{ (Porthole.q = Porthole.q || []).push(arguments); }};\
-             Porthole('on', 'ready', function () {{ window.__ready++; }});</script></head><body><h1>A site</h1>\
+             <script>window.__ready = 0; window.__errors = []; window.Porthole = function () {{ (Porthole.q = Porthole.q || []).push(arguments); }};\
+             Porthole('on', 'ready', function () {{ window.__ready++; }});\
+             Porthole('on', 'error', function (e) {{ window.__errors.push(e); }});</script></head><body><h1>A site</h1>\
              <script src=\"{}/widget.js\" data-widget-id=\"{WIDGET}\" data-key=\"{KEY}\" data-open=\"true\" async></script></body></html>",
             h.base
         );
@@ -503,7 +504,8 @@ async fn a_site_that_is_not_allowed_cannot_show_the_widget() {
         .expect("the allowed site's panel is live");
 
     // The other site's iframe is refused by the browser: the panel never
-    // says hello, so nothing reaches the API.
+    // says hello, so nothing reaches the API, and the loader takes its
+    // launcher and the empty panel away, saying why.
     let bad = open_host(
         &h,
         &format!("http://localhost:{}/", other_addr.port()),
@@ -512,7 +514,20 @@ async fn a_site_that_is_not_allowed_cannot_show_the_widget() {
         false,
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_for(&bad, "window.__errors.length === 1", T)
+        .await
+        .expect("the loader gives up on a panel that never starts");
+    assert_eq!(
+        eval(&bad, "window.__errors[0]").await.expect("error"),
+        json!({"widget": WIDGET, "code": "not_started"})
+    );
+    assert_eq!(
+        eval(&bad, "document.querySelectorAll('porthole-widget').length")
+            .await
+            .expect("hosts"),
+        json!(0),
+        "the launcher of a refused panel is still on the page"
+    );
     // (Counted by a handler queued before the loader ran, so no `ready`
     // can slip past it.)
     assert_eq!(
@@ -520,9 +535,24 @@ async fn a_site_that_is_not_allowed_cannot_show_the_widget() {
         json!(0),
         "a blocked site got a live widget"
     );
+    assert_eq!(
+        h.mock.requests().len(),
+        0,
+        "a blocked site reached the model"
+    );
     screenshot(&bad, &screenshot_dir().join("blocked-site.png"))
         .await
         .expect("screenshot");
+    // Meanwhile the allowed site, open all along, kept its live panel.
+    assert_eq!(
+        eval(
+            &good,
+            "[window.__errors.length, document.querySelectorAll('porthole-widget').length]"
+        )
+        .await
+        .expect("good page"),
+        json!([0, 1])
+    );
 }
 
 /// The host page's `identify` with its backend's hash binds the visitor's

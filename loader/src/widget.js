@@ -4,7 +4,7 @@
 // outside its shadow root. Filled in by the loader crate (the values below
 // in double underscores); see loader/src/lib.rs.
 (function (w, d) {
-  var ORIGIN = "__ORIGIN__", V = +"__VERSION__", MQ = "(max-width: 640px)";
+  var ORIGIN = "__ORIGIN__", V = +"__VERSION__", MQ = "(max-width: 640px)", GRACE = 8000;
   var me = d.currentScript;
   var prev = w.Porthole;
   if (prev && prev.v) { prev.add(me); return; }
@@ -43,7 +43,7 @@
     button.type = "button"; button.setAttribute("aria-label", "Open chat"); button.setAttribute("aria-expanded", "false");
     button.innerHTML = iconChat; badge.hidden = true; button.appendChild(badge);
     root.appendChild(panel); root.appendChild(button);
-    var frame = null, port = null, open = false, unread = 0, pending = [], savedStyle;
+    var frame = null, port = null, open = false, unread = 0, pending = [], savedStyle, giveUp;
     var mq = w.matchMedia(MQ);
 
     function load() {
@@ -52,7 +52,21 @@
       frame.title = "Chat";
       frame.allow = "clipboard-write";
       frame.src = base + "/widget/" + encodeURIComponent(id) + "?key=" + encodeURIComponent(key || "");
+      // A frame the browser refused (a site not in the widget's allowed
+      // sites, a wrong id or key, the server down) still fires load, but
+      // never says hello: then take the launcher away rather than leave the
+      // visitor an empty panel. The wasm is preloaded, so a live panel says
+      // hello well within the grace after load.
+      frame.addEventListener("load", function () {
+        if (!port && !giveUp) giveUp = setTimeout(fail, GRACE);
+      });
       panel.appendChild(frame);
+    }
+    function fail() {
+      console.warn("Porthole: widget " + id + " did not start; check its id, key and allowed sites (" + location.origin + ")");
+      self.destroy();
+      widgets.splice(widgets.indexOf(self), 1);
+      emit("error", { widget: id, code: "not_started" });
     }
     // Until the iframe has said hello, messages wait in order.
     function post(msg) {
@@ -94,6 +108,7 @@
       if (!frame || e.source !== frame.contentWindow || e.origin !== base) return;
       var m = e.data;
       if (!m || m.type !== "ready" || m.v !== V || port) return;
+      clearTimeout(giveUp);
       var ch = new MessageChannel();
       port = ch.port1;
       port.onmessage = onPort;
@@ -138,6 +153,7 @@
       w.removeEventListener("message", onMessage);
       if (w.visualViewport) w.visualViewport.removeEventListener("resize", fit);
       cancelIdle();
+      clearTimeout(giveUp);
       if (port) port.close();
       host.remove();
     };
