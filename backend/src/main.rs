@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use porthole::admin::{self, WidgetInput};
+use porthole::limits::WidgetLimits;
 use porthole::store::SqliteStore;
 use porthole::tenants::{KeyHash, TenantStore};
 use porthole::{Application, Settings};
@@ -129,11 +130,100 @@ struct WidgetFlags {
     disable: bool,
     #[arg(long, conflicts_with = "disable")]
     enable: bool,
+    #[command(flatten)]
+    limits: LimitFlags,
+}
+
+/// A widget's own limits; each flag takes a number, or `default` for the
+/// server's `[limits]` value. Flags not given keep what the widget has.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Limits (a number, or `default`)")]
+struct LimitFlags {
+    /// Chat requests a minute for the whole widget.
+    #[arg(long, value_name = "N")]
+    requests_per_minute_per_key: Option<Limit<u32>>,
+    /// Chat requests a minute for one visitor session.
+    #[arg(long, value_name = "N")]
+    requests_per_minute_per_session: Option<Limit<u32>>,
+    /// Chat requests a minute from one IP address.
+    #[arg(long, value_name = "N")]
+    requests_per_minute_per_ip: Option<Limit<u32>>,
+    /// Answers one visitor session may stream at once.
+    #[arg(long, value_name = "N")]
+    concurrent_streams_per_session: Option<Limit<u32>>,
+    /// Tokens of earlier messages sent upstream (estimated).
+    #[arg(long, value_name = "N")]
+    history_tokens: Option<Limit<u32>>,
+    /// Tokens a day (UTC); 0: no limit.
+    #[arg(long, value_name = "N")]
+    daily_tokens: Option<Limit<u64>>,
+    /// Tokens a calendar month (UTC); 0: no limit.
+    #[arg(long, value_name = "N")]
+    monthly_tokens: Option<Limit<u64>>,
+}
+
+/// One limit flag's value: a number, or the server's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limit<T> {
+    Value(T),
+    Default,
+}
+
+impl<T: std::str::FromStr> std::str::FromStr for Limit<T> {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "default" {
+            return Ok(Self::Default);
+        }
+        s.parse()
+            .map(Self::Value)
+            .map_err(|_| format!("{s:?} is neither a whole number nor `default`"))
+    }
+}
+
+impl LimitFlags {
+    /// `current` with the flags given applied, or `None` when no limit
+    /// flag was given.
+    fn applied_to(&self, current: &WidgetLimits) -> Option<WidgetLimits> {
+        fn set<T: Copy>(field: &mut Option<T>, flag: Option<Limit<T>>) -> bool {
+            match flag {
+                Some(Limit::Value(v)) => *field = Some(v),
+                Some(Limit::Default) => *field = None,
+                None => return false,
+            }
+            true
+        }
+        let mut limits = current.clone();
+        let changed = [
+            set(
+                &mut limits.requests_per_minute_per_key,
+                self.requests_per_minute_per_key,
+            ),
+            set(
+                &mut limits.requests_per_minute_per_session,
+                self.requests_per_minute_per_session,
+            ),
+            set(
+                &mut limits.requests_per_minute_per_ip,
+                self.requests_per_minute_per_ip,
+            ),
+            set(
+                &mut limits.concurrent_streams_per_session,
+                self.concurrent_streams_per_session,
+            ),
+            set(&mut limits.history_tokens, self.history_tokens),
+            set(&mut limits.daily_tokens, self.daily_tokens),
+            set(&mut limits.monthly_tokens, self.monthly_tokens),
+        ];
+        changed.contains(&true).then_some(limits)
+    }
 }
 
 impl WidgetFlags {
-    /// The flags as a change, and the new verification secret if one was made.
-    fn input(self) -> anyhow::Result<(WidgetInput, Option<String>)> {
+    /// The flags as a change to a widget whose limits are `limits`, and
+    /// the new verification secret if one was made.
+    fn input(self, limits: &WidgetLimits) -> anyhow::Result<(WidgetInput, Option<String>)> {
         let knowledge = match &self.knowledge {
             Some(path) => Some(
                 std::fs::read_to_string(path)
@@ -175,6 +265,7 @@ impl WidgetFlags {
                 } else {
                     None
                 },
+                limits: self.limits.applied_to(limits),
                 ..Default::default()
             },
             secret,
@@ -257,7 +348,7 @@ async fn widget_command(settings: &Settings, cmd: WidgetCommand) -> anyhow::Resu
     let origin = settings.public_url();
     match cmd {
         WidgetCommand::Create { name, id, settings } => {
-            let (mut input, secret) = settings.input()?;
+            let (mut input, secret) = settings.input(&WidgetLimits::default())?;
             input.title = Some(name);
             input.id = id;
             let created = admin::create_widget(&store, input, &origin).await?;
@@ -293,7 +384,11 @@ async fn widget_command(settings: &Settings, cmd: WidgetCommand) -> anyhow::Resu
             println!("{}", serde_json::to_string_pretty(&def)?);
         }
         WidgetCommand::Update { id, name, settings } => {
-            let (mut input, secret) = settings.input()?;
+            let current = store
+                .widget(&id)
+                .await?
+                .ok_or_else(|| admin::AdminError::NotFound(id.clone()))?;
+            let (mut input, secret) = settings.input(&current.limits)?;
             input.title = name;
             let def = admin::update_widget(&store, &id, input).await?;
             println!("Updated widget {}.", def.id);
@@ -386,5 +481,49 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = term => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_limit_flag_is_a_whole_number_or_default() {
+        assert_eq!("25".parse::<Limit<u32>>(), Ok(Limit::Value(25)));
+        assert_eq!("default".parse::<Limit<u64>>(), Ok(Limit::Default));
+        for bad in ["", "-1", "2.5", "Default", "4294967296"] {
+            assert!(bad.parse::<Limit<u32>>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[derive(Debug, Parser)]
+    struct Flags {
+        #[command(flatten)]
+        limits: LimitFlags,
+    }
+
+    fn flags(args: &[&str]) -> LimitFlags {
+        Flags::try_parse_from(std::iter::once("porthole").chain(args.iter().copied()))
+            .expect("parses")
+            .limits
+    }
+
+    #[test]
+    fn limit_flags_change_only_the_limits_they_name() {
+        let current = WidgetLimits {
+            requests_per_minute_per_key: Some(100),
+            daily_tokens: Some(9),
+            ..Default::default()
+        };
+        assert_eq!(flags(&[]).applied_to(&current), None);
+        assert_eq!(
+            flags(&["--daily-tokens", "default", "--history-tokens", "400"]).applied_to(&current),
+            Some(WidgetLimits {
+                requests_per_minute_per_key: Some(100),
+                history_tokens: Some(400),
+                ..Default::default()
+            })
+        );
     }
 }

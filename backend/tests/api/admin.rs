@@ -515,3 +515,115 @@ async fn the_cli_manages_widgets_of_a_running_server() {
     let (ok, _, err) = cli(&config, &["widget", "show", "acme-docs"]);
     assert!(!ok && err.contains("no widget"), "{err}");
 }
+
+#[tokio::test]
+async fn the_cli_sets_a_widgets_own_limits_and_the_running_server_enforces_them() {
+    let dir = temp_dir("cli-limits");
+    let config = write_config(&dir, "");
+    let (_server, base) = start_binary(&config).await;
+    let limits = |config: &std::path::Path| {
+        let (ok, out, err) = cli(config, &["widget", "show", "acme"]);
+        assert!(ok, "{err}");
+        serde_json::from_str::<Value>(&out).expect("JSON")["limits"].clone()
+    };
+
+    let (ok, out, err) = cli(
+        &config,
+        &[
+            "widget",
+            "create",
+            "--name",
+            "Acme",
+            "--requests-per-minute-per-session",
+            "2",
+            "--daily-tokens",
+            "50000",
+        ],
+    );
+    assert!(ok, "{err}");
+    let pk = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Public key: "))
+        .expect("key")
+        .to_owned();
+    assert_eq!(
+        limits(&config),
+        json!({"requests_per_minute_per_key": null, "requests_per_minute_per_session": 2,
+               "requests_per_minute_per_ip": null, "concurrent_streams_per_session": null,
+               "history_tokens": null, "daily_tokens": 50000, "monthly_tokens": null})
+    );
+
+    // The running server holds the visitor to two chats a minute.
+    let client = reqwest::Client::new();
+    eventually(async || {
+        client
+            .get(format!("{base}/widget/acme?key={pk}"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    let session = page_session(&client, &base, "acme", &pk).await;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..3 {
+        let r = client
+            .post(format!("{base}/api/v1/chat"))
+            .header("x-api-key", &pk)
+            .bearer_auth(&session)
+            .json(&json!({"message": "hello"}))
+            .send()
+            .await
+            .expect("sent");
+        statuses.push(r.status().as_u16());
+        retry_after = r.headers().get("retry-after").cloned().or(retry_after);
+        let _ = r.bytes().await;
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    assert!(retry_after.is_some(), "no Retry-After on the 429");
+
+    // An update changes only the limits it names; `default` hands one back
+    // to the server's `[limits]`.
+    let (ok, _, err) = cli(
+        &config,
+        &[
+            "widget",
+            "update",
+            "acme",
+            "--history-tokens",
+            "500",
+            "--daily-tokens",
+            "default",
+        ],
+    );
+    assert!(ok, "{err}");
+    let now = limits(&config);
+    assert_eq!(
+        (
+            &now["requests_per_minute_per_session"],
+            &now["history_tokens"],
+            &now["daily_tokens"]
+        ),
+        (&json!(2), &json!(500), &Value::Null)
+    );
+    // An update without limit flags leaves them alone.
+    let (ok, _, err) = cli(&config, &["widget", "update", "acme", "--greeting", "Hi"]);
+    assert!(ok, "{err}");
+    assert_eq!(limits(&config), now);
+
+    // Bad values are refused, naming the limit, and change nothing.
+    for (flag, value, names) in [
+        (
+            "--concurrent-streams-per-session",
+            "0",
+            "concurrent_streams_per_session",
+        ),
+        ("--history-tokens", "5", "history_tokens"),
+        ("--daily-tokens", "lots", "lots"),
+        ("--requests-per-minute-per-ip", "-1", "-1"),
+    ] {
+        let (ok, _, err) = cli(&config, &["widget", "update", "acme", flag, value]);
+        assert!(!ok && err.contains(names), "{flag} {value}: {err}");
+    }
+    assert_eq!(limits(&config), now);
+}
