@@ -72,9 +72,9 @@ const CHANNEL_FRAMES: usize = 64;
         (status_code = 415, description = "Body is not JSON", body = ApiError),
         (status_code = 422, description = "Empty or too long message", body = ApiError),
         (status_code = 429, description = "Rate limited per key, session or IP, too many streams for the session (`rate_limited`; `Retry-After` and `RateLimit-*` headers), or the widget's token budget is used up (`budget_exceeded`)", body = ApiError),
-        (status_code = 502, description = "The model provider failed", body = ApiError),
-        (status_code = 503, description = "The model provider is unavailable, or the server is shutting down", body = ApiError),
-        (status_code = 504, description = "The model provider did not answer in time", body = ApiError),
+        (status_code = 502, description = "The model provider failed; `X-Conversation-Id` names the conversation the question was stored in", body = ApiError),
+        (status_code = 503, description = "The model provider is unavailable (`X-Conversation-Id` as for 502), or the server is shutting down", body = ApiError),
+        (status_code = 504, description = "The model provider did not answer in time (`X-Conversation-Id` as for 502)", body = ApiError),
     )
 )]
 pub async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
@@ -303,8 +303,21 @@ async fn start(
     let budget = u64::from(limits.history_tokens);
     // The tokens of the messages kept.
     let mut history_tokens = 0;
+    // A question the model failed on before saying anything (its answer an
+    // empty `error`) stays stored but is left out: the visitor asked it
+    // again or moved on.
+    let unanswered = |i: usize| {
+        earlier.get(i + 1).is_some_and(|next| {
+            next.role == Role::Assistant
+                && next.status == MessageStatus::Error
+                && next.content.is_empty()
+        })
+    };
     let mut history: Vec<PromptMessage> = earlier
         .iter()
+        .enumerate()
+        .filter(|&(i, m)| !(m.role == Role::User && unanswered(i)))
+        .map(|(_, m)| m)
         .rev()
         .filter(|m| !m.content.is_empty())
         .take(keep)
@@ -410,7 +423,7 @@ async fn start(
             answer
                 .store(String::new(), MessageStatus::Error, None)
                 .await;
-            return Err(error);
+            return Err(error.in_conversation(answer.conversation_id));
         }
     };
 

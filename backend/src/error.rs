@@ -13,6 +13,10 @@ pub struct AppError {
     pub body: ApiError,
     /// Seconds for a `Retry-After` header.
     pub retry_after: Option<u64>,
+    /// The conversation a refused chat turn was nevertheless stored in (the
+    /// model failed before its first token): `X-Conversation-Id`, so a retry
+    /// continues it instead of leaving it behind.
+    pub conversation_id: Option<String>,
 }
 
 impl AppError {
@@ -21,11 +25,17 @@ impl AppError {
             status,
             body: ApiError::new(code, message),
             retry_after: None,
+            conversation_id: None,
         }
     }
 
     pub fn with_retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);
+        self
+    }
+
+    pub fn in_conversation(mut self, id: String) -> Self {
+        self.conversation_id = Some(id);
         self
     }
 
@@ -47,10 +57,16 @@ impl AppError {
         if let Some(secs) = self.retry_after {
             let _ = res.add_header("retry-after", secs.to_string(), true);
         }
+        if let Some(id) = &self.conversation_id {
+            let _ = res.add_header(CONVERSATION_HEADER, id, true);
+        }
         let _ = res.add_header("cache-control", "no-store", true);
         res.render(Json(&self.body));
     }
 }
+
+/// The response header naming the conversation of a refused chat turn.
+pub const CONVERSATION_HEADER: &str = "x-conversation-id";
 
 impl std::fmt::Display for AppError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -8,7 +8,7 @@ use protocol::api::HealthStatus;
 use protocol::event::{ChunkEvent, DoneEvent, MetaEvent};
 use salvo::affix_state;
 use salvo::catcher::Catcher;
-use salvo::cors::{AllowHeaders, AllowMethods, AllowOrigin, Cors};
+use salvo::cors::{AllowHeaders, AllowMethods, AllowOrigin, Cors, ExposeHeaders};
 use salvo::http::header::HeaderName;
 use salvo::http::{Method, StatusCode};
 use salvo::oapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -201,6 +201,20 @@ pub fn service(state: Arc<AppState>) -> Service {
             HeaderName::from_static("authorization"),
             HeaderName::from_static("last-event-id"),
         ]))
+        // What the widget (or any API client) may read of an answer: the
+        // wait before retrying and the conversation a refused turn is in.
+        .expose_headers(ExposeHeaders::list(
+            [
+                "retry-after",
+                "ratelimit-limit",
+                "ratelimit-remaining",
+                "ratelimit-reset",
+                "ratelimit-policy",
+                "ratelimit-scope",
+                crate::error::CONVERSATION_HEADER,
+            ]
+            .map(HeaderName::from_static),
+        ))
         .max_age(86_400)
         .into_handler();
     Service::new(router)

@@ -339,6 +339,19 @@ async fn an_upstream_failure_shows_a_clear_error_and_retry_works() {
             .expect("gone"),
         serde_json::Value::Null
     );
+    // The retry went on in the conversation the refused question was
+    // stored in (none left behind), and the model heard it once.
+    let store = porthole::store::SqliteStore::open(&h.db)
+        .await
+        .expect("store");
+    let (conversations, _) =
+        porthole::tenants::TenantStore::conversations(&store, e2e::WIDGET, 10, None)
+            .await
+            .expect("conversations");
+    assert_eq!(conversations.len(), 1, "{conversations:?}");
+    let asked = h.mock.requests();
+    let messages = asked.last().expect("asked")["messages"].to_string();
+    assert_eq!(messages.matches("Are you there?").count(), 1, "{messages}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

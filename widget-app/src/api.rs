@@ -134,13 +134,16 @@ async fn api_error(response: &Response) -> Failure {
 }
 
 /// Posts `message` and calls `on_event` for each event as it arrives.
-/// Returns when the stream ends; an `error` event becomes `Err`.
+/// Returns when the stream ends; an `error` event becomes `Err`. A refusal
+/// that names the conversation the question was stored in (the model
+/// failed before answering) hands it to `on_stored`, so a retry continues it.
 pub async fn ask(
     config: &WidgetConfig,
     message: &str,
     conversation_id: Option<String>,
     signal: &AbortSignal,
     mut on_event: impl FnMut(StreamEvent),
+    on_stored: impl FnOnce(String),
 ) -> Result<(), Failure> {
     let request = ChatRequest {
         message: message.to_owned(),
@@ -168,6 +171,9 @@ pub async fn ask(
     )
     .await?;
     if !response.ok() {
+        if let Ok(Some(id)) = response.headers().get("x-conversation-id") {
+            on_stored(id);
+        }
         return Err(api_error(&response).await);
     }
     let reader: ReadableStreamDefaultReader = response

@@ -85,27 +85,27 @@ pub fn app(props: &AppProps) -> Html {
             let config = config.clone();
             wasm_bindgen_futures::spawn_local(async move {
                 session::settled().await;
-                let events = dispatch.clone();
+                let (events, stored) = (dispatch.clone(), dispatch.clone());
                 let answer = Rc::new(std::cell::RefCell::new(String::new()));
                 let collected = answer.clone();
-                let result =
-                    api::ask(
-                        &config,
-                        &text,
-                        conversation_id,
-                        &signal,
-                        move |event| match event {
-                            StreamEvent::Meta(meta) => {
-                                events.dispatch(Action::Conversation(meta.conversation_id))
-                            }
-                            StreamEvent::Chunk(c) => {
-                                collected.borrow_mut().push_str(&c.chunk);
-                                events.dispatch(Action::Chunk(c.chunk))
-                            }
-                            _ => {}
-                        },
-                    )
-                    .await;
+                let result = api::ask(
+                    &config,
+                    &text,
+                    conversation_id,
+                    &signal,
+                    move |event| match event {
+                        StreamEvent::Meta(meta) => {
+                            events.dispatch(Action::Conversation(meta.conversation_id))
+                        }
+                        StreamEvent::Chunk(c) => {
+                            collected.borrow_mut().push_str(&c.chunk);
+                            events.dispatch(Action::Chunk(c.chunk))
+                        }
+                        _ => {}
+                    },
+                    move |id| stored.dispatch(Action::Conversation(id)),
+                )
+                .await;
                 match result {
                     Ok(()) => {
                         dispatch.dispatch(Action::Done);

@@ -46,11 +46,14 @@ async fn status_for(fault: Fault) -> (u16, String, Option<String>) {
     })
     .await;
     let response = app.ask("hello").await;
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (retry_after, conversation) = (header("retry-after"), header("x-conversation-id"));
     let (status, code) = api_error(response).await;
     // The question is kept; the answer that never came is an empty `error`.
     assert_eq!(
@@ -60,7 +63,85 @@ async fn status_for(fault: Fault) -> (u16, String, Option<String>) {
             (Role::Assistant, MessageStatus::Error, String::new()),
         ]
     );
+    // And the refusal names the conversation it is in, so a retry goes on
+    // with it rather than leaving it behind.
+    assert_eq!(conversation, Some(only_conversation(&db).await));
     (status, code, retry_after)
+}
+
+async fn only_conversation(db: &std::path::Path) -> String {
+    let store = porthole::store::SqliteStore::open(db).await.expect("store");
+    let (conversations, _) = store.conversations("test", 10, None).await.expect("list");
+    assert_eq!(conversations.len(), 1);
+    conversations[0].id.clone()
+}
+
+#[tokio::test]
+async fn a_retry_after_the_model_failed_before_its_first_token_continues_the_same_conversation() {
+    let mut db = std::path::PathBuf::new();
+    let app = spawn_with_mock(
+        Script::words("Sorry for the wait.", 4).with_fault(Fault::Status(500)),
+        |s| db = s.store.path.clone(),
+    )
+    .await;
+    let refused = app.ask("Where is my order?").await;
+    assert_eq!(refused.status(), 502);
+    // Readable by a browser on another origin, too.
+    let exposed = refused.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        exposed.contains("x-conversation-id") && exposed.contains("retry-after"),
+        "{exposed}"
+    );
+    let conversation = refused.headers()["x-conversation-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+
+    app.mock()
+        .set_script(Script::words("Sorry for the wait.", 4));
+    let all = EventReader::new(
+        app.chat(
+            serde_json::json!({"message": "Where is my order?", "conversation_id": conversation}),
+        )
+        .await,
+    )
+    .collect()
+    .await;
+    assert_eq!(text_of(&all), "Sorry for the wait.");
+    assert_eq!(
+        stored(&app, &db).await,
+        [
+            (
+                Role::User,
+                MessageStatus::Complete,
+                "Where is my order?".to_owned()
+            ),
+            (Role::Assistant, MessageStatus::Error, String::new()),
+            (
+                Role::User,
+                MessageStatus::Complete,
+                "Where is my order?".to_owned()
+            ),
+            (
+                Role::Assistant,
+                MessageStatus::Complete,
+                "Sorry for the wait.".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(only_conversation(&db).await, conversation);
+    // The model was asked the question once: the failed attempt stays in
+    // the record, not in the prompt.
+    let asked = app.mock().requests();
+    let messages = asked.last().expect("asked")["messages"].to_string();
+    assert_eq!(
+        messages.matches("Where is my order?").count(),
+        1,
+        "{messages}"
+    );
 }
 
 #[tokio::test]
