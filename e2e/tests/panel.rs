@@ -324,6 +324,9 @@ async fn an_upstream_failure_shows_a_clear_error_and_retry_works() {
             .contains("could not answer"),
         "{alert}"
     );
+    screenshot(&page, &screenshot_dir().join("error.png"))
+        .await
+        .expect("screenshot");
     h.mock.set_script(Script::words("Back again.", 5));
     page.find_element("[role=alert] button")
         .await
