@@ -58,15 +58,12 @@ impl AppError {
             let _ = res.add_header("retry-after", secs.to_string(), true);
         }
         if let Some(id) = &self.conversation_id {
-            let _ = res.add_header(CONVERSATION_HEADER, id, true);
+            let _ = res.add_header(protocol::api::CONVERSATION_HEADER, id, true);
         }
         let _ = res.add_header("cache-control", "no-store", true);
         res.render(Json(&self.body));
     }
 }
-
-/// The response header naming the conversation of a refused chat turn.
-pub const CONVERSATION_HEADER: &str = "x-conversation-id";
 
 impl std::fmt::Display for AppError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

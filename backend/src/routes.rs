@@ -211,7 +211,7 @@ pub fn service(state: Arc<AppState>) -> Service {
                 "ratelimit-reset",
                 "ratelimit-policy",
                 "ratelimit-scope",
-                crate::error::CONVERSATION_HEADER,
+                protocol::api::CONVERSATION_HEADER,
             ]
             .map(HeaderName::from_static),
         ))

@@ -2,6 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Response header of a chat turn refused after its question was stored
+/// (the model failed before its first token): the conversation it is in,
+/// which a retry continues.
+pub const CONVERSATION_HEADER: &str = "x-conversation-id";
+
 /// Body of `POST /api/v1/chat`. Unknown fields are refused, so a typo
 /// (`conversationId`) is an error rather than a silently new conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

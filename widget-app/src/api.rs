@@ -171,7 +171,7 @@ pub async fn ask(
     )
     .await?;
     if !response.ok() {
-        if let Ok(Some(id)) = response.headers().get("x-conversation-id") {
+        if let Ok(Some(id)) = response.headers().get(protocol::api::CONVERSATION_HEADER) {
             on_stored(id);
         }
         return Err(api_error(&response).await);
