@@ -25,11 +25,10 @@ async fn stored(app: &TestApp, db: &std::path::Path) -> Vec<(Role, MessageStatus
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(open, 0, "a relay task is still running");
+    let conversation = only_conversation(db).await;
     let store = porthole::store::SqliteStore::open(db).await.expect("store");
-    let (conversations, _) = store.conversations("test", 10, None).await.expect("list");
-    assert_eq!(conversations.len(), 1);
     let messages: Vec<AdminMessage> = store
-        .conversation_messages("test", &conversations[0].id, 10, 0)
+        .conversation_messages("test", &conversation, 10, 0)
         .await
         .expect("read")
         .expect("exists");
@@ -69,6 +68,7 @@ async fn status_for(fault: Fault) -> (u16, String, Option<String>) {
     (status, code, retry_after)
 }
 
+/// The id of the test widget's only conversation.
 async fn only_conversation(db: &std::path::Path) -> String {
     let store = porthole::store::SqliteStore::open(db).await.expect("store");
     let (conversations, _) = store.conversations("test", 10, None).await.expect("list");
