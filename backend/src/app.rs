@@ -11,13 +11,14 @@ use salvo::prelude::*;
 use tokio::net::TcpSocket;
 
 use crate::config::{ProviderKind, Settings};
+use crate::http as routes;
 use crate::provider::{ChatProvider, OfflineProvider, OpenAiProvider};
-use crate::routes;
-use crate::session::SessionKeys;
 use crate::state::{AppState, Lifecycle};
+use crate::store::tenants::{refresh_widgets, reload_widgets};
 use crate::store::{ConversationStore, SqliteStore};
-use crate::tenants::{KeyHash, TenantStore};
-use crate::widget::{DEMO_KEY, WidgetDef, Widgets};
+use crate::store::{KeyHash, TenantStore};
+use crate::tenants::session::SessionKeys;
+use crate::tenants::{DEMO_KEY, WidgetDef, Widgets};
 
 /// A bound, not yet running server.
 #[derive(Debug)]
@@ -53,11 +54,10 @@ impl Application {
         }
         let sessions = prepare_tenants(&settings, &*store, demo).await?;
         let widgets = Widgets::default();
-        widgets
-            .reload(&*store)
+        reload_widgets(&widgets, &*store)
             .await
             .context("reading the widgets")?;
-        let assets = crate::widget_page::WidgetAssets::load();
+        let assets = crate::assets::WidgetAssets::load();
         if assets.is_none() {
             tracing::warn!(
                 "the widget is not built (dist/ is empty): /widget pages will be unavailable"
@@ -82,7 +82,7 @@ impl Application {
             provider,
             lifecycle: Lifecycle::default(),
             assets,
-            loader: crate::loader_routes::LoaderScript::new(),
+            loader: crate::assets::LoaderScript::new(),
             settings,
         });
         tokio::spawn(follow_widget_changes(Arc::downgrade(&state)));
@@ -189,7 +189,7 @@ async fn prepare_tenants(
     let secret = match &settings.session.secret {
         Some(s) => secrecy::ExposeSecret::expose_secret(s).as_bytes().to_vec(),
         None => store
-            .meta_or_insert("session_secret", &crate::session::random_secret())
+            .meta_or_insert("session_secret", &crate::tenants::session::random_secret())
             .await
             .context("reading the session secret")?
             .into_bytes(),
@@ -214,7 +214,7 @@ async fn follow_widget_changes(state: std::sync::Weak<AppState>) {
         if ticks.is_multiple_of(60) {
             state.limiter.forget_idle();
         }
-        if let Err(e) = state.widgets.refresh(&*state.tenants).await {
+        if let Err(e) = refresh_widgets(&state.widgets, &*state.tenants).await {
             tracing::warn!(error = %e, "reading widget changes failed");
         }
     }

@@ -256,7 +256,7 @@ pub struct WidgetSettings {
 
 impl WidgetSettings {
     /// The stored form, with the knowledge file read.
-    pub fn to_def(&self) -> Result<crate::widget::WidgetDef, ConfigError> {
+    pub fn to_def(&self) -> Result<crate::tenants::WidgetDef, ConfigError> {
         let knowledge = match &self.knowledge {
             Some(path) => std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.clone(),
@@ -267,8 +267,8 @@ impl WidgetSettings {
         Ok(self.def_with(knowledge))
     }
 
-    fn def_with(&self, knowledge: String) -> crate::widget::WidgetDef {
-        crate::widget::WidgetDef {
+    fn def_with(&self, knowledge: String) -> crate::tenants::WidgetDef {
+        crate::tenants::WidgetDef {
             id: self.id.clone(),
             title: self.title.clone(),
             greeting: self.greeting.clone(),
@@ -288,27 +288,6 @@ impl WidgetSettings {
             updated_at: 0,
         }
     }
-}
-
-/// Whether `site` is an origin that may go into `frame-ancestors`:
-/// `http(s)://host[:port]`, the host optionally starting with `*.`.
-pub fn valid_site(site: &str) -> bool {
-    let Some((scheme, rest)) = site.split_once("://") else {
-        return false;
-    };
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) => (h, Some(p)),
-        None => (rest, None),
-    };
-    let host = host.strip_prefix("*.").unwrap_or(host);
-    (scheme == "https" || scheme == "http")
-        && !host.is_empty()
-        && host.len() <= 253
-        && host
-            .split('.')
-            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        && port
-            .is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn default_title() -> String {
@@ -564,7 +543,7 @@ impl Settings {
         let mut keys = std::collections::HashSet::new();
         for (i, w) in self.widgets.iter().enumerate() {
             let field = |name: &str| format!("widgets[{i}].{name}");
-            if let Err(why) = crate::widget::WidgetId::parse(&w.id) {
+            if let Err(why) = crate::tenants::WidgetId::parse(&w.id) {
                 return Err(invalid(field("id"), why));
             }
             if !w.public_key.starts_with("pk_")
@@ -619,6 +598,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tenants::valid_site;
     use secrecy::ExposeSecret;
 
     fn no_env(_: &str) -> Option<String> {

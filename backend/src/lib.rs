@@ -1,25 +1,39 @@
-//! Porthole's server as a library: `main.rs` only parses the command line,
-//! so integration tests build and run exactly what the binary runs.
+//! Porthole's server as a library: `main.rs` only hands the command line to
+//! [`cli`], so integration tests build and run exactly what the binary runs.
+//!
+//! One folder per subsystem; imports point down this list, never up:
+//!
+//! - `cli/`: the `porthole` command (serve, widget, admin-key, healthcheck).
+//! - `app`, `state`: building and running the server; what handlers reach.
+//! - `http/`: salvo only: the router, hoops and one file per route group.
+//! - `chat/`: a turn: prompt, relay, the answer's lifecycle.
+//! - `admin/`: managing widgets and keys (the admin API and the CLI).
+//! - `assets/`: the built widget, its iframe document and the loader script.
+//! - `provider/`: the OpenAI-compatible and offline answerers.
+//! - `store/`: the store traits and their SQLite implementation.
+//! - `tenants/`: widgets, keys, sessions, identity verification.
+//! - `knowledge/`, `limits/`: retrieval; rate limits and budgets.
+//! - `config`, `error`, `telemetry`, `ids`: settings, the API error, logs, ids.
+//!
+//! `scripts/check-layers` fails the build when a lower folder imports a
+//! higher one.
 
 pub mod admin;
 pub mod app;
-pub mod auth;
+pub mod assets;
 pub mod chat;
+pub mod cli;
 pub mod config;
 pub mod error;
-pub mod history;
+pub mod http;
+pub mod ids;
 pub mod knowledge;
 pub mod limits;
-pub mod loader_routes;
 pub mod provider;
-pub mod routes;
-pub mod session;
 pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod tenants;
-pub mod widget;
-pub mod widget_page;
 
 pub use app::Application;
 pub use config::Settings;

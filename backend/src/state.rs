@@ -7,10 +7,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Settings;
 use crate::provider::ChatProvider;
-use crate::session::SessionKeys;
 use crate::store::ConversationStore;
-use crate::tenants::TenantStore;
-use crate::widget::Widgets;
+use crate::store::TenantStore;
+use crate::tenants::Widgets;
+use crate::tenants::session::SessionKeys;
 
 #[derive(Debug)]
 pub struct AppState {
@@ -27,9 +27,9 @@ pub struct AppState {
     pub provider: Arc<dyn ChatProvider>,
     pub lifecycle: Lifecycle,
     /// The built widget; `None` when it was not built.
-    pub assets: Option<crate::widget_page::WidgetAssets>,
+    pub assets: Option<crate::assets::WidgetAssets>,
     /// The loader served at `/widget.js`.
-    pub loader: crate::loader_routes::LoaderScript,
+    pub loader: crate::assets::LoaderScript,
 }
 
 /// Shutdown and the answer streams in flight.

@@ -137,7 +137,7 @@ pub fn settings(upstream: &str) -> Settings {
 impl Harness {
     /// Starts everything; `tweak` adjusts the server's settings.
     pub async fn start(script: Script, tweak: impl FnOnce(&mut Settings)) -> anyhow::Result<Self> {
-        if porthole::widget_page::WidgetAssets::load().is_none() {
+        if porthole::assets::WidgetAssets::load().is_none() {
             bail!("the widget is not built: run scripts/build-widget (scripts/test does)");
         }
         let mock = MockUpstream::start(script).await?;

@@ -568,7 +568,7 @@ async fn identify_binds_the_conversation_to_the_verified_user_and_a_wrong_hash_s
     let url = host_page(&h, "", vec![]).await;
     let page = open_host(&h, &url, 1024, 768, false).await;
     wait_event(&page, "ready", 1).await;
-    let good = porthole::session::identity_hash(SECRET, "alice");
+    let good = porthole::tenants::session::identity_hash(SECRET, "alice");
     eval(
         &page,
         &format!("Porthole('identify', {{id: 'alice', name: 'Alice', hash: '{good}'}}); Porthole('send', 'Where is my order?')"),
@@ -577,7 +577,7 @@ async fn identify_binds_the_conversation_to_the_verified_user_and_a_wrong_hash_s
     .expect("identify and send");
     wait_event(&page, "answer", 1).await;
     // Logged out; then someone claims to be alice with a made-up hash.
-    let forged = porthole::session::identity_hash("a guess", "alice");
+    let forged = porthole::tenants::session::identity_hash("a guess", "alice");
     eval(
         &page,
         &format!("Porthole('reset'); Porthole('identify', {{id: 'alice', hash: '{forged}'}}); Porthole('send', 'Show me alice orders')"),
@@ -589,10 +589,9 @@ async fn identify_binds_the_conversation_to_the_verified_user_and_a_wrong_hash_s
     let store = porthole::store::SqliteStore::open(&h.db)
         .await
         .expect("store");
-    let (conversations, _) =
-        porthole::tenants::TenantStore::conversations(&store, WIDGET, 10, None)
-            .await
-            .expect("conversations");
+    let (conversations, _) = porthole::store::TenantStore::conversations(&store, WIDGET, 10, None)
+        .await
+        .expect("conversations");
     let owners: Vec<Option<&str>> = conversations.iter().map(|c| c.user_id.as_deref()).collect();
     // Newest first.
     assert_eq!(owners, [None, Some("alice")], "{conversations:?}");

@@ -348,7 +348,7 @@ async fn an_upstream_failure_shows_a_clear_error_and_retry_works() {
         .await
         .expect("store");
     let (conversations, _) =
-        porthole::tenants::TenantStore::conversations(&store, e2e::WIDGET, 10, None)
+        porthole::store::TenantStore::conversations(&store, e2e::WIDGET, 10, None)
             .await
             .expect("conversations");
     assert_eq!(conversations.len(), 1, "{conversations:?}");

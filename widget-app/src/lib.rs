@@ -6,6 +6,7 @@
 pub mod api;
 pub mod app;
 pub mod composer;
+pub mod fetch;
 pub mod header;
 pub mod host;
 pub mod markdown;

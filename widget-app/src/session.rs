@@ -15,7 +15,7 @@ use protocol::widget::WidgetConfig;
 use wasm_bindgen::JsValue;
 use web_sys::RequestInit;
 
-use crate::api::{self, Failure};
+use crate::fetch::{self, Failure};
 use crate::host;
 
 #[derive(Default)]
@@ -104,7 +104,7 @@ fn body(ask: &Ask) -> Option<String> {
 /// Asks the server for a new token in place of the current one.
 async fn renew_with(config: &WidgetConfig, ask: &Ask) -> Result<(), Failure> {
     let body = body(ask).ok_or(Failure::Network)?;
-    let headers = api::headers(config)?;
+    let headers = fetch::headers(config, &token())?;
     headers
         .set("Content-Type", "application/json")
         .map_err(|_| Failure::Network)?;
@@ -112,7 +112,7 @@ async fn renew_with(config: &WidgetConfig, ask: &Ask) -> Result<(), Failure> {
     init.set_method("POST");
     init.set_headers(&headers.into());
     init.set_body(&JsValue::from_str(&body));
-    let text = api::fetch_text(&api::url(config, "/api/v1/session"), &init).await?;
+    let text = fetch::fetch_text(&fetch::url(config, "/api/v1/session"), &init).await?;
     let grant = JSON::parse(&text).map_err(|_| Failure::Network)?;
     let field = |k: &str| {
         Reflect::get(&grant, &k.into())

@@ -13,7 +13,7 @@ use protocol::Usage;
 pub use offline::OfflineProvider;
 pub use openai::OpenAiProvider;
 
-use crate::widget::Widget;
+use crate::tenants::Widget;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PromptRole {

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use futures_util::stream;
 
 use super::{ChatProvider, Delta, DeltaStream, PromptRequest, ProviderError};
-use crate::widget::Widget;
+use crate::tenants::Widget;
 
 #[derive(Debug, Clone)]
 pub struct OfflineProvider {

@@ -19,7 +19,7 @@ use serde_json::json;
 
 use super::{ChatProvider, Delta, DeltaStream, PromptRequest, PromptRole, ProviderError};
 use crate::config::UpstreamSettings;
-use crate::widget::Widget;
+use crate::tenants::Widget;
 
 /// How many knowledge sections go into the system prompt.
 const KNOWLEDGE_SECTIONS: usize = 3;
@@ -257,7 +257,7 @@ mod tests {
         assert_eq!(body["max_tokens"], 800);
         assert_eq!(body["model"], "gpt-4o-mini");
         // A widget's own model settings win over the server's.
-        let mut def = crate::widget::WidgetDef::demo();
+        let mut def = crate::tenants::WidgetDef::demo();
         def.model = Some("llama3".into());
         def.temperature = Some(1.5);
         def.max_tokens = Some(64);

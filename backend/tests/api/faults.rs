@@ -3,7 +3,7 @@ use std::time::Duration;
 use mock_upstream::{Fault, Script};
 use protocol::{ErrorCode, StreamEvent};
 
-use porthole::tenants::{AdminMessage, TenantStore};
+use porthole::store::{AdminMessage, TenantStore};
 use protocol::widget::{MessageStatus, Role};
 
 use crate::helpers::{EventReader, TestApp, api_error, spawn_with_mock, text_of};

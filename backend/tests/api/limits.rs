@@ -7,7 +7,7 @@ use mock_upstream::{MockUpstream, Script};
 use porthole::Settings;
 use porthole::config::WidgetSettings;
 use porthole::limits::WidgetLimits;
-use porthole::tenants::TenantStore;
+use porthole::store::TenantStore;
 use protocol::StreamEvent;
 use serde_json::json;
 
@@ -309,10 +309,7 @@ async fn a_500_turn_conversation_is_trimmed_to_the_history_budget() {
 }
 
 /// The stored answers of the test widget's newest conversation.
-async fn stored_answers(
-    app: &TestApp,
-    db: &std::path::Path,
-) -> Vec<porthole::tenants::AdminMessage> {
+async fn stored_answers(app: &TestApp, db: &std::path::Path) -> Vec<porthole::store::AdminMessage> {
     let _ = app;
     let store = porthole::store::SqliteStore::open(db).await.expect("store");
     let (conversations, _) = store.conversations("test", 1, None).await.expect("list");

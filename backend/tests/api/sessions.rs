@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use porthole::Settings;
 use porthole::config::WidgetSettings;
-use porthole::session::{Session, SessionKeys, identity_hash, unix_now};
+use porthole::tenants::session::{Session, SessionKeys, identity_hash, unix_now};
 use protocol::StreamEvent;
 use protocol::api::SessionGrant;
 use serde_json::{Value, json};

@@ -1,41 +1,12 @@
 //! `GET /widget.js` (the loader, from the loader crate) and `GET /` (a demo
 //! host page that embeds it, so the product can be tried in a browser).
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use salvo::http::StatusCode;
 use salvo::prelude::*;
 
 use crate::state::AppState;
-
-/// The loader, ready to serve.
-#[derive(Debug)]
-pub struct LoaderScript {
-    /// `Bytes`, so each response shares the script instead of copying it.
-    body: bytes::Bytes,
-    etag: String,
-}
-
-impl LoaderScript {
-    pub fn new() -> Self {
-        // An empty origin: the loader uses its own script's origin, which is
-        // this server's.
-        let body = loader::script("");
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        body.hash(&mut h);
-        Self {
-            etag: format!("\"{:016x}\"", h.finish()),
-            body: body.into(),
-        }
-    }
-}
-
-impl Default for LoaderScript {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// The loader. Short max-age plus an ETag: a new release reaches host pages
 /// within minutes, and revalidation is a 304.
@@ -49,7 +20,7 @@ pub async fn widget_js(req: &mut Request, depot: &mut Depot, res: &mut Response)
     for (name, value) in [
         ("content-type", "text/javascript; charset=utf-8"),
         ("cache-control", "public, max-age=300"),
-        ("etag", loader.etag.as_str()),
+        ("etag", loader.etag()),
         ("x-content-type-options", "nosniff"),
         ("cross-origin-resource-policy", "cross-origin"),
         ("access-control-allow-origin", "*"),
@@ -60,12 +31,12 @@ pub async fn widget_js(req: &mut Request, depot: &mut Depot, res: &mut Response)
         .headers()
         .get("if-none-match")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == loader.etag));
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == loader.etag()));
     if fresh {
         res.status_code(StatusCode::NOT_MODIFIED);
         return;
     }
-    res.body(loader.body.clone());
+    res.body(loader.body());
 }
 
 /// The request's `Host`, when it is a plain host (and port): safe to put in
@@ -86,7 +57,7 @@ pub async fn demo_page(req: &mut Request, depot: &mut Depot, res: &mut Response)
     let has_demo = depot.get_typed::<Arc<AppState>>().ok().is_some_and(|s| {
         s.widgets
             .get()
-            .by_id_and_key("demo", crate::widget::DEMO_KEY)
+            .by_id_and_key("demo", crate::tenants::DEMO_KEY)
             .is_some()
     });
     if !has_demo {

@@ -17,7 +17,12 @@ use salvo::prelude::*;
 
 use crate::error::{AppError, json_catcher};
 use crate::state::AppState;
-use crate::{admin, auth, chat, history, loader_routes, widget_page};
+pub mod admin;
+pub mod auth;
+pub mod chat;
+pub mod history;
+pub mod loader;
+pub mod widget_page;
 
 /// Whether the process is alive.
 #[endpoint(tags("probes"), responses((status_code = 200, body = HealthStatus)))]
@@ -146,9 +151,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .push(Router::with_path("metrics").get(metrics))
         .push(api_router())
         .push(widget_router())
-        .push(Router::with_path("widget.js").get(loader_routes::widget_js))
-        .push(Router::with_path("demo.js").get(loader_routes::demo_js))
-        .push(Router::new().get(loader_routes::demo_page))
+        .push(Router::with_path("widget.js").get(loader::widget_js))
+        .push(Router::with_path("demo.js").get(loader::demo_js))
+        .push(Router::new().get(loader::demo_page))
 }
 
 /// The OpenAPI document for `router`.

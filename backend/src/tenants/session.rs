@@ -152,7 +152,7 @@ fn expiry_after(now: Duration, ttl_secs: u64) -> u64 {
 
 /// A new anonymous visitor id.
 pub fn new_visitor() -> String {
-    crate::store::new_id("vis")
+    crate::ids::new_id("vis")
 }
 
 /// A random secret: 256 bits as 64 hex digits.

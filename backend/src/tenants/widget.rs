@@ -6,11 +6,11 @@ use std::sync::Arc;
 use salvo::oapi::ToSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::valid_site;
+use super::session::hash_key;
 use crate::knowledge::KnowledgeIndex;
 
 /// The demo widget's knowledge: a short guide to Porthole itself.
-pub const DEMO_KNOWLEDGE: &str = include_str!("../knowledge/porthole.md");
+pub const DEMO_KNOWLEDGE: &str = include_str!("../../knowledge/porthole.md");
 
 /// A widget id: 1 to 64 ASCII letters, digits, `-` or `_`. It appears in
 /// URLs (`/widget/{id}`) and storage keys, so nothing else is allowed.
@@ -46,7 +46,7 @@ impl std::fmt::Display for WidgetId {
 
 /// Everything stored about a widget; what the admin API and CLI show and
 /// edit. The public key is not here: it is stored hashed (see
-/// [`crate::session::hash_key`]).
+/// [`hash_key`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[salvo(schema(name = "Widget"))]
 pub struct WidgetDef {
@@ -272,6 +272,27 @@ impl Widget {
     }
 }
 
+/// Whether `site` is an origin that may go into `frame-ancestors`:
+/// `http(s)://host[:port]`, the host optionally starting with `*.`.
+pub fn valid_site(site: &str) -> bool {
+    let Some((scheme, rest)) = site.split_once("://") else {
+        return false;
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (rest, None),
+    };
+    let host = host.strip_prefix("*.").unwrap_or(host);
+    (scheme == "https" || scheme == "http")
+        && !host.is_empty()
+        && host.len() <= 253
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        && port
+            .is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// The current registry, swapped whole when the store's widgets change.
 #[derive(Debug, Default)]
 pub struct Widgets {
@@ -287,36 +308,13 @@ impl Widgets {
         }
     }
 
-    /// Reads the enabled widgets and live keys from the store.
-    pub async fn reload(
-        &self,
-        store: &dyn crate::tenants::TenantStore,
-    ) -> Result<(), crate::store::StoreError> {
-        let revision = store.revision().await?;
-        let defs = store.widgets().await?;
-        let keys = store.live_keys().await?;
-        let widgets = defs.iter().filter(|d| !d.disabled).filter_map(|d| {
-            Widget::from_def(d)
-                .map_err(|e| tracing::warn!(widget = %d.id, error = %e, "skipping a stored widget"))
-                .ok()
-        });
-        let registry = Arc::new(WidgetRegistry::new(widgets, keys, revision));
+    /// Puts `registry` in place of the current one (the store's
+    /// `reload_widgets` reads it).
+    pub fn replace(&self, registry: Arc<WidgetRegistry>) {
         match self.current.write() {
             Ok(mut g) => *g = registry,
             Err(poisoned) => *poisoned.into_inner() = registry,
         }
-        Ok(())
-    }
-
-    /// Reloads when another process (the CLI, another replica) changed widgets.
-    pub async fn refresh(
-        &self,
-        store: &dyn crate::tenants::TenantStore,
-    ) -> Result<(), crate::store::StoreError> {
-        if store.revision().await? != self.get().revision {
-            self.reload(store).await?;
-        }
-        Ok(())
     }
 }
 
@@ -348,7 +346,7 @@ impl WidgetRegistry {
 
     /// The widget whose live public key `key` is.
     pub fn by_key(&self, key: &str) -> Option<Arc<Widget>> {
-        let id = self.by_key_hash.get(&crate::session::hash_key(key))?;
+        let id = self.by_key_hash.get(&hash_key(key))?;
         self.by_id(id)
     }
 
@@ -387,7 +385,7 @@ mod tests {
     fn registry_finds_widgets_by_id_and_live_key() {
         let reg = WidgetRegistry::new(
             [Widget::demo()],
-            [(crate::session::hash_key(DEMO_KEY), "demo".to_owned())],
+            [(hash_key(DEMO_KEY), "demo".to_owned())],
             1,
         );
         assert!(reg.by_id_and_key("demo", DEMO_KEY).is_some());

@@ -1,5 +1,11 @@
-//! `POST /api/v1/chat`: takes the visitor's message, stores it, asks the
-//! provider, and relays the answer as SSE while storing it.
+//! A turn of the chat: stores the visitor's message, builds the prompt
+//! (history within its budget, the widget's knowledge), asks the provider,
+//! and relays the answer as SSE frames while storing it (the answer's
+//! lifecycle: streaming, then complete, interrupted or error). The HTTP side
+//! (`http::chat`) reads the request and hands over the body stream.
+//!
+//! May use: `store`, `tenants`, `provider`, `knowledge`, `limits`, `state`.
+//! Never `http`.
 //!
 //! The response is committed only once the provider has produced its first
 //! delta, so a provider that fails or stays silent before that becomes a real
@@ -9,7 +15,6 @@
 //! dropping the upstream stream cancels the request at once.
 
 use std::convert::Infallible;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -18,239 +23,18 @@ use futures_util::StreamExt;
 use protocol::event::{DoneEvent, MetaEvent};
 use protocol::{ApiError, ChatRequest, ErrorCode, StreamEvent, Usage};
 use salvo::http::StatusCode;
-use salvo::prelude::*;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::error::AppError;
-use crate::limits::{
-    Budget, Ledger, Limits, Refusal, Scope, StreamPermit, estimate_tokens, until_refill,
-};
+use crate::ids::new_id;
+use crate::limits::{Budget, Ledger, Limits, StreamPermit, estimate_tokens, until_refill};
 use crate::provider::{
     Delta, DeltaStream, PromptMessage, PromptRequest, PromptRole, ProviderError,
 };
 use crate::state::AppState;
-use crate::store::{MessageStatus, Owner, Role, StoreError, StoredMessage, new_id};
-use crate::widget::Widget;
-
-/// One server-sent event of the answer stream, as the OpenAPI document
-/// describes each event of `text/event-stream`.
-#[derive(Debug, salvo::oapi::ToSchema)]
-#[allow(dead_code)] // describes the wire format; never built
-pub struct SseEvent {
-    /// The event's sequence number in the stream, from 0.
-    pub id: String,
-    /// `meta`, `done` or `error`; absent for answer chunks.
-    pub event: Option<String>,
-    /// JSON: a MetaEvent, ChunkEvent, DoneEvent or ApiError, as `event` says.
-    pub data: String,
-}
-
-/// Frames buffered between the relay task and a slow client.
-const CHANNEL_FRAMES: usize = 64;
-
-/// Streams the model's answer to a visitor's message as server-sent events.
-///
-/// The answer is a `meta` event (ids), chunks as the default event with
-/// `{"chunk": "…"}` data, then exactly one `done` (`DoneEvent`) or `error`
-/// (`ApiError`) event. Every event has an `id:` (its sequence number); a
-/// `: ping` comment is sent every 15 s. Failures before the stream starts are
-/// HTTP errors with an `ApiError` body.
-#[endpoint(
-    tags("chat"),
-    request_body(content = ChatRequest, content_type = "application/json", description = "The visitor's message"),
-    parameters(
-        ("X-API-Key" = String, Header, description = "The widget's public key, `pk_…`"),
-        ("Authorization" = String, Header, description = "`Bearer <session token>` minted into the widget page"),
-    ),
-    responses(
-        (status_code = 200, description = "An SSE stream: `event: meta` (MetaEvent), chunks (ChunkEvent), then `event: done` (DoneEvent) or `event: error` (ApiError); the schema is of one event", content_type = "text/event-stream", body = SseEvent),
-        (status_code = 400, description = "Malformed JSON or wrong field types", body = ApiError),
-        (status_code = 401, description = "Unknown key (`invalid_api_key`); missing, forged or another widget's session token (`invalid_session`); expired token (`session_expired`)", body = ApiError),
-        (status_code = 404, description = "No such conversation for this visitor", body = ApiError),
-        (status_code = 413, description = "Body too large", body = ApiError),
-        (status_code = 415, description = "Body is not JSON", body = ApiError),
-        (status_code = 422, description = "Empty or too long message", body = ApiError),
-        (status_code = 429, description = "Rate limited per key, session or IP, too many streams for the session (`rate_limited`; `Retry-After` and `RateLimit-*` headers), or the widget's token budget is used up (`budget_exceeded`)", body = ApiError),
-        (status_code = 502, description = "The model provider failed; `X-Conversation-Id` names the conversation the question was stored in", body = ApiError),
-        (status_code = 503, description = "The model provider is unavailable (`X-Conversation-Id` as for 502), or the server is shutting down", body = ApiError),
-        (status_code = 504, description = "The model provider did not answer in time (`X-Conversation-Id` as for 502)", body = ApiError),
-    )
-)]
-pub async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
-    let (Ok(state), Ok(widget), Ok(owner)) = (
-        depot.get_typed::<Arc<AppState>>(),
-        depot.get_typed::<Arc<Widget>>(),
-        depot.get_typed::<Owner>(),
-    ) else {
-        tracing::error!("chat handler reached without state, widget or session");
-        AppError::internal().render(res);
-        return;
-    };
-    let (state, widget, owner) = (state.clone(), widget.clone(), owner.clone());
-    // Limits first: a refused request costs nothing, its body is not read.
-    let limits = Limits::of(&state.settings.limits, &widget.limits);
-    let ip = client_ip(req, state.settings.limits.trust_forwarded_for);
-    let permit = match state
-        .limiter
-        .admit(widget.id.as_str(), limits, &owner.visitor, ip)
-    {
-        Ok(permit) => permit,
-        Err(refusal) => return rate_limited(res, refusal),
-    };
-    match start(&state, &widget, &owner, limits, permit, req).await {
-        Ok(body) => {
-            res.status_code(StatusCode::OK);
-            for (name, value) in [
-                ("content-type", "text/event-stream; charset=utf-8"),
-                ("cache-control", "no-cache, no-transform"),
-                ("x-accel-buffering", "no"),
-            ] {
-                let _ = res.add_header(name, value, true);
-            }
-            res.stream(body);
-        }
-        Err(e) => e.render(res),
-    }
-}
-
-/// The client's address: the TCP peer, or behind a trusted proxy the first
-/// `X-Forwarded-For` entry.
-fn client_ip(req: &Request, trust_forwarded_for: bool) -> IpAddr {
-    let forwarded = trust_forwarded_for
-        .then(|| req.headers().get("x-forwarded-for"))
-        .flatten()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .and_then(|v| v.trim().parse().ok());
-    forwarded
-        .or_else(|| req.remote_addr().ip())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
-}
-
-/// 429 with `Retry-After` and the `RateLimit` headers.
-fn rate_limited(res: &mut Response, refusal: Refusal) {
-    let secs = refusal.retry_after.as_secs_f64().ceil().max(1.0) as u64;
-    let message = match refusal.scope {
-        Scope::Streams => format!(
-            "Only {} answers can stream at once. Wait for one to finish.",
-            refusal.limit
-        ),
-        Scope::Session | Scope::Ip | Scope::Key => {
-            format!("Too many messages in a short time. Please wait {secs} s and try again.")
-        }
-    };
-    let policy = match refusal.scope {
-        Scope::Streams => format!("{};w=1", refusal.limit),
-        _ => format!("{};w=60", refusal.limit),
-    };
-    for (name, value) in [
-        ("ratelimit-limit", refusal.limit.to_string()),
-        ("ratelimit-remaining", "0".to_owned()),
-        ("ratelimit-reset", secs.to_string()),
-        ("ratelimit-policy", policy),
-        (
-            "ratelimit-scope",
-            match refusal.scope {
-                Scope::Key => "key",
-                Scope::Session => "session",
-                Scope::Ip => "ip",
-                Scope::Streams => "streams",
-            }
-            .to_owned(),
-        ),
-    ] {
-        let _ = res.add_header(name, value, true);
-    }
-    AppError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::RateLimited,
-        message,
-    )
-    .with_retry_after(secs)
-    .render(res);
-}
-
-/// Reads and checks the body.
-async fn read_request(state: &AppState, req: &mut Request) -> Result<ChatRequest, AppError> {
-    let limit = state.settings.chat.max_body_bytes;
-    let too_large = || {
-        AppError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::PayloadTooLarge,
-            format!("The request body is larger than {limit} bytes."),
-        )
-    };
-    let declared = req
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
-    }
-    let is_json = req
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        });
-    if !is_json {
-        return Err(AppError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::UnsupportedMediaType,
-            "Send the message as JSON with Content-Type: application/json.",
-        ));
-    }
-    let body = req
-        .payload_with_max_size(limit as usize)
-        .await
-        .map_err(|e| match e {
-            salvo::http::ParseError::PayloadTooLarge => too_large(),
-            other => {
-                tracing::debug!(error = %other, "reading chat body failed");
-                AppError::bad_request("The request body could not be read.")
-            }
-        })?;
-    let request: ChatRequest = serde_json::from_slice(body).map_err(|e| {
-        AppError::bad_request(format!("The body is not a valid chat request: {e}."))
-    })?;
-    if request.message.trim().is_empty() {
-        return Err(AppError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::EmptyMessage,
-            "The message is empty.",
-        ));
-    }
-    if request.message.contains('\0') {
-        return Err(AppError::bad_request(
-            "The message contains a NUL character.",
-        ));
-    }
-    let max = state.settings.chat.max_message_chars;
-    if request.message.chars().count() > max {
-        return Err(AppError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::MessageTooLong,
-            format!("The message is longer than {max} characters."),
-        ));
-    }
-    if let Some(id) = &request.conversation_id
-        && (id.is_empty()
-            || id.len() > 64
-            || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-    {
-        return Err(AppError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::ConversationNotFound,
-            "There is no such conversation.",
-        ));
-    }
-    Ok(request)
-}
+use crate::store::{MessageStatus, Owner, Role, StoreError, StoredMessage};
+use crate::tenants::Widget;
 
 fn store_failed(e: impl std::fmt::Display) -> AppError {
     tracing::error!(error = %e, "store failed");
@@ -261,16 +45,11 @@ fn store_failed(e: impl std::fmt::Display) -> AppError {
     )
 }
 
-/// Everything up to the first delta; returns the SSE body.
-async fn start(
-    state: &Arc<AppState>,
-    widget: &Arc<Widget>,
-    owner: &Owner,
-    limits: Limits,
-    permit: StreamPermit,
-    req: &mut Request,
-) -> Result<impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send + 'static, AppError>
-{
+/// Frames buffered between the relay task and a slow client.
+const CHANNEL_FRAMES: usize = 64;
+
+/// Refuses a new turn while the server shuts down (503 + Retry-After).
+pub fn accepting(state: &AppState) -> Result<(), AppError> {
     if state.lifecycle.is_shutting_down() {
         return Err(AppError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -279,8 +58,19 @@ async fn start(
         )
         .with_retry_after(2));
     }
-    let request = read_request(state, req).await?;
+    Ok(())
+}
 
+/// Everything up to the first delta; returns the SSE body.
+pub async fn start(
+    state: &Arc<AppState>,
+    widget: &Arc<Widget>,
+    owner: &Owner,
+    limits: Limits,
+    permit: StreamPermit,
+    request: ChatRequest,
+) -> Result<impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send + 'static, AppError>
+{
     // The history of a continued conversation, for the prompt.
     let not_found = || {
         AppError::new(

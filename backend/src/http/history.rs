@@ -11,7 +11,7 @@ use salvo::prelude::*;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::Owner;
-use crate::widget::Widget;
+use crate::tenants::Widget;
 
 /// The messages of one of this visitor's (or verified user's) conversations, oldest first.
 #[endpoint(

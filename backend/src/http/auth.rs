@@ -10,10 +10,10 @@ use salvo::http::StatusCode;
 use salvo::prelude::*;
 
 use crate::error::AppError;
-use crate::session::{Session, TokenError, new_visitor, unix_now, verify_identity};
 use crate::state::AppState;
 use crate::store::Owner;
-use crate::widget::Widget;
+use crate::tenants::Widget;
+use crate::tenants::session::{Session, TokenError, new_visitor, unix_now, verify_identity};
 
 /// The one answer for a token that is missing, forged, for another widget
 /// or for a widget that is gone or disabled: they are not told apart.

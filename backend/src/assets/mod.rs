@@ -1,0 +1,11 @@
+//! What the binary serves as files: the built widget and its iframe
+//! document ([`widget`]), and the loader script ([`loader`]). Built once at
+//! start and held by the state; the routes that serve them are in `http/`.
+//!
+//! May use: `protocol`. Never `http` or `state`.
+
+pub mod loader;
+pub mod widget;
+
+pub use loader::LoaderScript;
+pub use widget::WidgetAssets;

@@ -1,0 +1,161 @@
+//! The built widget (wasm, its JS glue and a boot script, from `dist/`)
+//! and the iframe document around it.
+//!
+//! The files come from `dist/` (built by `scripts/build-widget`). A release
+//! build embeds them, so one binary serves everything; a debug build reads
+//! them from disk, so rebuilding the widget needs no server rebuild.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use protocol::widget::WidgetConfig;
+use rust_embed::RustEmbed;
+
+#[derive(RustEmbed)]
+#[folder = "$CARGO_MANIFEST_DIR/../dist"]
+#[allow_missing = true]
+struct Dist;
+
+const TEMPLATE: &str = include_str!("widget_page.html");
+
+/// One servable file.
+#[derive(Debug)]
+pub struct Asset {
+    /// `Bytes`, so each response shares the file instead of copying it.
+    bytes: Bytes,
+    content_type: &'static str,
+    gzip: OnceLock<Bytes>,
+}
+
+impl Asset {
+    fn new(bytes: impl Into<Bytes>, name: &str) -> Self {
+        let content_type = match name.rsplit('.').next() {
+            Some("js") => "text/javascript; charset=utf-8",
+            Some("wasm") => "application/wasm",
+            Some("css") => "text/css; charset=utf-8",
+            _ => "application/octet-stream",
+        };
+        Self {
+            bytes: bytes.into(),
+            content_type,
+            gzip: OnceLock::new(),
+        }
+    }
+
+    /// The file as it is.
+    pub fn bytes(&self) -> Bytes {
+        self.bytes.clone()
+    }
+
+    /// Its `Content-Type`.
+    pub fn content_type(&self) -> &'static str {
+        self.content_type
+    }
+
+    /// Compressed once, on first request, so start-up stays fast.
+    pub fn gzipped(&self) -> Bytes {
+        self.gzip
+            .get_or_init(|| {
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+                let _ = enc.write_all(&self.bytes);
+                enc.finish().unwrap_or_default().into()
+            })
+            .clone()
+    }
+}
+
+/// Embedded files (release) are `'static`: share them without a copy.
+fn embedded_bytes(data: std::borrow::Cow<'static, [u8]>) -> Bytes {
+    match data {
+        std::borrow::Cow::Borrowed(b) => Bytes::from_static(b),
+        std::borrow::Cow::Owned(v) => Bytes::from(v),
+    }
+}
+
+/// The built widget, indexed by file name.
+#[derive(Debug)]
+pub struct WidgetAssets {
+    files: HashMap<String, Arc<Asset>>,
+    js: String,
+    wasm: String,
+    boot: String,
+}
+
+impl WidgetAssets {
+    /// Reads the built widget; `None` when it has not been built.
+    pub fn load() -> Option<Self> {
+        let mut files = HashMap::new();
+        for name in Dist::iter() {
+            // Trunk's own page is for `trunk serve`; the server renders its own.
+            if name.ends_with(".html") || name.contains('/') {
+                continue;
+            }
+            if let Some(file) = Dist::get(&name) {
+                files.insert(
+                    name.to_string(),
+                    Arc::new(Asset::new(embedded_bytes(file.data), &name)),
+                );
+            }
+        }
+        let find = |pred: &dyn Fn(&str) -> bool| files.keys().find(|n| pred(n)).cloned();
+        let wasm = find(&|n| n.starts_with("widget-app-") && n.ends_with("_bg.wasm"))?;
+        let js = find(&|n| n.starts_with("widget-app-") && n.ends_with(".js"))?;
+        // The glue's name carries the build's hash: so does the boot script's.
+        let hash = js
+            .trim_start_matches("widget-app-")
+            .trim_end_matches(".js")
+            .to_owned();
+        let boot = format!("boot-{hash}.js");
+        let boot_js = format!(
+            "import init from './{js}';\ninit({{ module_or_path: new URL('./{wasm}', import.meta.url) }});\n"
+        );
+        files.insert(
+            boot.clone(),
+            Arc::new(Asset::new(boot_js.into_bytes(), &boot)),
+        );
+        Some(Self {
+            files,
+            js,
+            wasm,
+            boot,
+        })
+    }
+
+    /// The iframe document for a widget.
+    pub fn page(&self, config: &WidgetConfig) -> String {
+        let json = serde_json::to_string(config).unwrap_or_default();
+        // Inside <script>, `</script>` or `<!--` in a title or greeting must
+        // not end the element: escape the characters that could.
+        let json = json
+            .replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026");
+        TEMPLATE
+            .replace("{{TITLE}}", &escape_html(&config.title))
+            .replace("{{CONFIG}}", &json)
+            .replace("{{JS}}", &self.js)
+            .replace("{{WASM}}", &self.wasm)
+            .replace("{{BOOT}}", &self.boot)
+    }
+
+    /// A built file by name.
+    pub fn file(&self, name: &str) -> Option<Arc<Asset>> {
+        self.files.get(name).cloned()
+    }
+
+    /// Every file the iframe downloads, for size reports.
+    pub fn page_files(&self) -> Vec<&str> {
+        vec![&self.js, &self.wasm, &self.boot]
+    }
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}

@@ -1,0 +1,132 @@
+//! `GET /widget/{id}`: the iframe document, with the widget's public
+//! settings already in the page, and `GET /widget/assets/{file}`: the built
+//! widget (wasm and its JS glue; stylist writes the CSS at run time) under
+//! content-hashed names ([`crate::assets`] holds them).
+
+use std::sync::Arc;
+
+use salvo::http::StatusCode;
+use salvo::prelude::*;
+
+use crate::state::AppState;
+use crate::tenants::session::{Session, new_visitor};
+
+/// The Content-Security-Policy of the iframe document: only our own
+/// scripts, wasm, styles and API; nothing inline but styles (stylist writes
+/// its rules into <style> elements).
+const PAGE_CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; \
+     style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self'; \
+     base-uri 'none'; form-action 'none'";
+
+fn plain_page(res: &mut Response, status: StatusCode, title: &str, text: &str) {
+    res.status_code(status);
+    let _ = res.add_header("cache-control", "no-store", true);
+    res.render(Text::Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+         <body style=\"font-family:system-ui,sans-serif;color:#555;padding:1rem\"><p>{text}</p></body></html>"
+    )));
+}
+
+/// The answer for an unknown widget id, a wrong or rotated key, and a
+/// disabled widget: one response, so keys and ids cannot be probed, and one
+/// a browser treats like a page on a site that is not allowed (it refuses
+/// to frame it).
+fn unavailable(res: &mut Response) {
+    let _ = res.add_header(
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'",
+        true,
+    );
+    plain_page(
+        res,
+        StatusCode::NOT_FOUND,
+        "Not available",
+        "This chat is not available here.",
+    );
+}
+
+/// The chat panel's document, for the loader's iframe:
+/// `/widget/{id}?key=pk_…`. It carries a new session token, and only the
+/// widget's allowed sites may frame it.
+#[handler]
+pub async fn page(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let Ok(state) = depot.get_typed::<Arc<AppState>>() else {
+        return plain_page(
+            res,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Error",
+            "Something went wrong.",
+        );
+    };
+    let id = req.param::<String>("id").unwrap_or_default();
+    let key = req.query::<String>("key").unwrap_or_default();
+    let Some(widget) = state.widgets.get().by_id_and_key(&id, key.trim()) else {
+        return unavailable(res);
+    };
+    let Some(assets) = &state.assets else {
+        tracing::error!(
+            "widget assets are missing: run scripts/build-widget before building the server"
+        );
+        return plain_page(
+            res,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            "The chat is not available right now.",
+        );
+    };
+    let session = Session::starting_now(
+        widget.id.to_string(),
+        new_visitor(),
+        None,
+        state.settings.session.ttl_secs,
+    );
+    let token = state.sessions.mint(&session);
+    // Only the widget's own sites may frame it: the browser enforces this,
+    // whatever the embedding page says about itself.
+    let csp = format!("{PAGE_CSP}; {}", widget.frame_ancestors());
+    for (name, value) in [
+        ("content-security-policy", csp.as_str()),
+        // Each load carries a fresh session token: never cache it.
+        ("cache-control", "no-store"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "strict-origin-when-cross-origin"),
+    ] {
+        let _ = res.add_header(name, value, true);
+    }
+    res.render(Text::Html(assets.page(&widget.config(key.trim(), token))));
+}
+
+/// A built asset; immutable, since its name changes with its content.
+#[handler]
+pub async fn asset(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let name = req.param::<String>("file").unwrap_or_default();
+    let file = depot
+        .get_typed::<Arc<AppState>>()
+        .ok()
+        .and_then(|s| s.assets.as_ref())
+        .and_then(|a| a.file(&name));
+    let Some(file) = file else {
+        res.status_code(StatusCode::NOT_FOUND);
+        return;
+    };
+    let gzip = req
+        .headers()
+        .get("accept-encoding")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+    for (name, value) in [
+        ("content-type", file.content_type()),
+        ("cache-control", "public, max-age=31536000, immutable"),
+        ("x-content-type-options", "nosniff"),
+        ("vary", "accept-encoding"),
+        ("cross-origin-resource-policy", "same-origin"),
+    ] {
+        let _ = res.add_header(name, value, true);
+    }
+    if gzip {
+        let _ = res.add_header("content-encoding", "gzip", true);
+        res.body(file.gzipped());
+    } else {
+        res.body(file.bytes());
+    }
+}
