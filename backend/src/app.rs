@@ -12,6 +12,7 @@ use tokio::net::TcpSocket;
 
 use crate::config::{ProviderKind, Settings};
 use crate::http as routes;
+use crate::ingest::Ingestor;
 use crate::provider::{ChatProvider, OfflineProvider, OpenAiProvider};
 use crate::state::{AppState, Lifecycle};
 use crate::store::tenants::{refresh_widgets, reload_widgets};
@@ -53,6 +54,14 @@ impl Application {
             );
         }
         let sessions = prepare_tenants(&settings, &*store, demo).await?;
+        // Knowledge that needs no network (a widget's own text, uploads,
+        // FAQs) is indexed before the server takes traffic; sites and URLs
+        // sync in the background.
+        let ingest = Arc::new(Ingestor::new(store.clone(), settings.knowledge.clone()));
+        ingest
+            .sync_local_now()
+            .await
+            .context("indexing the widgets' knowledge")?;
         let widgets = Widgets::default();
         reload_widgets(&widgets, &*store)
             .await
@@ -75,7 +84,9 @@ impl Application {
         let state = Arc::new(AppState {
             widgets,
             store: store.clone(),
-            tenants: store,
+            tenants: store.clone(),
+            knowledge: store,
+            ingest,
             sessions,
             limiter: Default::default(),
             ledger: Default::default(),
@@ -86,6 +97,7 @@ impl Application {
             settings,
         });
         tokio::spawn(follow_widget_changes(Arc::downgrade(&state)));
+        tokio::spawn(state.ingest.clone().run(state.lifecycle.cut_token()));
         Ok(Self {
             addr,
             acceptor,

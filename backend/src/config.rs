@@ -18,6 +18,7 @@ pub struct Settings {
     pub upstream: UpstreamSettings,
     pub chat: ChatSettings,
     pub offline: OfflineSettings,
+    pub knowledge: crate::knowledge::KnowledgeSettings,
     pub store: StoreSettings,
     pub session: SessionSettings,
     /// Default limits; each widget may override them (`limits`).
@@ -38,6 +39,7 @@ impl Default for Settings {
             upstream: UpstreamSettings::default(),
             chat: ChatSettings::default(),
             offline: OfflineSettings::default(),
+            knowledge: Default::default(),
             store: StoreSettings::default(),
             session: SessionSettings::default(),
             limits: crate::limits::LimitSettings::default(),
@@ -224,6 +226,12 @@ pub struct WidgetSettings {
     /// A markdown file the widget answers from; relative to the config file.
     #[serde(default)]
     pub knowledge: Option<PathBuf>,
+    /// What to say when the knowledge has nothing relevant.
+    #[serde(default)]
+    pub unknown_reply: String,
+    /// How much of a question a passage must cover (0 to 1).
+    #[serde(default)]
+    pub min_relevance: Option<f32>,
     /// The assistant's first message.
     #[serde(default)]
     pub greeting: String,
@@ -279,6 +287,8 @@ impl WidgetSettings {
             temperature: self.temperature,
             max_tokens: self.max_tokens,
             knowledge,
+            unknown_reply: self.unknown_reply.clone(),
+            min_relevance: self.min_relevance,
             allowed_sites: self.allowed_sites.clone(),
             verification_secret: self.verification_secret.clone(),
             disabled: self.disabled,

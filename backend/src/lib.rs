@@ -9,10 +9,12 @@
 //! - `chat/`: a turn: prompt, relay, the answer's lifecycle.
 //! - `admin/`: managing widgets and keys (the admin API and the CLI).
 //! - `assets/`: the built widget, its iframe document and the loader script.
+//! - `ingest/`: knowledge sources through fetch, extraction and chunking into the store.
 //! - `provider/`: the OpenAI-compatible and offline answerers.
 //! - `store/`: the store traits and their SQLite implementation.
 //! - `tenants/`: widgets, keys, sessions, identity verification.
-//! - `knowledge/`, `limits/`: retrieval; rate limits and budgets.
+//! - `knowledge/`: crawler, extraction, chunking, the question analyser.
+//! - `limits/`: rate limits and budgets.
 //! - `config`, `error`, `telemetry`, `ids`: settings, the API error, logs, ids.
 //!
 //! `scripts/check-layers` fails the build when a lower folder imports a
@@ -27,6 +29,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod ingest;
 pub mod knowledge;
 pub mod limits;
 pub mod provider;

@@ -18,6 +18,8 @@ pub struct AppState {
     pub widgets: Widgets,
     pub store: Arc<dyn ConversationStore>,
     pub tenants: Arc<dyn TenantStore>,
+    pub knowledge: Arc<dyn crate::store::KnowledgeStore>,
+    pub ingest: Arc<crate::ingest::Ingestor>,
     /// Signs the session tokens minted into widget pages.
     pub sessions: SessionKeys,
     /// Rate limits and stream slots.

@@ -1,8 +1,9 @@
 //! The events of a streamed chat answer and their SSE framing.
 //!
-//! An answer is `meta`, then any number of chunks (the default SSE event, so
-//! phase-1 clients that only read `data: {"chunk": …}` keep working), then
-//! exactly one of `done` or `error`. Every event carries an `id:`: its
+//! An answer is `meta`, then `sources` when knowledge was used, then any
+//! number of chunks (the default SSE event, so phase-1 clients that only
+//! read `data: {"chunk": …}` keep working), then exactly one of `done` or
+//! `error`. Every event carries an `id:`: its
 //! sequence number within the answer, starting at 0.
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,23 @@ pub struct MetaEvent {
     pub user_message_id: String,
     /// The id the answer is stored under.
     pub message_id: String,
+}
+
+/// One source an answer used, as the `sources` event and the history list
+/// them. `n` is the number the answer cites it by (`[1]`). `title`,
+/// `url` and `snippet` come from the site's documents, so clients show them
+/// as text and follow `url` only when it is `http` or `https`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
+pub struct SourceRef {
+    pub n: u32,
+    pub title: String,
+    /// The page, with its heading anchor where it has one; absent for pasted
+    /// text and FAQs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The start of the passage used.
+    pub snippet: String,
 }
 
 /// Payload of a chunk (the default SSE event): a piece of the answer's text.
@@ -57,6 +75,8 @@ pub struct DoneEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamEvent {
     Meta(MetaEvent),
+    /// The knowledge the answer uses; before the first chunk.
+    Sources(Vec<SourceRef>),
     Chunk(ChunkEvent),
     Done(DoneEvent),
     Error(ApiError),
@@ -94,6 +114,7 @@ impl StreamEvent {
     pub fn name(&self) -> Option<&'static str> {
         match self {
             Self::Meta(_) => Some("meta"),
+            Self::Sources(_) => Some("sources"),
             Self::Chunk(_) => None,
             Self::Done(_) => Some("done"),
             Self::Error(_) => Some("error"),
@@ -109,6 +130,7 @@ impl StreamEvent {
     pub fn to_sse(&self, id: u64) -> String {
         let data = match self {
             Self::Meta(e) => serde_json::to_string(e),
+            Self::Sources(e) => serde_json::to_string(e),
             Self::Chunk(e) => serde_json::to_string(e),
             Self::Done(e) => serde_json::to_string(e),
             Self::Error(e) => serde_json::to_string(e),
@@ -154,6 +176,9 @@ impl StreamEvent {
         match event {
             "message" => ChunkEvent::deserialize(data).map(Self::Chunk).map_err(bad),
             "meta" => MetaEvent::deserialize(data).map(Self::Meta).map_err(bad),
+            "sources" => Vec::<SourceRef>::deserialize(data)
+                .map(Self::Sources)
+                .map_err(bad),
             "done" => DoneEvent::deserialize(data).map(Self::Done).map_err(bad),
             "error" => ApiError::deserialize(data).map(Self::Error).map_err(bad),
             other => Err(DecodeError::UnknownEvent(other.to_owned())),
@@ -166,6 +191,7 @@ fn event_name(event: &str) -> &'static str {
     match event {
         "message" => "message",
         "meta" => "meta",
+        "sources" => "sources",
         "done" => "done",
         "error" => "error",
         _ => "unknown",
@@ -185,6 +211,20 @@ mod tests {
                 user_message_id: "msg_u".into(),
                 message_id: "msg_a".into(),
             }),
+            StreamEvent::Sources(vec![
+                SourceRef {
+                    n: 1,
+                    title: "Install > Docker".into(),
+                    url: Some("https://docs.example.com/install#docker".into()),
+                    snippet: "Run the image".into(),
+                },
+                SourceRef {
+                    n: 2,
+                    title: "FAQ".into(),
+                    url: None,
+                    snippet: "Yes.".into(),
+                },
+            ]),
             StreamEvent::chunk("Hello"),
             StreamEvent::chunk(" wörld\nline two \u{1F600} \"quoted\""),
             StreamEvent::Done(DoneEvent {
@@ -210,18 +250,22 @@ mod tests {
             framed[0],
             "id: 0\nevent: meta\ndata: {\"conversation_id\":\"conv_1\",\"user_message_id\":\"msg_u\",\"message_id\":\"msg_a\"}\n\n"
         );
-        assert_eq!(framed[1], "id: 1\ndata: {\"chunk\":\"Hello\"}\n\n");
         assert_eq!(
-            framed[2],
-            "id: 2\ndata: {\"chunk\":\" wörld\\nline two 😀 \\\"quoted\\\"\"}\n\n"
+            framed[1],
+            "id: 1\nevent: sources\ndata: [{\"n\":1,\"title\":\"Install > Docker\",\"url\":\"https://docs.example.com/install#docker\",\"snippet\":\"Run the image\"},{\"n\":2,\"title\":\"FAQ\",\"snippet\":\"Yes.\"}]\n\n"
         );
+        assert_eq!(framed[2], "id: 2\ndata: {\"chunk\":\"Hello\"}\n\n");
         assert_eq!(
             framed[3],
-            "id: 3\nevent: done\ndata: {\"finish_reason\":\"stop\",\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2,\"total_tokens\":5}}\n\n"
+            "id: 3\ndata: {\"chunk\":\" wörld\\nline two 😀 \\\"quoted\\\"\"}\n\n"
         );
         assert_eq!(
             framed[4],
-            "id: 4\nevent: error\ndata: {\"code\":\"upstream_timeout\",\"message\":\"slow\"}\n\n"
+            "id: 4\nevent: done\ndata: {\"finish_reason\":\"stop\",\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2,\"total_tokens\":5}}\n\n"
+        );
+        assert_eq!(
+            framed[5],
+            "id: 5\nevent: error\ndata: {\"code\":\"upstream_timeout\",\"message\":\"slow\"}\n\n"
         );
     }
 

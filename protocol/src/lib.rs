@@ -20,5 +20,5 @@ pub mod sse;
 pub mod widget;
 
 pub use api::{ApiError, ChatRequest, ErrorCode};
-pub use event::{DoneEvent, MetaEvent, StreamEvent, Usage};
+pub use event::{DoneEvent, MetaEvent, SourceRef, StreamEvent, Usage};
 pub use sse::{SseMessage, SseParser};

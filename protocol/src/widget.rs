@@ -116,6 +116,10 @@ pub struct MessageView {
     pub status: MessageStatus,
     /// Milliseconds since the Unix epoch.
     pub created_at: u64,
+    /// The knowledge an answer used, as its `sources` event listed it;
+    /// absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<crate::event::SourceRef>,
 }
 
 /// Body of `GET /api/v1/conversations/{id}`.
@@ -164,6 +168,7 @@ mod tests {
             content: "Hi".into(),
             status: MessageStatus::Interrupted,
             created_at: 5,
+            sources: Vec::new(),
         };
         assert_eq!(
             serde_json::to_string(&m).unwrap(),

@@ -97,6 +97,7 @@ pub fn app(props: &AppProps) -> Html {
                         StreamEvent::Meta(meta) => {
                             events.dispatch(Action::Conversation(meta.conversation_id))
                         }
+                        StreamEvent::Sources(sources) => events.dispatch(Action::Sources(sources)),
                         StreamEvent::Chunk(c) => {
                             collected.borrow_mut().push_str(&c.chunk);
                             events.dispatch(Action::Chunk(c.chunk))

@@ -41,6 +41,9 @@ pub fn messages(props: &MessagesProps) -> Html {
         .msg pre code { background: none; padding: 0; }
         .msg a { color: var(--ph-link); text-decoration: underline; }
         .msg.user a { color: #fff; }
+        .sources { margin: 6px 0 0; padding: 6px 0 0; border-top: 1px solid var(--ph-code); list-style: none; font-size: 12px; display: flex; flex-direction: column; gap: 2px; }
+        .sources a, .sources span { color: var(--ph-muted); }
+        .sources a:hover { color: var(--ph-link); }
         .note { display: block; margin-top: 4px; font-size: 12px; color: var(--ph-muted); }
         .starters { display: flex; flex-wrap: wrap; gap: 8px; margin-top: 2px; }
         .starters button {
@@ -99,6 +102,34 @@ pub fn messages(props: &MessagesProps) -> Html {
     }
 }
 
+/// An answer's sources as numbered links. Titles and URLs come from the
+/// site's documents: they are text, never HTML, and only an http(s) URL
+/// becomes a link (in a new tab, with no opener and no referrer).
+fn sources(m: &Message) -> Html {
+    if m.sources.is_empty() || m.role != Role::Assistant {
+        return html! {};
+    }
+    html! {
+        <ol class="sources" aria-label="Sources">
+            { for m.sources.iter().map(|s| {
+                let label = format!("[{}] {}", s.n, s.title);
+                let web = s
+                    .url
+                    .as_deref()
+                    .and_then(markdown::safe_href)
+                    .filter(|u| !u.to_ascii_lowercase().starts_with("mailto:"));
+                match web {
+                    Some(url) => html! {
+                        <li><a href={url} target="_blank" rel="noopener noreferrer nofollow"
+                               title={s.snippet.clone()}>{ label }</a></li>
+                    },
+                    None => html! { <li><span title={s.snippet.clone()}>{ label }</span></li> },
+                }
+            }) }
+        </ol>
+    }
+}
+
 fn message(m: &Message) -> Html {
     let (class, body) = match m.role {
         Role::User => ("msg user", html! { { m.text.clone() } }),
@@ -121,6 +152,7 @@ fn message(m: &Message) -> Html {
         <div key={m.key} class={class} data-role={role} data-state={m.shown.as_str()}>
             <span class="sr-only">{ format!("{who}: ") }</span>
             { body }
+            { sources(m) }
             { note }
         </div>
     }

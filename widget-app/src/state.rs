@@ -2,6 +2,7 @@
 
 use std::rc::Rc;
 
+use protocol::SourceRef;
 use protocol::widget::{MessageStatus, MessageView, Role};
 use yew::Reducible;
 
@@ -36,6 +37,8 @@ pub struct Message {
     pub role: Role,
     pub text: String,
     pub shown: Shown,
+    /// The knowledge an answer used, shown as links under it.
+    pub sources: Rc<Vec<SourceRef>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -60,6 +63,8 @@ pub enum Action {
     Ask(String),
     /// The server named the conversation.
     Conversation(String),
+    /// The sources of the answer arriving now.
+    Sources(Vec<SourceRef>),
     Chunk(String),
     Done,
     /// The answer failed with this message for the visitor.
@@ -91,6 +96,7 @@ impl Chat {
             role,
             text,
             shown,
+            sources: Rc::default(),
         });
     }
 
@@ -132,6 +138,9 @@ impl Reducible for Chat {
                         MessageStatus::Error => Shown::Failed,
                     };
                     next.push(m.role, m.content, shown);
+                    if let Some(last) = next.messages.last_mut() {
+                        last.sources = Rc::new(m.sources);
+                    }
                 }
             }
             Action::Ask(text) => {
@@ -142,6 +151,13 @@ impl Reducible for Chat {
                 next.push(Role::Assistant, String::new(), Shown::Streaming);
             }
             Action::Conversation(id) => next.conversation_id = Some(id),
+            Action::Sources(sources) => {
+                if let Some(last) = next.messages.last_mut()
+                    && last.shown == Shown::Streaming
+                {
+                    last.sources = Rc::new(sources);
+                }
+            }
             Action::Chunk(text) => {
                 if let Some(last) = next.messages.last_mut()
                     && last.shown == Shown::Streaming
@@ -236,6 +252,7 @@ mod tests {
             content: content.into(),
             status,
             created_at: 0,
+            sources: Vec::new(),
         };
         let chat = run(vec![Action::Restore {
             conversation_id: "conv_9".into(),
@@ -265,6 +282,37 @@ mod tests {
         );
         let keys: std::collections::HashSet<_> = chat.messages.iter().map(|m| m.key).collect();
         assert_eq!(keys.len(), chat.messages.len());
+    }
+
+    #[test]
+    fn sources_go_with_the_answer_arriving_now_and_come_back_with_the_history() {
+        let source = |n: u32| SourceRef {
+            n,
+            title: format!("Page {n}"),
+            url: Some(format!("https://docs.example.com/{n}")),
+            snippet: "s".into(),
+        };
+        let chat = run(vec![
+            Action::Ask("q".into()),
+            Action::Sources(vec![source(1), source(2)]),
+            Action::Chunk("a [1]".into()),
+            Action::Done,
+            Action::Sources(vec![source(3)]),
+        ]);
+        assert_eq!(*chat.messages[1].sources, vec![source(1), source(2)]);
+        assert!(chat.messages[0].sources.is_empty());
+        let restored = run(vec![Action::Restore {
+            conversation_id: "c".into(),
+            messages: vec![MessageView {
+                id: "m".into(),
+                role: Role::Assistant,
+                content: "a".into(),
+                status: MessageStatus::Complete,
+                created_at: 0,
+                sources: vec![source(1)],
+            }],
+        }]);
+        assert_eq!(*restored.messages[0].sources, vec![source(1)]);
     }
 
     #[test]

@@ -41,6 +41,12 @@ pub struct WidgetInput {
     pub max_tokens: Option<Option<u32>>,
     /// Markdown the widget answers from.
     pub knowledge: Option<String>,
+    /// What to say when the knowledge has nothing relevant ("" for the default).
+    pub unknown_reply: Option<String>,
+    /// 0 to 1: how much of a question a passage must cover; `null` for the default.
+    #[serde(default, deserialize_with = "nullable")]
+    #[salvo(schema(value_type = Option<f32>))]
+    pub min_relevance: Option<Option<f32>>,
     pub allowed_sites: Option<Vec<String>>,
     #[serde(default, deserialize_with = "nullable")]
     #[salvo(schema(value_type = Option<String>))]
@@ -66,6 +72,8 @@ impl WidgetInput {
             temperature,
             max_tokens,
             knowledge,
+            unknown_reply,
+            min_relevance,
             allowed_sites,
             verification_secret,
             disabled,

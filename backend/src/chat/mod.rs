@@ -14,6 +14,8 @@
 //! the response body is dropped, the task sees its channel close, and
 //! dropping the upstream stream cancels the request at once.
 
+pub mod grounding;
+
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -33,7 +35,7 @@ use crate::provider::{
     Delta, DeltaStream, PromptMessage, PromptRequest, PromptRole, ProviderError,
 };
 use crate::state::AppState;
-use crate::store::{MessageStatus, Owner, Role, StoreError, StoredMessage};
+use crate::store::{MessageStatus, NewAnswer, Owner, Role, StoreError, StoredMessage};
 use crate::tenants::Widget;
 
 fn store_failed(e: impl std::fmt::Display) -> AppError {
@@ -128,7 +130,15 @@ pub async fn start(
         })
         .collect();
     history.reverse();
+    // The knowledge it rests on; nothing relevant means no model call.
+    let grounding = grounding::ground(&*state.knowledge, widget, &request.message).await;
+    let knowledge_tokens: u64 = grounding
+        .passages
+        .iter()
+        .map(|p| estimate_tokens(&p.text) + estimate_tokens(&p.title) + MESSAGE_OVERHEAD_TOKENS)
+        .sum();
     let prompt_tokens = estimate_tokens(&widget.system_prompt)
+        + knowledge_tokens
         + history_tokens
         + estimate_tokens(&request.message)
         + MESSAGE_OVERHEAD_TOKENS;
@@ -147,15 +157,21 @@ pub async fn start(
         status: MessageStatus::Complete,
         usage: None,
         created_at: SystemTime::now(),
+        sources: Vec::new(),
+    };
+    let new_answer = NewAnswer {
+        id: answer_id.clone(),
+        sources: grounding.sources.clone(),
+        unanswered: grounding.unanswered,
     };
     let conversation_id = state
         .store
-        .start_turn(
+        .begin_turn(
             &widget.id,
             owner,
             request.conversation_id.as_deref(),
             question,
-            &answer_id,
+            &new_answer,
         )
         .await
         .map_err(|e| match e {
@@ -172,12 +188,24 @@ pub async fn start(
     let prompt = PromptRequest {
         history,
         question: request.message,
+        knowledge: grounding.passages,
     };
+    // Nothing relevant: the widget's "I don't know"; a matching FAQ: its
+    // answer. Neither asks the model.
+    let canned = if grounding.unanswered {
+        Some(grounding::unknown_reply(widget))
+    } else {
+        grounding.faq_answer
+    };
+    let sources = grounding.sources;
     let upstream = &state.settings.upstream;
     let first_timeout = Duration::from_millis(upstream.first_token_timeout_ms);
     let provider = state.provider.clone();
     let first = tokio::time::timeout(first_timeout, async {
-        let mut stream = provider.start(widget, prompt).await?;
+        let mut stream = match &canned {
+            Some(text) => crate::provider::canned(text),
+            None => provider.start(widget, prompt).await?,
+        };
         let first = stream.next().await;
         Ok::<_, ProviderError>((stream, first))
     })
@@ -235,8 +263,13 @@ pub async fn start(
         _permit: permit,
     };
     let shutdown = state.lifecycle.cut_token();
+    // `meta` first; `sources`, when there are some, before the first chunk.
+    let mut opening = vec![meta];
+    if !sources.is_empty() {
+        opening.push(StreamEvent::Sources(sources));
+    }
     state.lifecycle.tracker().spawn(relay.run(
-        meta,
+        opening,
         first,
         stream,
         answer,
@@ -465,7 +498,7 @@ impl Relay {
 
     async fn run(
         mut self,
-        meta: StreamEvent,
+        opening: Vec<StreamEvent>,
         first: Delta,
         mut stream: DeltaStream,
         answer: Answer,
@@ -473,8 +506,10 @@ impl Relay {
         provider: &'static str,
     ) {
         let end = 'relay: {
-            if !self.send(&meta).await {
-                break 'relay End::ClientGone;
+            for event in &opening {
+                if !self.send(event).await {
+                    break 'relay End::ClientGone;
+                }
             }
             match self.apply(first).await {
                 Step::Go => {}

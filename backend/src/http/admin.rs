@@ -63,6 +63,10 @@ async fn reload(state: &AppState) {
     if let Err(e) = reload_widgets(&state.widgets, &*state.tenants).await {
         tracing::warn!(error = %e, "reloading widgets after an admin change failed");
     }
+    // A widget's own knowledge text is indexed before the change is answered.
+    if let Err(e) = state.ingest.sync_local_now().await {
+        tracing::warn!(error = %e, "indexing changed knowledge failed");
+    }
 }
 
 fn respond<T: Serialize + Send>(res: &mut Response, status: StatusCode, r: Result<T, AppError>) {

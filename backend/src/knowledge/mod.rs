@@ -1,199 +1,143 @@
-//! A widget's knowledge: its markdown split into sections at headings and
-//! ranked against a question with BM25. The offline answerer streams the
-//! best section; the OpenAI provider puts the best few into the prompt.
+//! Knowledge: what a widget's documents become before the store indexes
+//! them, and how a question is matched against them. Pure functions, no
+//! I/O: [`chunk`] cuts markdown into heading-aware chunks; [`extract`]
+//! turns HTML, PDF, CSV and plain text into markdown; [`tokenize`] is the
+//! one analyser both the index and the questions go through, so the store's
+//! BM25 ranks the same terms whatever the store; [`coverage`] says how much
+//! of a question a chunk covers, which decides between an answer and the
+//! widget's "I don't know".
+//!
+//! May use nothing else in the crate.
 
 use std::collections::{HashMap, HashSet};
 
-/// One heading and the text under it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Section {
-    pub title: String,
-    pub body: String,
+pub mod chunk;
+pub mod crawl;
+pub mod extract;
+
+/// `[knowledge]`: how sources are read and how large they may grow.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KnowledgeSettings {
+    /// Fetch from loopback, private, link-local and metadata addresses.
+    /// Off: a source cannot make the server read its own network.
+    pub allow_private_addresses: bool,
+    /// Follow links to other hosts than the source's own.
+    pub allow_other_hosts: bool,
+    /// Pages one site source may have.
+    pub max_pages: u32,
+    /// Bytes of one page or file, after decompression.
+    pub max_page_bytes: u64,
+    /// Bytes one sync may download in all.
+    pub max_total_bytes: u64,
+    /// Sources one widget may have.
+    pub max_sources: u32,
+    /// Chunks one widget may have.
+    pub max_chunks: u64,
+    /// Pause between two requests to one host, in milliseconds (a site's
+    /// robots.txt `Crawl-delay` can make it longer).
+    pub crawl_delay_ms: u64,
+    /// Requests in flight at once to one host.
+    pub per_host_concurrency: u32,
+    /// Timeout of one request, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Redirects followed per request.
+    pub max_redirects: u32,
+    /// Chunk size and overlap, in tokens.
+    pub chunk_tokens: u32,
+    pub chunk_overlap_tokens: u32,
+    /// The crawler's User-Agent (robots.txt rules for it apply).
+    pub user_agent: String,
 }
 
-/// A ranked section.
-#[derive(Debug, Clone, Copy)]
-pub struct Hit<'a> {
-    pub section: &'a Section,
-    pub score: f64,
-    /// How much of the question's information (IDF-weighted) the section
-    /// covers, from 0 to 1. Low coverage means the question is about
-    /// something the knowledge does not mention.
-    pub coverage: f64,
+impl Default for KnowledgeSettings {
+    fn default() -> Self {
+        Self {
+            allow_private_addresses: false,
+            allow_other_hosts: false,
+            max_pages: 1_000,
+            max_page_bytes: 5 * 1024 * 1024,
+            max_total_bytes: 200 * 1024 * 1024,
+            max_sources: 50,
+            max_chunks: 50_000,
+            crawl_delay_ms: 250,
+            per_host_concurrency: 2,
+            request_timeout_ms: 15_000,
+            max_redirects: 5,
+            chunk_tokens: 350,
+            chunk_overlap_tokens: 60,
+            user_agent: "PortholeBot/0.1 (+https://github.com/porthole)".into(),
+        }
+    }
 }
 
-/// Sections indexed for BM25.
-#[derive(Debug, Default)]
-pub struct KnowledgeIndex {
-    sections: Vec<Section>,
-    /// Term frequencies per section (title terms counted twice).
-    terms: Vec<HashMap<String, u32>>,
-    lengths: Vec<f64>,
-    avg_len: f64,
-    doc_freq: HashMap<String, u32>,
+impl KnowledgeSettings {
+    /// The chunk budget.
+    pub fn budget(&self) -> chunk::Budget {
+        chunk::Budget {
+            tokens: self.chunk_tokens.clamp(50, 4_000) as usize,
+            overlap_tokens: self.chunk_overlap_tokens.min(self.chunk_tokens / 2) as usize,
+        }
+    }
 }
 
-const K1: f64 = 1.2;
-const B: f64 = 0.75;
-/// A section must cover at least this share of the question to answer it.
+/// A chunk must cover at least this share of the question to answer it,
+/// unless the widget sets its own threshold.
 pub const MIN_COVERAGE: f64 = 0.5;
 
-impl KnowledgeIndex {
-    pub fn from_markdown(text: &str) -> Self {
-        let sections = split_sections(text);
-        let terms: Vec<HashMap<String, u32>> = sections
-            .iter()
-            .map(|s| {
-                let mut tf = HashMap::new();
-                for t in tokenize(&s.title)
-                    .into_iter()
-                    .chain(tokenize(&s.title))
-                    .chain(tokenize(&s.body))
-                {
-                    *tf.entry(t).or_insert(0) += 1;
-                }
-                tf
-            })
-            .collect();
-        let lengths: Vec<f64> = terms
-            .iter()
-            .map(|tf| tf.values().sum::<u32>() as f64)
-            .collect();
-        let avg_len = if lengths.is_empty() {
-            0.0
-        } else {
-            lengths.iter().sum::<f64>() / lengths.len() as f64
-        };
-        let mut doc_freq = HashMap::new();
-        for tf in &terms {
-            for t in tf.keys() {
-                *doc_freq.entry(t.clone()).or_insert(0) += 1;
-            }
+/// The terms a chunk is indexed by: its heading's counted twice (a heading
+/// says what the text is about), then its text's, space-separated.
+pub fn index_terms(heading: &str, text: &str) -> String {
+    let heading = tokenize(heading);
+    let mut out = String::with_capacity(text.len());
+    for t in heading.iter().chain(&heading).chain(&tokenize(text)) {
+        if !out.is_empty() {
+            out.push(' ');
         }
-        Self {
-            sections,
-            terms,
-            lengths,
-            avg_len,
-            doc_freq,
-        }
+        out.push_str(t);
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.sections.is_empty()
-    }
-
-    pub fn sections(&self) -> &[Section] {
-        &self.sections
-    }
-
-    fn idf(&self, term: &str) -> f64 {
-        self.idf_of_df(self.doc_freq.get(term).copied().unwrap_or(0) as f64)
-    }
-
-    fn idf_of_df(&self, df: f64) -> f64 {
-        let n = self.sections.len() as f64;
-        (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
-    }
-
-    /// The sections that share terms with `question`, best first.
-    pub fn search(&self, question: &str, limit: usize) -> Vec<Hit<'_>> {
-        let query: HashSet<String> = tokenize(question).into_iter().collect();
-        if query.is_empty() || self.sections.is_empty() {
-            return Vec::new();
-        }
-        // A word the knowledge never uses weighs as much as its rarest word:
-        // enough to show the question is about something else, not more.
-        let rarest = self.idf_of_df(1.0);
-        let total_idf: f64 = query
-            .iter()
-            .map(|t| {
-                if self.doc_freq.contains_key(t) {
-                    self.idf(t)
-                } else {
-                    rarest
-                }
-            })
-            .sum();
-        let mut hits: Vec<Hit<'_>> = self
-            .terms
-            .iter()
-            .enumerate()
-            .filter_map(|(i, tf)| {
-                let mut score = 0.0;
-                let mut covered = 0.0;
-                for term in &query {
-                    let Some(&f) = tf.get(term) else { continue };
-                    let f = f as f64;
-                    let idf = self.idf(term);
-                    let norm = K1 * (1.0 - B + B * self.lengths[i] / self.avg_len.max(1.0));
-                    score += idf * f * (K1 + 1.0) / (f + norm);
-                    covered += idf;
-                }
-                (score > 0.0).then(|| Hit {
-                    section: &self.sections[i],
-                    score,
-                    coverage: if total_idf > 0.0 {
-                        covered / total_idf
-                    } else {
-                        0.0
-                    },
-                })
-            })
-            .collect();
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
-        hits.truncate(limit);
-        hits
-    }
-
-    /// The section that answers `question`, if one covers enough of it.
-    pub fn answer(&self, question: &str) -> Option<&Section> {
-        self.search(question, 1)
-            .into_iter()
-            .find(|hit| hit.coverage >= MIN_COVERAGE)
-            .map(|hit| hit.section)
-    }
+    out
 }
 
-/// Splits markdown at ATX headings (`#` to `######`), outside code fences.
-/// Text before the first heading becomes a section titled by the document.
-fn split_sections(text: &str) -> Vec<Section> {
-    let mut sections = Vec::new();
-    let mut title = String::new();
-    let mut body = String::new();
-    let mut in_fence = false;
-    let flush = |title: &str, body: &mut String, sections: &mut Vec<Section>| {
-        let trimmed = body.trim();
-        if !trimmed.is_empty() {
-            sections.push(Section {
-                title: title.to_owned(),
-                body: trimmed.to_owned(),
-            });
-        }
-        body.clear();
-    };
-    for line in text.lines() {
-        if line.trim_start().starts_with("```") {
-            in_fence = !in_fence;
-        }
-        let heading = (!in_fence)
-            .then(|| line.strip_prefix('#'))
-            .flatten()
-            .map(|rest| rest.trim_start_matches('#'))
-            .filter(|rest| rest.is_empty() || rest.starts_with(' '));
-        match heading {
-            Some(rest) => {
-                flush(&title, &mut body, &mut sections);
-                title = rest.trim().to_owned();
-            }
-            None => {
-                body.push_str(line);
-                body.push('\n');
-            }
+/// The distinct terms of a question, in order.
+pub fn question_terms(question: &str) -> Vec<String> {
+    let mut seen = HashSet::new();
+    tokenize(question)
+        .into_iter()
+        .filter(|t| seen.insert(t.clone()))
+        .collect()
+}
+
+/// How much of a question's information (IDF-weighted over the widget's
+/// `total` chunks, `doc_freq` holding how many contain each term) a chunk
+/// whose terms are `chunk_terms` covers, from 0 to 1. A word the knowledge
+/// never uses weighs as much as its rarest word: enough to show the
+/// question is about something else, not more.
+pub fn coverage(
+    question: &[String],
+    chunk_terms: &str,
+    doc_freq: &HashMap<String, u64>,
+    total: u64,
+) -> f64 {
+    if question.is_empty() || total == 0 {
+        return 0.0;
+    }
+    let n = total as f64;
+    let idf = |df: f64| (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+    let rarest = idf(1.0);
+    let present: HashSet<&str> = chunk_terms.split(' ').collect();
+    let (mut covered, mut all) = (0.0, 0.0);
+    for term in question {
+        let weight = match doc_freq.get(term).copied().unwrap_or(0) {
+            0 => rarest,
+            df => idf(df as f64),
+        };
+        all += weight;
+        if present.contains(term.as_str()) {
+            covered += weight;
         }
     }
-    flush(&title, &mut body, &mut sections);
-    sections
+    if all > 0.0 { covered / all } else { 0.0 }
 }
 
 const STOPWORDS: &[&str] = &[
@@ -240,58 +184,6 @@ fn stem(word: &str) -> String {
 mod tests {
     use super::*;
 
-    const DOC: &str = "Intro text about Acme.\n\n# Shipping\nWe ship to 40 countries within 3 days.\n\n\
-        ## Returns\nReturns are free for 30 days. Print the label from your account.\n\n\
-        ```sh\n# not a heading\n```\n\n# Opening hours\nThe shop is open Monday to Friday, 9 to 5.\n";
-
-    #[test]
-    fn markdown_is_split_at_headings_but_not_inside_code() {
-        let index = KnowledgeIndex::from_markdown(DOC);
-        let titles: Vec<_> = index.sections().iter().map(|s| s.title.as_str()).collect();
-        assert_eq!(titles, ["", "Shipping", "Returns", "Opening hours"]);
-        assert!(index.sections()[2].body.contains("# not a heading"));
-    }
-
-    #[test]
-    fn the_matching_section_ranks_first() {
-        let index = KnowledgeIndex::from_markdown(DOC);
-        assert_eq!(
-            index
-                .answer("How do I return an item?")
-                .map(|s| s.title.as_str()),
-            Some("Returns")
-        );
-        assert_eq!(
-            index.answer("When are you open?").map(|s| s.title.as_str()),
-            Some("Opening hours")
-        );
-        assert_eq!(
-            index
-                .answer("Which countries do you ship to")
-                .map(|s| s.title.as_str()),
-            Some("Shipping")
-        );
-        assert_eq!(
-            index
-                .answer("Does it work with Acme shipping?")
-                .map(|s| s.title.as_str()),
-            Some("Shipping")
-        );
-    }
-
-    #[test]
-    fn questions_the_knowledge_does_not_cover_find_nothing() {
-        let index = KnowledgeIndex::from_markdown(DOC);
-        assert!(index.answer("What is the capital of France?").is_none());
-        assert!(index.answer("Do you sell bicycles for kids?").is_none());
-        assert!(index.answer("").is_none());
-        assert!(
-            KnowledgeIndex::from_markdown("")
-                .answer("shipping")
-                .is_none()
-        );
-    }
-
     #[test]
     fn stemming_joins_word_forms() {
         assert_eq!(
@@ -300,5 +192,29 @@ mod tests {
         );
         assert_eq!(tokenize("Countries country"), ["country", "country"]);
         assert_eq!(tokenize("the a of"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn headings_weigh_twice_in_the_index() {
+        assert_eq!(
+            index_terms("Returns", "Free returns"),
+            "return return free return"
+        );
+    }
+
+    #[test]
+    fn coverage_weighs_rare_words_and_counts_unknown_ones_as_rarest() {
+        let df: HashMap<String, u64> = [("ship".to_owned(), 1), ("day".to_owned(), 3)].into();
+        let q = question_terms("Do you ship within days?");
+        assert_eq!(q, ["ship", "within", "day"]);
+        let full = coverage(&q, "ship within day", &df, 4);
+        assert!((full - 1.0).abs() < 1e-9);
+        let rare_only = coverage(&q, "ship", &df, 4);
+        let common_only = coverage(&q, "day", &df, 4);
+        assert!(rare_only > common_only, "{rare_only} {common_only}");
+        // "within" appears nowhere: it weighs like the rarest word.
+        assert!(coverage(&q, "ship day", &df, 4) < 0.7);
+        assert_eq!(coverage(&[], "ship", &df, 4), 0.0);
+        assert_eq!(coverage(&q, "ship", &df, 0), 0.0);
     }
 }

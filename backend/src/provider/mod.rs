@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use futures_util::Stream;
 use protocol::Usage;
 
-pub use offline::OfflineProvider;
+pub use offline::{OfflineProvider, compose_answer};
 pub use openai::OpenAiProvider;
 
 use crate::tenants::Widget;
@@ -38,6 +38,16 @@ pub struct PromptMessage {
     pub content: String,
 }
 
+/// A numbered passage of the widget's knowledge: the answer cites it as
+/// `[n]`, and the visitor sees it under the answer as source `n`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Passage {
+    pub n: u32,
+    /// Where it comes from: the page's title and the heading path.
+    pub title: String,
+    pub text: String,
+}
+
 /// What a provider is asked.
 #[derive(Debug, Clone)]
 pub struct PromptRequest {
@@ -45,6 +55,8 @@ pub struct PromptRequest {
     pub history: Vec<PromptMessage>,
     /// The visitor's new message.
     pub question: String,
+    /// The knowledge relevant to the question, best first.
+    pub knowledge: Vec<Passage>,
 }
 
 /// A piece of the answer.
@@ -70,6 +82,17 @@ pub enum ProviderError {
 }
 
 pub type DeltaStream = Pin<Box<dyn Stream<Item = Result<Delta, ProviderError>> + Send>>;
+
+/// A fixed reply streamed word by word, with no model call: the widget's
+/// "I don't know", or a FAQ's answer.
+pub fn canned(text: &str) -> DeltaStream {
+    let deltas: Vec<Result<Delta, ProviderError>> = offline::words(text)
+        .into_iter()
+        .map(|w| Ok(Delta::Text(w)))
+        .chain([Ok(Delta::Finish("stop".into()))])
+        .collect();
+    Box::pin(futures_util::stream::iter(deltas))
+}
 
 #[async_trait]
 pub trait ChatProvider: Send + Sync + std::fmt::Debug {

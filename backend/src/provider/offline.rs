@@ -1,12 +1,15 @@
-//! The built-in answerer, used when no model is configured: it finds the
-//! section of the widget's knowledge that best answers the question and
-//! streams it word by word, or says plainly that it cannot help.
+//! The built-in answerer, used when no model is configured: it streams the
+//! passage of the widget's knowledge that best answers the question (the
+//! chat found and numbered it) word by word, citing it, or says plainly
+//! that it cannot help.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::stream;
 
+#[cfg(test)]
+use super::Passage;
 use super::{ChatProvider, Delta, DeltaStream, PromptRequest, ProviderError};
 use crate::tenants::Widget;
 
@@ -21,33 +24,22 @@ impl OfflineProvider {
     }
 }
 
-/// The answer's text for `question`.
-pub fn compose_answer(widget: &Widget, question: &str) -> String {
-    if let Some(section) = widget.knowledge.answer(question) {
-        return section.body.clone();
+/// The answer's text: the best passage, cited, or a plain "I don't
+/// know" when there is none (the chat only asks without knowledge when the
+/// widget has none at all).
+pub fn compose_answer(request: &PromptRequest) -> String {
+    match request.knowledge.first() {
+        Some(best) => format!("{} [{}]", best.text.trim_end(), best.n),
+        None => {
+            "I couldn't find anything about that in the documents I have, so I'd rather not guess."
+                .into()
+        }
     }
-    let topics: Vec<&str> = widget
-        .knowledge
-        .sections()
-        .iter()
-        .map(|s| s.title.as_str())
-        .filter(|t| !t.is_empty())
-        .take(4)
-        .collect();
-    let mut text = String::from(
-        "I couldn't find anything about that in the documents I have, so I'd rather not guess.",
-    );
-    if !topics.is_empty() {
-        text.push_str(" I can help with: ");
-        text.push_str(&topics.join(", "));
-        text.push('.');
-    }
-    text
 }
 
 /// Splits text into words that keep their trailing white space, so the
 /// pieces concatenate back to the original exactly.
-fn words(text: &str) -> Vec<String> {
+pub(super) fn words(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
     let mut in_space = false;
@@ -74,10 +66,10 @@ impl ChatProvider for OfflineProvider {
 
     async fn start(
         &self,
-        widget: &Widget,
+        _widget: &Widget,
         request: PromptRequest,
     ) -> Result<DeltaStream, ProviderError> {
-        let pieces = words(&compose_answer(widget, &request.question));
+        let pieces = words(&compose_answer(&request));
         let delay = self.word_delay;
         let deltas = pieces
             .into_iter()
@@ -111,17 +103,22 @@ mod tests {
     }
 
     #[test]
-    fn the_demo_widget_answers_from_its_knowledge_and_declines_the_rest() {
-        let demo = Widget::demo();
-        let answer = compose_answer(&demo, "Does it work with Ollama?");
-        assert!(answer.contains("Ollama"), "{answer}");
-        let answer = compose_answer(&demo, "How much does it cost?");
-        assert!(answer.contains("free"), "{answer}");
-        let declined = compose_answer(&demo, "What is the boiling point of mercury?");
-        assert!(
-            declined.starts_with("I couldn't find anything"),
-            "{declined}"
-        );
-        assert!(declined.contains("Installing the widget"), "{declined}");
+    fn the_best_passage_is_the_answer_with_its_citation() {
+        let passage = |n: u32, text: &str| Passage {
+            n,
+            title: "t".into(),
+            text: text.into(),
+        };
+        let request = PromptRequest {
+            history: vec![],
+            question: "q".into(),
+            knowledge: vec![passage(1, "Use Ollama.\n"), passage(2, "Other.")],
+        };
+        assert_eq!(compose_answer(&request), "Use Ollama. [1]");
+        let none = PromptRequest {
+            knowledge: vec![],
+            ..request
+        };
+        assert!(compose_answer(&none).starts_with("I couldn't find anything"));
     }
 }

@@ -21,9 +21,6 @@ use super::{ChatProvider, Delta, DeltaStream, PromptRequest, PromptRole, Provide
 use crate::config::UpstreamSettings;
 use crate::tenants::Widget;
 
-/// How many knowledge sections go into the system prompt.
-const KNOWLEDGE_SECTIONS: usize = 3;
-
 #[derive(Debug, Clone)]
 pub struct OpenAiProvider {
     client: Client<OpenAIConfig>,
@@ -59,19 +56,17 @@ impl OpenAiProvider {
     /// The JSON body sent upstream.
     pub fn request_body(&self, widget: &Widget, request: &PromptRequest) -> serde_json::Value {
         let mut system = widget.system_prompt.trim().to_owned();
-        let hits = widget
-            .knowledge
-            .search(&request.question, KNOWLEDGE_SECTIONS);
-        if !hits.is_empty() {
+        if !request.knowledge.is_empty() {
             if !system.is_empty() {
                 system.push_str("\n\n");
             }
-            system.push_str("Answer from this knowledge where it applies:\n");
-            for hit in hits {
-                system.push_str("\n## ");
-                system.push_str(&hit.section.title);
-                system.push('\n');
-                system.push_str(&hit.section.body);
+            system.push_str(
+                "Answer from these numbered sources. Cite the ones you use by their \
+                 number in brackets, like [1]. If they do not answer the question, say so.\n",
+            );
+            for passage in &request.knowledge {
+                system.push_str(&format!("\n[{}] {}\n", passage.n, passage.title));
+                system.push_str(&passage.text);
                 system.push('\n');
             }
         }
@@ -246,11 +241,21 @@ mod tests {
                     content: "earlier".into(),
                 }],
                 question: "Does it work with Ollama?".into(),
+                knowledge: vec![super::super::Passage {
+                    n: 1,
+                    title: "Models".into(),
+                    text: "Any OpenAI-compatible server: Ollama, vLLM.".into(),
+                }],
             },
         );
         let messages = body["messages"].as_array().unwrap();
         assert_eq!(messages[0]["role"], "system");
-        assert!(messages[0]["content"].as_str().unwrap().contains("Ollama"));
+        let system = messages[0]["content"].as_str().unwrap();
+        assert!(system.starts_with(&widget.system_prompt), "{system}");
+        assert!(
+            system.contains("[1] Models\nAny OpenAI-compatible server: Ollama, vLLM."),
+            "{system}"
+        );
         assert_eq!(messages[1]["content"], "earlier");
         assert_eq!(messages[2]["content"], "Does it work with Ollama?");
         assert_eq!(body["stream"], true);
@@ -267,6 +272,7 @@ mod tests {
             &PromptRequest {
                 history: vec![],
                 question: "hi".into(),
+                knowledge: vec![],
             },
         );
         assert_eq!(

@@ -26,6 +26,8 @@ pub struct StoredMessage {
     pub status: MessageStatus,
     pub usage: Option<Usage>,
     pub created_at: SystemTime,
+    /// The knowledge an answer used (its `sources` event).
+    pub sources: Vec<protocol::SourceRef>,
 }
 
 impl StoredMessage {
@@ -37,8 +39,18 @@ impl StoredMessage {
             content: self.content.clone(),
             status: self.status,
             created_at: millis(self.created_at),
+            sources: self.sources.clone(),
         }
     }
+}
+
+/// The answer a turn starts: its id, the knowledge it is grounded in, and
+/// whether the question found nothing relevant (an unanswered question).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAnswer {
+    pub id: String,
+    pub sources: Vec<protocol::SourceRef>,
+    pub unanswered: bool,
 }
 
 /// Whose a conversation is: the session's anonymous visitor, and the
@@ -68,7 +80,16 @@ pub trait ConversationStore: Send + Sync + std::fmt::Debug {
     /// Starts a turn in one transaction: creates the conversation when
     /// `conversation` is `None` (or checks that `owner` may continue it),
     /// commits the visitor's message, and starts the answer as an empty
-    /// `streaming` message with id `answer_id`. Returns the conversation's id.
+    /// `streaming` message (with its sources). Returns the conversation's id.
+    async fn begin_turn(
+        &self,
+        widget: &WidgetId,
+        owner: &Owner,
+        conversation: Option<&str>,
+        question: StoredMessage,
+        answer: &NewAnswer,
+    ) -> Result<String, StoreError>;
+    /// [`Self::begin_turn`] for an answer without sources.
     async fn start_turn(
         &self,
         widget: &WidgetId,
@@ -76,7 +97,15 @@ pub trait ConversationStore: Send + Sync + std::fmt::Debug {
         conversation: Option<&str>,
         question: StoredMessage,
         answer_id: &str,
-    ) -> Result<String, StoreError>;
+    ) -> Result<String, StoreError> {
+        let answer = NewAnswer {
+            id: answer_id.to_owned(),
+            sources: Vec::new(),
+            unanswered: false,
+        };
+        self.begin_turn(widget, owner, conversation, question, &answer)
+            .await
+    }
     /// The messages of a conversation, oldest first; `None` when it does not
     /// exist, belongs to another widget, or `owner` may not read it.
     async fn messages(

@@ -9,10 +9,12 @@
 //! requests.
 
 pub mod conversations;
+pub mod knowledge;
 pub mod sqlite;
 pub mod tenants;
 
-pub use conversations::{ConversationStore, MessageStatus, Owner, Role, StoredMessage};
+pub use conversations::{ConversationStore, MessageStatus, NewAnswer, Owner, Role, StoredMessage};
+pub use knowledge::KnowledgeStore;
 pub use sqlite::SqliteStore;
 pub use tenants::{AdminMessage, ConversationSummary, DailyUsage, KeyHash, TenantStore};
 

@@ -7,7 +7,6 @@ use salvo::oapi::ToSchema;
 use serde::{Deserialize, Serialize};
 
 use super::session::hash_key;
-use crate::knowledge::KnowledgeIndex;
 
 /// The demo widget's knowledge: a short guide to Porthole itself.
 pub const DEMO_KNOWLEDGE: &str = include_str!("../../knowledge/porthole.md");
@@ -62,8 +61,17 @@ pub struct WidgetDef {
     pub model: Option<String>,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
-    /// Markdown the widget answers from.
+    /// Markdown the widget answers from (kept as its first knowledge
+    /// source, "Widget knowledge"; more sources through the knowledge API).
     pub knowledge: String,
+    /// What the widget says when its knowledge has nothing relevant to a
+    /// question; empty for the built-in reply.
+    #[serde(default)]
+    pub unknown_reply: String,
+    /// How much of a question (0 to 1, IDF-weighted) a passage must cover
+    /// to be used; `null` for the server's default (0.5); 0 answers always.
+    #[serde(default)]
+    pub min_relevance: Option<f32>,
     /// Origins that may embed the widget (`https://example.com`,
     /// `https://*.example.com`); empty for any site.
     pub allowed_sites: Vec<String>,
@@ -96,6 +104,8 @@ impl WidgetDef {
             temperature: None,
             max_tokens: None,
             knowledge: String::new(),
+            unknown_reply: String::new(),
+            min_relevance: None,
             allowed_sites: Vec::new(),
             verification_secret: None,
             disabled: false,
@@ -157,6 +167,15 @@ impl WidgetDef {
         if self.knowledge.len() > 2 * 1024 * 1024 {
             return fail("knowledge", "must be at most 2 MiB of markdown");
         }
+        if self.unknown_reply.len() > 2_000 {
+            return fail("unknown_reply", "must be at most 2000 bytes");
+        }
+        if self
+            .min_relevance
+            .is_some_and(|r| !(0.0..=1.0).contains(&r))
+        {
+            return fail("min_relevance", "must be between 0 and 1, or null");
+        }
         if self.allowed_sites.len() > 100 {
             return fail("allowed_sites", "at most 100 sites");
         }
@@ -210,7 +229,8 @@ pub struct Widget {
     pub id: WidgetId,
     pub title: String,
     pub system_prompt: String,
-    pub knowledge: KnowledgeIndex,
+    pub unknown_reply: String,
+    pub min_relevance: f64,
     pub greeting: String,
     pub starters: Vec<String>,
     pub theme: protocol::widget::Theme,
@@ -247,13 +267,16 @@ impl Widget {
         }
     }
 
-    /// The runtime form of a stored widget (its knowledge indexed).
+    /// The runtime form of a stored widget.
     pub fn from_def(def: &WidgetDef) -> Result<Self, String> {
         Ok(Self {
             id: WidgetId::parse(&def.id)?,
             title: def.title.clone(),
             system_prompt: def.system_prompt.clone(),
-            knowledge: KnowledgeIndex::from_markdown(&def.knowledge),
+            unknown_reply: def.unknown_reply.clone(),
+            min_relevance: def
+                .min_relevance
+                .map_or(crate::knowledge::MIN_COVERAGE, f64::from),
             greeting: def.greeting.clone(),
             starters: def.starters.clone(),
             theme: def.theme.clone(),

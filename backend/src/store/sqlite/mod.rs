@@ -14,10 +14,11 @@ use sqlx::sqlite::{
 };
 
 use super::conversations::millis;
-use super::{ConversationStore, MessageStatus, Owner, Role, StoreError, StoredMessage};
+use super::{ConversationStore, MessageStatus, NewAnswer, Owner, Role, StoreError, StoredMessage};
 use crate::ids::new_id;
 use crate::tenants::WidgetId;
 
+pub mod knowledge;
 mod tenants;
 
 fn status_str(s: MessageStatus) -> &'static str {
@@ -79,6 +80,9 @@ struct TurnRequest {
     conversation: Option<String>,
     question: StoredMessage,
     answer_id: String,
+    /// The JSON of the answer's sources, when it has some.
+    sources: Option<String>,
+    unanswered: bool,
     reply: tokio::sync::oneshot::Sender<Result<String, StoreError>>,
 }
 
@@ -243,12 +247,12 @@ async fn write_turns(
     // A continued conversation's ownership was checked when its history was
     // read; a missing one fails the foreign key.
     let rows = vec![
-        "(?, ?, (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?) + ?, ?, ?, ?, ?)";
+        "(?, ?, (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?) + ?, ?, ?, ?, ?, ?, ?)";
         batch.len() * 2
     ]
     .join(", ");
     let sql = format!(
-        "INSERT INTO messages (id, conversation_id, seq, role, content, status, created_at) VALUES {rows}"
+        "INSERT INTO messages (id, conversation_id, seq, role, content, status, created_at, sources, unanswered) VALUES {rows}"
     );
     // Built from constant fragments and a count; every value is bound.
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -261,7 +265,9 @@ async fn write_turns(
             .bind("user")
             .bind(turn.question.content.as_str())
             .bind("complete")
-            .bind(millis(turn.question.created_at) as i64);
+            .bind(millis(turn.question.created_at) as i64)
+            .bind(None::<String>)
+            .bind(0_i64);
         q = q
             .bind(turn.answer_id.as_str())
             .bind(id.as_str())
@@ -270,7 +276,9 @@ async fn write_turns(
             .bind("assistant")
             .bind("")
             .bind("streaming")
-            .bind(now);
+            .bind(now)
+            .bind(turn.sources.as_deref())
+            .bind(i64::from(turn.unanswered));
     }
     q.execute(&mut *tx).await?;
     tx.commit().await?;
@@ -298,31 +306,34 @@ impl SqliteStore {
 
 #[async_trait]
 impl ConversationStore for SqliteStore {
-    async fn start_turn(
+    async fn begin_turn(
         &self,
         widget: &WidgetId,
         owner: &Owner,
         conversation: Option<&str>,
         question: StoredMessage,
-        answer_id: &str,
+        answer: &NewAnswer,
     ) -> Result<String, StoreError> {
         if let Some(id) = conversation
             && !self.may_read(widget, owner, id).await?
         {
             return Err(StoreError::NoSuchConversation(id.to_owned()));
         }
-        let (reply, answer) = tokio::sync::oneshot::channel();
+        let (reply, written) = tokio::sync::oneshot::channel();
         let turn = TurnRequest {
             widget: widget.as_str().to_owned(),
             owner: owner.clone(),
             conversation: conversation.map(str::to_owned),
             question,
-            answer_id: answer_id.to_owned(),
+            answer_id: answer.id.clone(),
+            sources: (!answer.sources.is_empty())
+                .then(|| serde_json::to_string(&answer.sources).unwrap_or_default()),
+            unanswered: answer.unanswered,
             reply,
         };
         let gone = || StoreError::Unavailable("the store's writer stopped".into());
         self.turns.send(turn).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+        written.await.map_err(|_| gone())?
     }
 
     async fn messages(
@@ -335,7 +346,7 @@ impl ConversationStore for SqliteStore {
             return Ok(None);
         }
         let rows = sqlx::query(
-            "SELECT id, role, content, status, prompt_tokens, completion_tokens, created_at \
+            "SELECT id, role, content, status, prompt_tokens, completion_tokens, created_at, sources \
              FROM messages WHERE conversation_id = ? ORDER BY seq",
         )
         .bind(conversation)
@@ -353,7 +364,12 @@ impl ConversationStore for SqliteStore {
                 total_tokens: (p + c) as u32,
             });
             let created: i64 = row.try_get("created_at")?;
+            let sources = row
+                .try_get::<Option<String>, _>("sources")?
+                .and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or_default();
             out.push(StoredMessage {
+                sources,
                 id: row.try_get("id")?,
                 role,
                 content: row.try_get("content")?,
@@ -454,6 +470,7 @@ mod tests {
             status: MessageStatus::Complete,
             usage: None,
             created_at: SystemTime::now(),
+            sources: Vec::new(),
         }
     }
 

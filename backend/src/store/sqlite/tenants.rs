@@ -25,7 +25,8 @@ fn json_text<T: Serialize>(v: &T) -> String {
 }
 
 const WIDGET_COLUMNS: &str = "id, title, greeting, starters, theme, system_prompt, model, \
-     temperature, max_tokens, knowledge, verification_secret, disabled, limits, source, created_at, updated_at";
+     temperature, max_tokens, knowledge, unknown_reply, min_relevance, verification_secret, disabled, \
+     limits, source, created_at, updated_at";
 
 fn widget_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<WidgetDef, StoreError> {
     let bad = |what: &str, e: serde_json::Error| {
@@ -49,6 +50,10 @@ fn widget_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<WidgetDef, StoreErro
         temperature: temperature.map(|t| t as f32),
         max_tokens: max_tokens.map(|n| n.clamp(0, i64::from(u32::MAX)) as u32),
         knowledge: row.try_get("knowledge")?,
+        unknown_reply: row.try_get("unknown_reply")?,
+        min_relevance: row
+            .try_get::<Option<f64>, _>("min_relevance")?
+            .map(|r| r as f32),
         allowed_sites: Vec::new(),
         verification_secret: row.try_get("verification_secret")?,
         disabled: row.try_get::<i64, _>("disabled")? != 0,
@@ -68,12 +73,14 @@ async fn write_widget(
     let now = now_ms();
     let sql = if insert {
         "INSERT INTO widgets (title, greeting, starters, theme, system_prompt, model, temperature, \
-         max_tokens, knowledge, verification_secret, disabled, limits, source, updated_at, id, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+         max_tokens, knowledge, verification_secret, disabled, limits, source, unknown_reply, \
+         min_relevance, updated_at, id, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     } else {
         "UPDATE widgets SET title = ?, greeting = ?, starters = ?, theme = ?, system_prompt = ?, \
          model = ?, temperature = ?, max_tokens = ?, knowledge = ?, verification_secret = ?, \
-         disabled = ?, limits = ?, source = ?, updated_at = ? WHERE id = ?"
+         disabled = ?, limits = ?, source = ?, unknown_reply = ?, min_relevance = ?, \
+         updated_at = ? WHERE id = ?"
     };
     let mut q = sqlx::query(sql)
         .bind(&def.title)
@@ -89,6 +96,8 @@ async fn write_widget(
         .bind(i64::from(def.disabled))
         .bind(json_text(&def.limits))
         .bind(&def.source)
+        .bind(&def.unknown_reply)
+        .bind(def.min_relevance.map(f64::from))
         .bind(now)
         .bind(&def.id);
     if insert {
@@ -98,6 +107,7 @@ async fn write_widget(
     if done.rows_affected() == 0 {
         return Ok(false);
     }
+    super::knowledge::mirror_widget_knowledge(tx, &def.id, &def.knowledge, now).await?;
     sqlx::query("DELETE FROM widget_sites WHERE widget_id = ?")
         .bind(&def.id)
         .execute(&mut *tx)

@@ -1,0 +1,442 @@
+//! The knowledge base in SQLite: sources, pages and chunks, and an FTS5
+//! index over the chunks' analysed terms, ranked by its built-in BM25.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use super::SqliteStore;
+use crate::store::StoreError;
+use crate::store::knowledge::{
+    FoundChunk, KnowledgeStore, NewPage, NewSource, PageError, PageState, Search, SourceInfo,
+    SourceKind, SyncStatus,
+};
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The id of the source that mirrors a widget's own `knowledge` text.
+pub fn widget_knowledge_source(widget: &str) -> String {
+    format!("src_{widget}_knowledge")
+}
+
+/// Keeps the widget's `knowledge` text as its first source: created or
+/// changed text is marked for a sync; emptied text removes the source.
+pub(super) async fn mirror_widget_knowledge(
+    tx: &mut sqlx::SqliteConnection,
+    widget: &str,
+    knowledge: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let id = widget_knowledge_source(widget);
+    if knowledge.trim().is_empty() {
+        sqlx::query("DELETE FROM knowledge_sources WHERE id = ?")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO knowledge_sources (id, widget_id, kind, name, body, status, created_at, updated_at) \
+         VALUES (?, ?, 'text', 'Widget knowledge', ?, 'pending', ?, ?) \
+         ON CONFLICT (id) DO UPDATE SET body = excluded.body, status = 'pending', \
+         updated_at = excluded.updated_at WHERE knowledge_sources.body IS NOT excluded.body",
+    )
+    .bind(&id)
+    .bind(widget)
+    .bind(knowledge.as_bytes())
+    .bind(now)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+const SOURCE_COLUMNS: &str = "s.id, s.widget_id, s.kind, s.name, s.url, s.status, s.pages_total, \
+     s.pages_done, s.pages_failed, s.error, s.sync_every_secs, s.created_at, s.updated_at, \
+     s.synced_at, (SELECT COUNT(*) FROM knowledge_chunks c JOIN knowledge_pages p ON p.id = c.page_id \
+     WHERE p.source_id = s.id) AS chunks";
+
+fn source_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SourceInfo, StoreError> {
+    let kind: String = row.try_get("kind")?;
+    let u = |name: &str| -> Result<u32, StoreError> {
+        Ok(row.try_get::<i64, _>(name)?.clamp(0, i64::from(u32::MAX)) as u32)
+    };
+    Ok(SourceInfo {
+        id: row.try_get("id")?,
+        widget_id: row.try_get("widget_id")?,
+        kind: SourceKind::parse(&kind).unwrap_or(SourceKind::Text),
+        name: row.try_get("name")?,
+        url: row.try_get("url")?,
+        status: SyncStatus::parse(&row.try_get::<String, _>("status")?),
+        pages_total: u("pages_total")?,
+        pages_done: u("pages_done")?,
+        pages_failed: u("pages_failed")?,
+        chunks: u("chunks")?,
+        error: row.try_get("error")?,
+        sync_every_secs: row
+            .try_get::<Option<i64>, _>("sync_every_secs")?
+            .map(|s| s.max(0) as u64),
+        created_at: row.try_get::<i64, _>("created_at")?.max(0) as u64,
+        updated_at: row.try_get::<i64, _>("updated_at")?.max(0) as u64,
+        synced_at: row
+            .try_get::<Option<i64>, _>("synced_at")?
+            .map(|t| t.max(0) as u64),
+    })
+}
+
+#[async_trait]
+impl KnowledgeStore for SqliteStore {
+    async fn add_source(&self, s: &NewSource) -> Result<(), StoreError> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "INSERT OR IGNORE INTO knowledge_sources (id, widget_id, kind, name, url, body, \
+             sync_every_secs, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+        )
+        .bind(&s.id)
+        .bind(&s.widget_id)
+        .bind(s.kind.as_str())
+        .bind(&s.name)
+        .bind(&s.url)
+        .bind(&s.body)
+        .bind(s.sync_every_secs.map(|v| v.min(i64::MAX as u64) as i64))
+        .bind(now)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!("source {:?}", s.id)));
+        }
+        Ok(())
+    }
+
+    async fn put_text_source(&self, s: &NewSource) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let body = s.body.as_deref().unwrap_or_default();
+        mirror_widget_knowledge(
+            &mut tx,
+            &s.widget_id,
+            std::str::from_utf8(body).unwrap_or_default(),
+            now_ms(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn sources(&self, widget: &str) -> Result<Vec<SourceInfo>, StoreError> {
+        let sql = format!(
+            "SELECT {SOURCE_COLUMNS} FROM knowledge_sources s WHERE s.widget_id = ? ORDER BY s.created_at, s.id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(widget)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(source_from_row).collect()
+    }
+
+    async fn source(&self, id: &str) -> Result<Option<SourceInfo>, StoreError> {
+        let sql = format!("SELECT {SOURCE_COLUMNS} FROM knowledge_sources s WHERE s.id = ?");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(source_from_row).transpose()
+    }
+
+    async fn source_body(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let body: Option<Option<Vec<u8>>> =
+            sqlx::query_scalar("SELECT body FROM knowledge_sources WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(body.flatten())
+    }
+
+    async fn remove_source(&self, widget: &str, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM knowledge_sources WHERE id = ? AND widget_id = ?")
+            .bind(id)
+            .bind(widget)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn due_sources(&self, now_ms: u64) -> Result<Vec<String>, StoreError> {
+        let ids = sqlx::query_scalar(
+            "SELECT id FROM knowledge_sources WHERE status IN ('pending', 'syncing') \
+             OR (sync_every_secs IS NOT NULL AND synced_at IS NOT NULL \
+                 AND synced_at + sync_every_secs * 1000 <= ?) ORDER BY updated_at",
+        )
+        .bind(now_ms.min(i64::MAX as u64) as i64)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(ids)
+    }
+
+    async fn request_sync(&self, widget: &str, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE knowledge_sources SET status = 'pending', updated_at = ? \
+             WHERE id = ? AND widget_id = ?",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .bind(widget)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_progress(
+        &self,
+        id: &str,
+        status: SyncStatus,
+        pages_total: u32,
+        pages_done: u32,
+        pages_failed: u32,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let finished = matches!(status, SyncStatus::Ready | SyncStatus::Failed);
+        sqlx::query(
+            "UPDATE knowledge_sources SET status = ?, pages_total = ?, pages_done = ?, \
+             pages_failed = ?, error = ?, synced_at = CASE WHEN ? THEN ? ELSE synced_at END \
+             WHERE id = ?",
+        )
+        .bind(status.as_str())
+        .bind(i64::from(pages_total))
+        .bind(i64::from(pages_done))
+        .bind(i64::from(pages_failed))
+        .bind(error)
+        .bind(finished)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn pages(&self, source: &str) -> Result<Vec<PageState>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT url, etag, last_modified, content_hash FROM knowledge_pages WHERE source_id = ?",
+        )
+        .bind(source)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PageState {
+                    url: r.try_get("url")?,
+                    etag: r.try_get("etag")?,
+                    last_modified: r.try_get("last_modified")?,
+                    content_hash: r.try_get("content_hash")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn page_errors(&self, source: &str) -> Result<Vec<PageError>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT url, error FROM knowledge_pages WHERE source_id = ? AND error IS NOT NULL ORDER BY url",
+        )
+        .bind(source)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(url, error)| PageError { url, error })
+            .collect())
+    }
+
+    async fn put_page(&self, source: &str, widget: &str, page: &NewPage) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let page_id: i64 = sqlx::query_scalar(
+            "INSERT INTO knowledge_pages (source_id, url, title, etag, last_modified, content_hash, error, fetched_at) \
+             VALUES (?, ?, ?, ?, ?, ?, NULL, ?) \
+             ON CONFLICT (source_id, url) DO UPDATE SET title = excluded.title, etag = excluded.etag, \
+             last_modified = excluded.last_modified, content_hash = excluded.content_hash, error = NULL, \
+             fetched_at = excluded.fetched_at RETURNING id",
+        )
+        .bind(source)
+        .bind(&page.url)
+        .bind(&page.title)
+        .bind(&page.etag)
+        .bind(&page.last_modified)
+        .bind(&page.content_hash)
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await?;
+        // The old chunks go (their index rows with them, by trigger).
+        sqlx::query("DELETE FROM knowledge_chunks WHERE page_id = ?")
+            .bind(page_id)
+            .execute(&mut *tx)
+            .await?;
+        for (seq, chunk) in page.chunks.iter().enumerate() {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO knowledge_chunks (page_id, widget_id, seq, heading, anchor, page_no, text) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(page_id)
+            .bind(widget)
+            .bind(seq as i64)
+            .bind(&chunk.heading)
+            .bind(&chunk.anchor)
+            .bind(chunk.page_no.map(i64::from))
+            .bind(&chunk.text)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query("INSERT INTO knowledge_fts (rowid, terms) VALUES (?, ?)")
+                .bind(id)
+                .bind(&chunk.terms)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn keep_page(
+        &self,
+        source: &str,
+        url: &str,
+        etag: Option<&str>,
+        last_modified: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE knowledge_pages SET error = NULL, fetched_at = ?, \
+             etag = COALESCE(?, etag), last_modified = COALESCE(?, last_modified) \
+             WHERE source_id = ? AND url = ?",
+        )
+        .bind(now_ms())
+        .bind(etag)
+        .bind(last_modified)
+        .bind(source)
+        .bind(url)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn fail_page(&self, source: &str, url: &str, error: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO knowledge_pages (source_id, url, error, fetched_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (source_id, url) DO UPDATE SET error = excluded.error, fetched_at = excluded.fetched_at",
+        )
+        .bind(source)
+        .bind(url)
+        .bind(error)
+        .bind(now_ms())
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_pages_except(&self, source: &str, keep: &[String]) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let stored: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, url FROM knowledge_pages WHERE source_id = ?")
+                .bind(source)
+                .fetch_all(&mut *tx)
+                .await?;
+        let keep: std::collections::HashSet<&str> = keep.iter().map(String::as_str).collect();
+        let mut removed = 0;
+        for (id, url) in stored {
+            if !keep.contains(url.as_str()) {
+                sqlx::query("DELETE FROM knowledge_pages WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                removed += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    async fn search(
+        &self,
+        widget: &str,
+        terms: &[String],
+        limit: u32,
+    ) -> Result<Search, StoreError> {
+        let total_chunks = self.chunk_count(widget).await?;
+        if terms.is_empty() || total_chunks == 0 {
+            return Ok(Search {
+                total_chunks,
+                ..Search::default()
+            });
+        }
+        // Terms are letters and digits only (knowledge::tokenize): quoting
+        // each makes it a plain FTS5 string, never an operator.
+        let quoted = |t: &String| format!("\"{}\"", t.replace('"', ""));
+        let query = terms.iter().map(quoted).collect::<Vec<_>>().join(" OR ");
+        let rows = sqlx::query(
+            "SELECT c.id, c.heading, c.anchor, c.page_no, c.text, f.terms, p.url, p.title, s.kind, \
+                    bm25(knowledge_fts) AS rank \
+             FROM knowledge_fts f \
+             JOIN knowledge_chunks c ON c.id = f.rowid \
+             JOIN knowledge_pages p ON p.id = c.page_id \
+             JOIN knowledge_sources s ON s.id = p.source_id \
+             WHERE knowledge_fts MATCH ? AND c.widget_id = ? \
+             ORDER BY rank LIMIT ?",
+        )
+        .bind(&query)
+        .bind(widget)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        let mut hits = Vec::with_capacity(rows.len());
+        for r in rows {
+            let kind: String = r.try_get("kind")?;
+            hits.push(FoundChunk {
+                id: r.try_get("id")?,
+                source_kind: SourceKind::parse(&kind).unwrap_or(SourceKind::Text),
+                url: r.try_get("url")?,
+                title: r.try_get("title")?,
+                heading: r.try_get("heading")?,
+                anchor: r.try_get("anchor")?,
+                page_no: r
+                    .try_get::<Option<i64>, _>("page_no")?
+                    .map(|n| n.clamp(0, i64::from(u32::MAX)) as u32),
+                text: r.try_get("text")?,
+                terms: r.try_get("terms")?,
+                // FTS5's bm25() is lower-is-better.
+                score: -r.try_get::<f64, _>("rank")?,
+            });
+        }
+        let mut doc_freq = HashMap::new();
+        for term in terms {
+            if doc_freq.contains_key(term) {
+                continue;
+            }
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM knowledge_fts f JOIN knowledge_chunks c ON c.id = f.rowid \
+                 WHERE knowledge_fts MATCH ? AND c.widget_id = ?",
+            )
+            .bind(quoted(term))
+            .bind(widget)
+            .fetch_one(&self.reader)
+            .await?;
+            doc_freq.insert(term.clone(), n.max(0) as u64);
+        }
+        Ok(Search {
+            hits,
+            total_chunks,
+            doc_freq,
+        })
+    }
+
+    async fn chunk_count(&self, widget: &str) -> Result<u64, StoreError> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM knowledge_chunks WHERE widget_id = ?")
+                .bind(widget)
+                .fetch_one(&self.reader)
+                .await?;
+        Ok(n.max(0) as u64)
+    }
+}
