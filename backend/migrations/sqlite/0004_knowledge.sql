@@ -22,6 +22,9 @@ CREATE TABLE knowledge_sources (
     pages_failed    INTEGER NOT NULL DEFAULT 0,
     -- Why the last sync failed as a whole (each page's error is on the page).
     error           TEXT,
+    -- The sync running now holds the source until then (a replica or CLI
+    -- that died lets go when it passes, and another resumes the sync).
+    claimed_until   INTEGER,
     -- Re-sync this often (seconds); NULL: only when asked.
     sync_every_secs INTEGER,
     created_at      INTEGER NOT NULL,

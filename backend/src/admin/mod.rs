@@ -1,7 +1,10 @@
 //! Managing widgets and their keys: the rules the admin API and the CLI
 //! (`porthole widget …`) share, so both check widgets the same way.
 //!
-//! May use: `store`, `tenants`, `limits`, `ids`. Never `http` or `state`.
+//! May use: `store`, `tenants`, `knowledge`, `limits`, `ids`. Never `http`
+//! or `state`.
+
+pub mod knowledge;
 
 use salvo::oapi::ToSchema;
 use serde::{Deserialize, Deserializer, Serialize};

@@ -1,5 +1,7 @@
-//! The `porthole` command: serve, widget, admin-key, healthcheck. `main.rs`
+//! The `porthole` command: serve, widget, knowledge, admin-key, healthcheck. `main.rs`
 //! only calls [`main`].
+
+mod knowledge;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +43,9 @@ enum Command {
     /// Creates, lists, shows, changes and deletes widgets.
     #[command(subcommand)]
     Widget(Box<WidgetCommand>),
+    /// Adds, lists, syncs and removes a widget's knowledge sources.
+    #[command(subcommand)]
+    Knowledge(knowledge::KnowledgeCommand),
     /// Manages admin keys for the admin API.
     #[command(subcommand, name = "admin-key")]
     AdminKey(AdminKeyCommand),
@@ -320,6 +325,10 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { demo, .. } => runtime.block_on(serve(settings, demo)),
         Command::Widget(cmd) => runtime.block_on(widget_command(&settings, *cmd)),
+        Command::Knowledge(cmd) => runtime.block_on(async {
+            let store = open_store(&settings).await?;
+            knowledge::run(&settings, store, cmd).await
+        }),
         Command::AdminKey(AdminKeyCommand::Create { name }) => {
             runtime.block_on(admin_key_create(&settings, &name))
         }

@@ -51,7 +51,7 @@ impl From<AdminError> for AppError {
     }
 }
 
-fn state(depot: &Depot) -> Result<Arc<AppState>, AppError> {
+pub(super) fn state(depot: &Depot) -> Result<Arc<AppState>, AppError> {
     depot
         .get_typed::<Arc<AppState>>()
         .cloned()
@@ -59,7 +59,7 @@ fn state(depot: &Depot) -> Result<Arc<AppState>, AppError> {
 }
 
 /// After a change: this server uses it at once (others within a second).
-async fn reload(state: &AppState) {
+pub(super) async fn reload(state: &AppState) {
     if let Err(e) = reload_widgets(&state.widgets, &*state.tenants).await {
         tracing::warn!(error = %e, "reloading widgets after an admin change failed");
     }
@@ -69,7 +69,11 @@ async fn reload(state: &AppState) {
     }
 }
 
-fn respond<T: Serialize + Send>(res: &mut Response, status: StatusCode, r: Result<T, AppError>) {
+pub(super) fn respond<T: Serialize + Send>(
+    res: &mut Response,
+    status: StatusCode,
+    r: Result<T, AppError>,
+) {
     match r {
         Ok(body) => {
             res.status_code(status);
@@ -109,7 +113,7 @@ fn unauthorized() -> AppError {
 
 /// Requires `Authorization: Bearer <admin key>`; compares hashes only.
 #[handler]
-async fn require_admin(
+pub(super) async fn require_admin(
     req: &mut Request,
     depot: &mut Depot,
     res: &mut Response,
@@ -170,7 +174,7 @@ async fn post_widget(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     respond(res, StatusCode::CREATED, r);
 }
 
-fn widget_id(req: &Request) -> String {
+pub(super) fn widget_id(req: &Request) -> String {
     req.param::<String>("id").unwrap_or_default()
 }
 
@@ -274,7 +278,7 @@ fn limit(req: &Request) -> u32 {
     req.query::<u32>("limit").unwrap_or(50).clamp(1, 200)
 }
 
-async fn require_widget(state: &AppState, id: &str) -> Result<(), AppError> {
+pub(super) async fn require_widget(state: &AppState, id: &str) -> Result<(), AppError> {
     match state.tenants.widget(id).await.map_err(AdminError::from)? {
         Some(_) => Ok(()),
         None => Err(AdminError::NotFound(id.into()).into()),
@@ -390,6 +394,7 @@ pub fn router() -> Router {
                     .delete(delete_widget)
                     .push(Router::with_path("rotate-key").post(post_rotate_key))
                     .push(Router::with_path("usage").get(usage))
+                    .push(super::knowledge::router())
                     .push(
                         Router::with_path("conversations")
                             .get(list_conversations)

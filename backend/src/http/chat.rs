@@ -22,15 +22,17 @@ use crate::tenants::Widget;
 pub struct SseEvent {
     /// The event's sequence number in the stream, from 0.
     pub id: String,
-    /// `meta`, `done` or `error`; absent for answer chunks.
+    /// `meta`, `sources`, `done` or `error`; absent for answer chunks.
     pub event: Option<String>,
-    /// JSON: a MetaEvent, ChunkEvent, DoneEvent or ApiError, as `event` says.
+    /// JSON: a MetaEvent, a list of SourceRef, a ChunkEvent, a DoneEvent or
+    /// an ApiError, as `event` says.
     pub data: String,
 }
 
 /// Streams the model's answer to a visitor's message as server-sent events.
 ///
-/// The answer is a `meta` event (ids), chunks as the default event with
+/// The answer is a `meta` event (ids), a `sources` event (`[SourceRef]`, the
+/// knowledge the answer uses, when it uses some), chunks as the default event with
 /// `{"chunk": "…"}` data, then exactly one `done` (`DoneEvent`) or `error`
 /// (`ApiError`) event. Every event has an `id:` (its sequence number); a
 /// `: ping` comment is sent every 15 s. Failures before the stream starts are
@@ -43,7 +45,7 @@ pub struct SseEvent {
         ("Authorization" = String, Header, description = "`Bearer <session token>` minted into the widget page"),
     ),
     responses(
-        (status_code = 200, description = "An SSE stream: `event: meta` (MetaEvent), chunks (ChunkEvent), then `event: done` (DoneEvent) or `event: error` (ApiError); the schema is of one event", content_type = "text/event-stream", body = SseEvent),
+        (status_code = 200, description = "An SSE stream: `event: meta` (MetaEvent), `event: sources` ([SourceRef]), chunks (ChunkEvent), then `event: done` (DoneEvent) or `event: error` (ApiError); the schema is of one event", content_type = "text/event-stream", body = SseEvent),
         (status_code = 400, description = "Malformed JSON or wrong field types", body = ApiError),
         (status_code = 401, description = "Unknown key (`invalid_api_key`); missing, forged or another widget's session token (`invalid_session`); expired token (`session_expired`)", body = ApiError),
         (status_code = 404, description = "No such conversation for this visitor", body = ApiError),

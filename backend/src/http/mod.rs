@@ -21,6 +21,7 @@ pub mod admin;
 pub mod auth;
 pub mod chat;
 pub mod history;
+pub mod knowledge;
 pub mod loader;
 pub mod widget_page;
 
@@ -170,6 +171,7 @@ pub fn openapi(router: &Router) -> OpenApi {
     // clients generate types for them.
     let components = &mut doc.components;
     let _ = MetaEvent::to_schema(components);
+    let _ = protocol::SourceRef::to_schema(components);
     let _ = ChunkEvent::to_schema(components);
     let _ = DoneEvent::to_schema(components);
     let _ = ApiError::to_schema(components);

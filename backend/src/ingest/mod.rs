@@ -50,6 +50,9 @@ pub struct Ingestor {
     wake: Notify,
 }
 
+/// How long a claim on a source lasts without progress.
+const CLAIM_MS: u64 = 120_000;
+
 /// How often the background loop looks for due sources without a nudge.
 const POLL_EVERY: Duration = Duration::from_secs(5);
 
@@ -119,6 +122,16 @@ impl Ingestor {
     }
 
     async fn sync(&self, source: &SourceInfo) -> Result<SyncReport, StoreError> {
+        if !self.store.claim_source(&source.id, CLAIM_MS).await? {
+            // Another process syncs it, or it is not due.
+            return Ok(SyncReport {
+                status: source.status,
+                pages_total: source.pages_total,
+                pages_done: source.pages_done,
+                pages_failed: source.pages_failed,
+                error: source.error.clone(),
+            });
+        }
         let mut run = Run {
             ingestor: self,
             source,

@@ -184,12 +184,12 @@ impl Crawler {
         let max_redirects = settings.max_redirects as usize;
         let allow_private = settings.allow_private_addresses;
         let policy = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() > max_redirects
-                || attempt.previous().contains(attempt.url())
-            {
-                return attempt.error(FetchError::Redirects);
-            }
-            match check_url(attempt.url(), allow_private) {
+            match redirect_allowed(
+                attempt.url(),
+                attempt.previous(),
+                max_redirects,
+                allow_private,
+            ) {
                 Ok(()) => attempt.follow(),
                 Err(e) => attempt.error(e),
             }
@@ -396,6 +396,22 @@ impl Crawler {
     }
 }
 
+/// Whether a redirect to `next` may be followed after `previous` URLs: not
+/// past `max` redirects, not back to a URL already visited (a loop), and
+/// never to a URL that names a private address.
+pub fn redirect_allowed(
+    next: &Url,
+    previous: &[Url],
+    max: usize,
+    allow_private: bool,
+) -> Result<(), FetchError> {
+    // `previous` holds the first URL too: n URLs mean n - 1 redirects.
+    if previous.len() > max || previous.contains(next) {
+        return Err(FetchError::Redirects);
+    }
+    check_url(next, allow_private)
+}
+
 /// An http(s) URL that names no private address.
 pub fn check_url(url: &Url, allow_private: bool) -> Result<(), FetchError> {
     if !matches!(url.scheme(), "http" | "https") {
@@ -550,6 +566,59 @@ mod tests {
         ));
         assert_eq!(check("http://127.0.0.1:9/", true), Ok(()));
         assert_eq!(check("https://docs.example.com/", false), Ok(()));
+    }
+
+    #[test]
+    fn redirects_to_private_addresses_loops_and_long_chains_are_not_followed() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        let start = vec![u("https://docs.example.com/a")];
+        assert_eq!(
+            redirect_allowed(&u("https://docs.example.com/b"), &start, 5, false),
+            Ok(())
+        );
+        assert!(matches!(
+            redirect_allowed(
+                &u("http://169.254.169.254/latest/meta-data/"),
+                &start,
+                5,
+                false
+            ),
+            Err(FetchError::Private(_))
+        ));
+        assert!(matches!(
+            redirect_allowed(&u("http://127.0.0.1:8080/admin"), &start, 5, false),
+            Err(FetchError::Private(_))
+        ));
+        assert_eq!(
+            redirect_allowed(&u("https://docs.example.com/a"), &start, 5, false),
+            Err(FetchError::Redirects)
+        );
+        let chain: Vec<Url> = (0..6)
+            .map(|i| u(&format!("https://docs.example.com/{i}")))
+            .collect();
+        assert_eq!(
+            redirect_allowed(&u("https://docs.example.com/next"), &chain, 5, false),
+            Err(FetchError::Redirects)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dns_answer_that_leads_home_is_refused() {
+        use reqwest::dns::Resolve;
+        let guarded = GuardedResolver {
+            allow_private: false,
+        };
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let err = guarded.resolve(name).await.err().map(|e| e.to_string());
+        assert!(
+            err.is_some_and(|e| e.contains("private")),
+            "localhost resolved"
+        );
+        let open = GuardedResolver {
+            allow_private: true,
+        };
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        assert!(open.resolve(name).await.is_ok());
     }
 
     #[test]

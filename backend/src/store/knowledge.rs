@@ -204,9 +204,14 @@ pub trait KnowledgeStore: Send + Sync + std::fmt::Debug {
     async fn source_body(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Deletes a source of `widget` with its pages and chunks.
     async fn remove_source(&self, widget: &str, id: &str) -> Result<bool, StoreError>;
-    /// Sources to sync now: `pending` ones, `syncing` ones a stopped process
-    /// left (they resume), and scheduled ones that are due at `now_ms`.
+    /// Sources to sync now: `pending` ones, `syncing` ones whose claim ran
+    /// out (a stopped process left them; they resume), and scheduled ones
+    /// that are due at `now_ms`.
     async fn due_sources(&self, now_ms: u64) -> Result<Vec<String>, StoreError>;
+    /// Takes a due source for a sync by this process for `lease_ms` (renewed
+    /// by each [`Self::set_progress`]); `false` when another holds it or it
+    /// is not due.
+    async fn claim_source(&self, id: &str, lease_ms: u64) -> Result<bool, StoreError>;
     /// Marks a source for a sync; `false` if it is not `widget`'s.
     async fn request_sync(&self, widget: &str, id: &str) -> Result<bool, StoreError>;
     /// Records a sync's progress.

@@ -3,8 +3,10 @@
 
 mod admin;
 mod chat;
+mod docsite;
 mod faults;
 mod helpers;
+mod knowledge;
 mod limits;
 mod nginx;
 mod offline;

@@ -21,6 +21,9 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// How long a sync holds its source past its last progress.
+pub const CLAIM_LEASE_MS: i64 = 120_000;
+
 /// The id of the source that mirrors a widget's own `knowledge` text.
 pub fn widget_knowledge_source(widget: &str) -> String {
     format!("src_{widget}_knowledge")
@@ -170,14 +173,32 @@ impl KnowledgeStore for SqliteStore {
 
     async fn due_sources(&self, now_ms: u64) -> Result<Vec<String>, StoreError> {
         let ids = sqlx::query_scalar(
-            "SELECT id FROM knowledge_sources WHERE status IN ('pending', 'syncing') \
-             OR (sync_every_secs IS NOT NULL AND synced_at IS NOT NULL \
-                 AND synced_at + sync_every_secs * 1000 <= ?) ORDER BY updated_at",
+            "SELECT id FROM knowledge_sources WHERE (claimed_until IS NULL OR claimed_until < ?1) \
+             AND (status IN ('pending', 'syncing') \
+                  OR (sync_every_secs IS NOT NULL AND synced_at IS NOT NULL \
+                      AND synced_at + sync_every_secs * 1000 <= ?1)) ORDER BY updated_at",
         )
         .bind(now_ms.min(i64::MAX as u64) as i64)
         .fetch_all(&self.reader)
         .await?;
         Ok(ids)
+    }
+
+    async fn claim_source(&self, id: &str, lease_ms: u64) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE knowledge_sources SET status = 'syncing', claimed_until = ?1 + ?2 \
+             WHERE id = ?3 AND (claimed_until IS NULL OR claimed_until < ?1) \
+             AND (status IN ('pending', 'syncing') \
+                  OR (sync_every_secs IS NOT NULL AND synced_at IS NOT NULL \
+                      AND synced_at + sync_every_secs * 1000 <= ?1))",
+        )
+        .bind(now)
+        .bind(lease_ms.min(i64::MAX as u64 / 2) as i64)
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn request_sync(&self, widget: &str, id: &str) -> Result<bool, StoreError> {
@@ -204,9 +225,10 @@ impl KnowledgeStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let finished = matches!(status, SyncStatus::Ready | SyncStatus::Failed);
         sqlx::query(
-            "UPDATE knowledge_sources SET status = ?, pages_total = ?, pages_done = ?, \
-             pages_failed = ?, error = ?, synced_at = CASE WHEN ? THEN ? ELSE synced_at END \
-             WHERE id = ?",
+            "UPDATE knowledge_sources SET status = ?1, pages_total = ?2, pages_done = ?3, \
+             pages_failed = ?4, error = ?5, synced_at = CASE WHEN ?6 THEN ?7 ELSE synced_at END, \
+             claimed_until = CASE WHEN ?6 THEN NULL ELSE ?7 + ?8 END \
+             WHERE id = ?9",
         )
         .bind(status.as_str())
         .bind(i64::from(pages_total))
@@ -215,6 +237,7 @@ impl KnowledgeStore for SqliteStore {
         .bind(error)
         .bind(finished)
         .bind(now_ms())
+        .bind(CLAIM_LEASE_MS)
         .bind(id)
         .execute(&self.writer)
         .await?;

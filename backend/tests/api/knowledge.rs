@@ -1,0 +1,564 @@
+//! The knowledge base end to end: sources added through the admin API,
+//! crawled from a real HTTP site on loopback, indexed, and cited by answers.
+
+use std::time::Duration;
+
+use base64::Engine;
+use mock_upstream::{MockUpstream, Script};
+use porthole::Settings;
+use protocol::StreamEvent;
+use serde_json::{Value, json};
+
+use crate::docsite::DocSite;
+use crate::helpers::{
+    EventReader, TestApp, admin_key, api_error, spawn_app, temp_dir, test_settings, text_of,
+    write_config,
+};
+
+struct KnowledgeApp {
+    app: TestApp,
+    key: String,
+}
+
+async fn knowledge_app(
+    mock: Option<MockUpstream>,
+    tweak: impl FnOnce(&mut Settings),
+) -> KnowledgeApp {
+    let mut settings = test_settings(mock.as_ref().map(|m| m.base_url()));
+    let dir = temp_dir("knowledge");
+    settings.store.path = dir.join("porthole.db");
+    // The site is on loopback: the tests allow it, the default does not.
+    settings.knowledge.allow_private_addresses = true;
+    settings.knowledge.crawl_delay_ms = 0;
+    tweak(&mut settings);
+    let config = write_config(&dir, "");
+    let app = spawn_app(settings, mock, false).await;
+    let key = admin_key(&config);
+    KnowledgeApp { app, key }
+}
+
+impl KnowledgeApp {
+    async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> reqwest::Response {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self
+            .app
+            .client
+            .request(
+                method,
+                self.app.url(&format!("/api/v1/admin/widgets/test{path}")),
+            )
+            .bearer_auth(&self.key);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.expect("sent")
+    }
+
+    async fn add(&self, body: Value) -> Value {
+        let r = self.admin("POST", "/sources", Some(body)).await;
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        assert_eq!(status, 201, "{text}");
+        serde_json::from_str(&text).expect("JSON")
+    }
+
+    /// Polls the source until its sync has ended.
+    async fn synced(&self, id: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = self.admin("GET", &format!("/sources/{id}"), None).await;
+            let v: Value = r.json().await.expect("JSON");
+            if v["status"] == "ready" || v["status"] == "failed" {
+                return v;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "never synced: {v}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn sync(&self, id: &str) -> Value {
+        let r = self
+            .admin("POST", &format!("/sources/{id}/sync"), None)
+            .await;
+        assert_eq!(r.status(), 202);
+        // Wait until the new sync has been claimed and finished.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.synced(id).await
+    }
+
+    async fn ask(&self, question: &str) -> Vec<StreamEvent> {
+        let r = self.app.ask(question).await;
+        assert_eq!(r.status(), 200);
+        EventReader::new(r).collect().await
+    }
+}
+
+fn page(title: &str, sections: &[(&str, &str, &str)]) -> String {
+    let mut html = format!(
+        "<!doctype html><html><head><title>{title} | Acme Docs</title></head><body>\
+         <header><nav><a href=\"/\">Home</a> <a href=\"/pricing\">Pricing plans</a></nav></header>\
+         <div class=\"cookie-banner\">We use cookies to improve your experience. <button>Accept all cookies</button></div>\
+         <main><article><h1>{title}</h1>"
+    );
+    for (id, heading, text) in sections {
+        html.push_str(&format!("<h2 id=\"{id}\">{heading}</h2><p>{text}</p>"));
+    }
+    html.push_str("</article></main><footer>Copyright Acme Corporation 2026. All rights reserved.</footer></body></html>");
+    html
+}
+
+fn sources_of(events: &[StreamEvent]) -> Vec<protocol::SourceRef> {
+    events
+        .iter()
+        .find_map(|e| match e {
+            StreamEvent::Sources(s) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+fn acme_site(site: &DocSite) {
+    site.put(
+        "/robots.txt",
+        "text/plain",
+        format!(
+            "User-agent: *\nDisallow: /private/\nSitemap: {}\n",
+            site.url("/sitemap_index.xml")
+        ),
+    );
+    site.put(
+        "/sitemap_index.xml",
+        "application/xml",
+        format!(
+            "<sitemapindex xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\"><sitemap><loc>{}</loc></sitemap><sitemap><loc>{}</loc></sitemap></sitemapindex>",
+            site.url("/sitemap-docs.xml"),
+            // Listed twice: a loop is read once.
+            site.url("/sitemap_index.xml")
+        ),
+    );
+    site.sitemap(
+        "/sitemap-docs.xml",
+        &[
+            "/docs/install",
+            "/docs/billing",
+            "/docs/teams",
+            "/private/salaries",
+        ],
+    );
+    site.html(
+        "/docs/install",
+        &page(
+            "Install",
+            &[
+                ("docker", "Docker", "Pull the acme image and run it with the data folder mounted as a volume, so the database survives restarts and upgrades of the container."),
+                ("from-source", "From source", "Install the Rust toolchain, clone the repository and build the release binary with cargo; the build takes a few minutes on a laptop."),
+            ],
+        ),
+    );
+    site.html(
+        "/docs/billing",
+        &page(
+            "Billing",
+            &[("invoices", "Invoices", "Invoices are emailed on the first day of each month and can be downloaded as PDF from the billing page of the account settings.")],
+        ),
+    );
+    site.html(
+        "/docs/teams",
+        &page(
+            "Teams",
+            &[("roles", "Roles", "A team has owners, editors and viewers; owners invite members and choose their role from the members page.")],
+        ),
+    );
+    site.html(
+        "/private/salaries",
+        &page(
+            "Salaries",
+            &[("all", "All", "The salaries of every employee of Acme.")],
+        ),
+    );
+}
+
+#[tokio::test]
+async fn a_site_is_crawled_from_its_sitemap_and_answers_cite_its_pages() {
+    let site = DocSite::start().await;
+    acme_site(&site);
+    let k = knowledge_app(None, |_| {}).await;
+    let source = k.add(json!({"kind": "site", "url": site.url("/")})).await;
+    assert_eq!(source["status"], "pending");
+    let id = source["id"].as_str().expect("id").to_owned();
+    let done = k.synced(&id).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    // Three pages: the disallowed one is not listed, the looped index read once.
+    assert_eq!(
+        (done["pages_total"].as_u64(), done["pages_failed"].as_u64()),
+        (Some(3), Some(0)),
+        "{done}"
+    );
+    assert_eq!(site.fetched("/private/salaries"), 0);
+    assert_eq!(site.fetched("/sitemap_index.xml"), 1);
+
+    let events = k.ask("How do I run the docker image with a volume?").await;
+    let sources = sources_of(&events);
+    assert!(!sources.is_empty(), "no sources event: {events:?}");
+    assert!(
+        matches!(events[1], StreamEvent::Sources(_)),
+        "sources come right after meta"
+    );
+    assert_eq!(sources[0].n, 1);
+    assert_eq!(
+        sources[0].url.as_deref(),
+        Some(site.url("/docs/install#docker").as_str())
+    );
+    assert!(sources[0].title.contains("Docker"), "{sources:?}");
+    let text = text_of(&events);
+    assert!(
+        text.contains("data folder mounted as a volume") && text.ends_with("[1]"),
+        "{text}"
+    );
+    // Navigation, banners and footers are not knowledge.
+    let banner = k.ask("Do you use cookies? Accept all cookies").await;
+    assert!(sources_of(&banner).is_empty(), "{banner:?}");
+
+    // The history shows the same sources.
+    let meta = match &events[0] {
+        StreamEvent::Meta(m) => m.clone(),
+        other => panic!("{other:?}"),
+    };
+    let history: Value = k
+        .app
+        .client
+        .get(
+            k.app
+                .url(&format!("/api/v1/conversations/{}", meta.conversation_id)),
+        )
+        .header("x-api-key", crate::helpers::KEY)
+        .bearer_auth(&k.app.session)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        history["messages"][1]["sources"][0]["url"],
+        json!(site.url("/docs/install#docker"))
+    );
+    assert!(history["messages"][0].get("sources").is_none());
+}
+
+#[tokio::test]
+async fn a_resync_takes_exactly_the_changed_removed_and_added_pages() {
+    let site = DocSite::start().await;
+    acme_site(&site);
+    let k = knowledge_app(None, |_| {}).await;
+    let id = k
+        .add(json!({"kind": "site", "url": site.url("/sitemap-docs.xml")}))
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    k.synced(&id).await;
+    assert_eq!(site.fetched("/docs/install"), 1);
+
+    // Billing changes, teams goes away, security arrives.
+    site.html(
+        "/docs/billing",
+        &page("Billing", &[("refunds", "Refunds", "Refunds are paid back to the original card within ten working days of the cancellation request.")]),
+    );
+    site.remove("/docs/teams");
+    site.html(
+        "/docs/security",
+        &page("Security", &[("sso", "Single sign-on", "Single sign-on works with any SAML identity provider such as Okta or Azure Active Directory.")]),
+    );
+    site.sitemap(
+        "/sitemap-docs.xml",
+        &["/docs/install", "/docs/billing", "/docs/security"],
+    );
+    let done = k.sync(&id).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    assert_eq!(done["pages_total"], 3);
+
+    // The unchanged page was asked conditionally and answered 304.
+    assert_eq!(
+        (
+            site.fetched("/docs/install"),
+            site.not_modified("/docs/install")
+        ),
+        (1, 1)
+    );
+    assert_eq!(site.fetched("/docs/billing"), 2);
+    let refunds = sources_of(&k.ask("How long do refunds to the card take?").await);
+    assert_eq!(
+        refunds.first().and_then(|s| s.url.clone()),
+        Some(site.url("/docs/billing#refunds"))
+    );
+    let invoices = k.ask("When are invoices emailed each month?").await;
+    assert!(
+        sources_of(&invoices)
+            .iter()
+            .all(|s| !s.url.as_deref().unwrap_or("").contains("billing")),
+        "{invoices:?}"
+    );
+    let roles = k
+        .ask("Which roles does a team have, owners editors viewers?")
+        .await;
+    assert!(
+        sources_of(&roles).is_empty(),
+        "the removed page left the index: {roles:?}"
+    );
+    let sso = sources_of(&k.ask("Does single sign-on work with Okta SAML?").await);
+    assert_eq!(
+        sso.first().and_then(|s| s.url.clone()),
+        Some(site.url("/docs/security#sso"))
+    );
+    // No duplicates after re-ingesting: one source for the docker question.
+    let docker = sources_of(&k.ask("How do I run the docker image with a volume?").await);
+    assert_eq!(
+        docker
+            .iter()
+            .filter(|s| s.url.as_deref() == Some(&site.url("/docs/install#docker")))
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn private_and_metadata_addresses_are_refused_by_default() {
+    let site = DocSite::start().await;
+    acme_site(&site);
+    let k = knowledge_app(None, |s| s.knowledge.allow_private_addresses = false).await;
+    for url in [
+        site.url("/"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://localhost:9/".to_owned(),
+        "http://[::1]/".to_owned(),
+        "file:///etc/passwd".to_owned(),
+    ] {
+        let r = k
+            .admin("POST", "/sources", Some(json!({"kind": "url", "url": url})))
+            .await;
+        let (status, code) = api_error(r).await;
+        assert_eq!((status, code.as_str()), (422, "invalid_field"), "{url}");
+    }
+    // A redirect or a DNS answer that leads to such an address is refused
+    // by the crawler itself (unit tests in knowledge::crawl).
+}
+
+#[tokio::test]
+async fn redirect_loops_and_long_chains_fail_their_page_only() {
+    let site = DocSite::start().await;
+    site.redirect("/loop-a", "/loop-b");
+    site.redirect("/loop-b", "/loop-a");
+    for i in 0..8 {
+        site.redirect(&format!("/hop{i}"), &format!("/hop{}", i + 1));
+    }
+    site.html(
+        "/hop8",
+        &page(
+            "Far",
+            &[(
+                "f",
+                "Far away",
+                "Eight redirects away from the start of the chain.",
+            )],
+        ),
+    );
+    site.redirect("/moved", "/ok");
+    site.html(
+        "/ok",
+        &page(
+            "Fine",
+            &[(
+                "a",
+                "Alpha",
+                "An ordinary page about alpha particles and their energy in detail.",
+            )],
+        ),
+    );
+    site.sitemap("/sitemap.xml", &["/loop-a", "/hop0", "/moved"]);
+    let k = knowledge_app(None, |_| {}).await;
+    let id = k
+        .add(json!({"kind": "site", "url": site.url("/sitemap.xml")}))
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let done = k.synced(&id).await;
+    assert_eq!(
+        (done["status"].as_str(), done["pages_failed"].as_u64()),
+        (Some("ready"), Some(2)),
+        "{done}"
+    );
+    let detail: Value = k
+        .admin("GET", &format!("/sources/{id}"), None)
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let errors = detail["page_errors"].to_string();
+    assert!(
+        errors.contains("loop-a") && errors.contains("hop0") && errors.contains("redirect"),
+        "{errors}"
+    );
+    // A short, honest redirect is followed.
+    let alpha = sources_of(&k.ask("What about alpha particles and their energy?").await);
+    assert!(!alpha.is_empty());
+    assert_eq!(site.fetched("/hop8"), 0);
+}
+
+#[tokio::test]
+async fn bad_input_fails_its_page_or_source_and_nothing_else() {
+    let site = DocSite::start().await;
+    site.html(
+        "/good",
+        &page(
+            "Good",
+            &[(
+                "g",
+                "Gardening",
+                "Water the tomatoes every morning during the hot summer weeks.",
+            )],
+        ),
+    );
+    site.put(
+        "/huge",
+        "text/html",
+        format!("<html><body><p>{}</p></body></html>", "x".repeat(200_000)),
+    );
+    site.put("/binary", "application/octet-stream", vec![0u8; 100]);
+    site.put("/latin1", "text/plain", vec![0xe9, 0x74, 0xe9]);
+    // A sitemap that lists itself.
+    site.put(
+        "/loop.xml",
+        "application/xml",
+        format!(
+            "<sitemapindex xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\"><sitemap><loc>{}</loc></sitemap><sitemap><loc>{}</loc></sitemap></sitemapindex>",
+            site.url("/loop.xml"),
+            site.url("/pages.xml")
+        ),
+    );
+    site.sitemap(
+        "/pages.xml",
+        &["/good", "/huge", "/binary", "/latin1", "/missing"],
+    );
+    let k = knowledge_app(None, |s| s.knowledge.max_page_bytes = 64 * 1024).await;
+
+    let id = k
+        .add(json!({"kind": "site", "url": site.url("/loop.xml")}))
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let done = k.synced(&id).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    assert_eq!(
+        (done["pages_total"].as_u64(), done["pages_failed"].as_u64()),
+        (Some(5), Some(4)),
+        "{done}"
+    );
+    let detail: Value = k
+        .admin("GET", &format!("/sources/{id}"), None)
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let errors: Vec<String> = detail["page_errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| format!("{} {}", e["url"], e["error"]))
+        .collect();
+    let has = |path: &str, what: &str| errors.iter().any(|e| e.contains(path) && e.contains(what));
+    assert!(has("/huge", "larger than"), "{errors:?}");
+    assert!(has("/binary", "not supported"), "{errors:?}");
+    assert!(has("/latin1", "UTF-8"), "{errors:?}");
+    assert!(has("/missing", "404"), "{errors:?}");
+    assert!(
+        !sources_of(
+            &k.ask("How often should I water the tomatoes in summer?")
+                .await
+        )
+        .is_empty()
+    );
+
+    // A "PDF" that is not one, and a CSV without pairs, are refused at once.
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let r = k.admin("POST", "/sources", Some(json!({"kind": "file", "name": "manual.pdf", "content_base64": b64(b"<html>no</html>")}))).await;
+    assert_eq!(api_error(r).await, (422, "invalid_field".to_owned()));
+    let r = k
+        .admin(
+            "POST",
+            "/sources",
+            Some(json!({"kind": "faq", "text": "just one column\n"})),
+        )
+        .await;
+    assert_eq!(api_error(r).await, (422, "invalid_field".to_owned()));
+    // Too large a file is a 413 before it is read.
+    let big = b64(&vec![b'a'; 200 * 1024]);
+    let r = k
+        .admin(
+            "POST",
+            "/sources",
+            Some(json!({"kind": "file", "name": "big.md", "content_base64": big})),
+        )
+        .await;
+    assert_eq!(api_error(r).await, (413, "payload_too_large".to_owned()));
+    // A non-UTF-8 text file fails its own source only.
+    let bad = k.add(json!({"kind": "file", "name": "notes.txt", "content_base64": b64(&[0xff, 0xfe, 0x41])})).await;
+    let bad = k.synced(bad["id"].as_str().expect("id")).await;
+    assert_eq!(bad["status"], "failed");
+    assert!(
+        bad["error"].as_str().unwrap_or("").contains("UTF-8"),
+        "{bad}"
+    );
+    let again: Value = k
+        .admin("GET", &format!("/sources/{id}"), None)
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(again["status"], "ready");
+}
+
+#[tokio::test]
+async fn a_close_faq_is_answered_verbatim_and_nothing_relevant_gets_the_widgets_reply_without_the_model()
+ {
+    let mock = MockUpstream::start(Script::words("From the model.", 0))
+        .await
+        .expect("mock");
+    let k = knowledge_app(Some(mock), |s| {
+        s.widgets[0].unknown_reply = "Sorry, I only know about Acme's shop.".into();
+    })
+    .await;
+    let faq = k
+        .add(json!({"kind": "faq", "text": "question,answer\nDo you ship to Canada?,\"Yes, we ship to Canada in 5 days.\"\nCan I pay by invoice?,Invoices are for business accounts only.\n"}))
+        .await;
+    assert_eq!(
+        k.synced(faq["id"].as_str().expect("id")).await["status"],
+        "ready"
+    );
+
+    let events = k.ask("Do you ship to Canada?").await;
+    assert_eq!(text_of(&events), "Yes, we ship to Canada in 5 days.");
+    assert_eq!(sources_of(&events)[0].title, "FAQ › Do you ship to Canada?");
+    let nothing = k.ask("What is the boiling point of mercury?").await;
+    assert_eq!(text_of(&nothing), "Sorry, I only know about Acme's shop.");
+    assert!(sources_of(&nothing).is_empty());
+    assert!(matches!(nothing.last(), Some(StreamEvent::Done(_))));
+    assert_eq!(k.app.mock().stats().opened, 0, "the model was never asked");
+
+    // A related question that is not the FAQ goes to the model, with the
+    // numbered passage in its prompt.
+    let events = k.ask("Can I pay by invoice with a personal account?").await;
+    assert_eq!(text_of(&events), "From the model.");
+    let prompt = k.app.mock().requests().pop().expect("a request");
+    let system = prompt["messages"][0]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        system
+            .contains("[1] FAQ › Can I pay by invoice?\nInvoices are for business accounts only."),
+        "{system}"
+    );
+}
