@@ -41,9 +41,9 @@ pub fn messages(props: &MessagesProps) -> Html {
         .msg pre code { background: none; padding: 0; }
         .msg a { color: var(--ph-link); text-decoration: underline; }
         .msg.user a { color: #fff; }
-        .sources { margin: 6px 0 0; padding: 6px 0 0; border-top: 1px solid var(--ph-code); list-style: none; font-size: 12px; display: flex; flex-direction: column; gap: 2px; }
-        .sources a, .sources span { color: var(--ph-muted); }
-        .sources a:hover { color: var(--ph-link); }
+        .msg .sources { margin: 6px 0 0; padding: 6px 0 0; border-top: 1px solid var(--ph-code); list-style: none; font-size: 12px; display: flex; flex-direction: column; gap: 2px; }
+        .msg .sources a, .msg .sources span { color: var(--ph-muted); }
+        .msg .sources a:hover { color: var(--ph-link); }
         .note { display: block; margin-top: 4px; font-size: 12px; color: var(--ph-muted); }
         .starters { display: flex; flex-wrap: wrap; gap: 8px; margin-top: 2px; }
         .starters button {

@@ -562,3 +562,85 @@ async fn a_close_faq_is_answered_verbatim_and_nothing_relevant_gets_the_widgets_
         "{system}"
     );
 }
+
+// The CLI runs as a blocking child process: a second worker keeps the doc
+// site answering meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_adds_syncs_lists_and_removes_sources_and_fails_when_a_sync_fails() {
+    let site = DocSite::start().await;
+    acme_site(&site);
+    let dir = temp_dir("knowledge-cli");
+    let config = write_config(
+        &dir,
+        "[knowledge]\nallow_private_addresses = true\ncrawl_delay_ms = 0\n",
+    );
+    let (ok, out, err) = crate::helpers::cli(
+        &config,
+        &["widget", "create", "--name", "Acme", "--id", "acme"],
+    );
+    assert!(ok, "{out}{err}");
+    let notes = dir.join("notes.md");
+    std::fs::write(
+        &notes,
+        "# Opening hours\n\nThe shop opens at nine every weekday.\n",
+    )
+    .expect("written");
+    let (ok, out, err) = crate::helpers::cli(
+        &config,
+        &[
+            "knowledge",
+            "add",
+            "acme",
+            "--text",
+            notes.to_str().expect("path"),
+            "--wait",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("ready") && out.contains("1/1 pages"), "{out}");
+    let sitemap = site.url("/sitemap-docs.xml");
+    let (ok, out, err) = crate::helpers::cli(
+        &config,
+        &["knowledge", "add", "acme", "--sitemap", &sitemap, "--wait"],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("3/3 pages, 0 failed"), "{out}");
+    let site_id = out
+        .split_whitespace()
+        .find(|w| w.starts_with("src_"))
+        .expect("a source id")
+        .to_owned();
+    let (ok, out, _) = crate::helpers::cli(&config, &["knowledge", "list", "acme"]);
+    assert!(ok);
+    assert_eq!(
+        out.lines().filter(|l| l.contains(" ready ")).count(),
+        2,
+        "{out}"
+    );
+
+    // A file that cannot be read: the sync fails, and so does the command.
+    let bad = dir.join("latin1.txt");
+    std::fs::write(&bad, [0xe9, 0x74, 0xe9]).expect("written");
+    let (ok, out, err) = crate::helpers::cli(
+        &config,
+        &[
+            "knowledge",
+            "add",
+            "acme",
+            "--file",
+            bad.to_str().expect("path"),
+            "--wait",
+        ],
+    );
+    assert!(!ok, "{out}");
+    assert!(err.contains("UTF-8"), "{err}");
+    // Re-sync with nothing changed keeps every page (304s).
+    let (ok, out, err) =
+        crate::helpers::cli(&config, &["knowledge", "sync", "acme", &site_id, "--wait"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(site.not_modified("/docs/install"), 1);
+    let (ok, _, _) = crate::helpers::cli(&config, &["knowledge", "remove", "acme", &site_id]);
+    assert!(ok);
+    let (ok, _, err) = crate::helpers::cli(&config, &["knowledge", "remove", "acme", &site_id]);
+    assert!(!ok && err.contains("no source"), "{err}");
+}
