@@ -362,7 +362,12 @@ async fn the_page_and_assets_are_served_as_a_cdn_would() {
     let h = Harness::start(Script::default(), |_| {})
         .await
         .expect("harness");
-    let client = reqwest::Client::new();
+    // Raw responses: the workspace's reqwest has gzip on (the crawler uses
+    // it), which would otherwise decode and hide the content-encoding.
+    let client = reqwest::Client::builder()
+        .no_gzip()
+        .build()
+        .expect("client");
     let page = client.get(h.url(&panel_path())).send().await.expect("page");
     assert_eq!(page.status(), 200);
     let csp = page.headers()["content-security-policy"]

@@ -66,9 +66,12 @@ CREATE TABLE knowledge_chunks (
 CREATE INDEX knowledge_chunks_by_widget ON knowledge_chunks (widget_id);
 CREATE INDEX knowledge_chunks_by_page ON knowledge_chunks (page_id, seq);
 
--- The analysed terms of each chunk (Porthole's own stemmer, heading terms
--- counted twice), indexed for BM25; rowid is the chunk's id.
-CREATE VIRTUAL TABLE knowledge_fts USING fts5 (terms, tokenize = 'unicode61 remove_diacritics 0');
+-- The analysed terms of each chunk (Porthole's own stemmer, title and
+-- heading terms counted twice), indexed for BM25; rowid is the chunk's id.
+-- `widget` holds one token per widget ('w' and the id in hex), so a search
+-- stays inside its widget in the index itself; it weighs nothing in rank.
+CREATE VIRTUAL TABLE knowledge_fts USING fts5 (widget, terms, tokenize = 'unicode61 remove_diacritics 0');
+INSERT INTO knowledge_fts (knowledge_fts, rank) VALUES ('rank', 'bm25(0.0, 1.0)');
 
 CREATE TRIGGER knowledge_chunks_unindex AFTER DELETE ON knowledge_chunks BEGIN
     DELETE FROM knowledge_fts WHERE rowid = old.id;

@@ -41,24 +41,14 @@ pub struct Grounding {
 /// Finds what `question` can be answered from. A store that fails is
 /// logged and treated as no knowledge: it never fails the chat.
 pub async fn ground(store: &dyn KnowledgeStore, widget: &Widget, question: &str) -> Grounding {
-    let terms = question_terms(question);
-    let search = match store.search(widget.id.as_str(), &terms, CANDIDATES).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(widget = %widget.id, error = %e, "knowledge search failed; answering without it");
-            return Grounding::default();
-        }
+    let Some((judged, total)) = judge(store, widget, question, CANDIDATES).await else {
+        return Grounding::default();
     };
-    if search.total_chunks == 0 {
+    if total == 0 {
         return Grounding::default();
     }
-    let judged: Vec<(&FoundChunk, f64)> = search
-        .hits
-        .iter()
-        .map(|hit| {
-            let c = coverage(&terms, &hit.terms, &search.doc_freq, search.total_chunks);
-            (hit, c)
-        })
+    let judged: Vec<(FoundChunk, f64)> = judged
+        .into_iter()
         .filter(|(_, c)| *c >= widget.min_relevance)
         .take(PASSAGES)
         .collect();
@@ -76,7 +66,7 @@ pub async fn ground(store: &dyn KnowledgeStore, widget: &Widget, question: &str)
         faq_answer,
         ..Grounding::default()
     };
-    for (hit, _) in judged {
+    for (hit, _) in &judged {
         let n = grounding.passages.len() as u32 + 1;
         let title = title_of(hit);
         grounding.passages.push(Passage {
@@ -92,6 +82,36 @@ pub async fn ground(store: &dyn KnowledgeStore, widget: &Widget, question: &str)
         });
     }
     grounding
+}
+
+/// The best `limit` chunks for `question` with how much of it each covers,
+/// in the index's (BM25) order, and how many chunks the widget has; `None`
+/// when the store failed (logged).
+pub async fn judge(
+    store: &dyn KnowledgeStore,
+    widget: &Widget,
+    question: &str,
+    limit: u32,
+) -> Option<(Vec<(FoundChunk, f64)>, u64)> {
+    let terms = question_terms(question);
+    let search = match store.search(widget.id.as_str(), &terms, limit).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(widget = %widget.id, error = %e, "knowledge search failed; answering without it");
+            return None;
+        }
+    };
+    let total = search.total_chunks;
+    let doc_freq = search.doc_freq;
+    let judged = search
+        .hits
+        .into_iter()
+        .map(|hit| {
+            let c = coverage(&terms, &hit.terms, &doc_freq, total);
+            (hit, c)
+        })
+        .collect();
+    Some((judged, total))
 }
 
 /// The reply when nothing relevant is found.

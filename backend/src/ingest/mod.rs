@@ -427,7 +427,8 @@ fn document_chunks(doc: &Extracted, budget: Budget) -> Vec<NewChunk> {
     let mut add = |markdown: &str, page_no: Option<u32>| {
         for c in chunk_markdown_with(markdown, budget, &doc.anchors) {
             out.push(NewChunk {
-                terms: index_terms(&c.heading, &c.text),
+                // The page's title says what every chunk of it is about.
+                terms: index_terms(&format!("{} {}", doc.title, c.heading), &c.text),
                 heading: c.heading,
                 anchor: c.anchor,
                 page_no,

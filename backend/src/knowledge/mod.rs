@@ -35,10 +35,9 @@ pub struct KnowledgeSettings {
     /// Chunks one widget may have.
     pub max_chunks: u64,
     /// Pause between two requests to one host, in milliseconds (a site's
-    /// robots.txt `Crawl-delay` can make it longer).
+    /// robots.txt `Crawl-delay` can make it longer). A sync sends one
+    /// request at a time.
     pub crawl_delay_ms: u64,
-    /// Requests in flight at once to one host.
-    pub per_host_concurrency: u32,
     /// Timeout of one request, in milliseconds.
     pub request_timeout_ms: u64,
     /// Redirects followed per request.
@@ -61,7 +60,6 @@ impl Default for KnowledgeSettings {
             max_sources: 50,
             max_chunks: 50_000,
             crawl_delay_ms: 250,
-            per_host_concurrency: 2,
             request_timeout_ms: 15_000,
             max_redirects: 5,
             chunk_tokens: 350,

@@ -127,7 +127,12 @@ async fn through_nginx_with_the_example_config_deltas_arrive_as_they_are_made() 
         .and_then(|p| p.parse().ok())
         .expect("port");
     let nginx = start_nginx(port).await;
-    let client = reqwest::Client::new();
+    // Raw responses: the workspace's reqwest has gzip on (the crawler uses
+    // it), which would otherwise decode a gzipped stream and hide it.
+    let client = reqwest::Client::builder()
+        .no_gzip()
+        .build()
+        .expect("client");
     // The widget page and its session come through the proxy too.
     let session = page_session(&client, &nginx.base, "test", KEY).await;
 

@@ -24,6 +24,12 @@ fn now_ms() -> i64 {
 /// How long a sync holds its source past its last progress.
 pub const CLAIM_LEASE_MS: i64 = 120_000;
 
+/// A widget's token in the index: `w` and its id in hex, one token whatever
+/// the tokenizer does with `-` and `_` (so `a-b` and `a_b` never meet).
+fn widget_token(widget: &str) -> String {
+    format!("w{}", hex::encode(widget))
+}
+
 /// The id of the source that mirrors a widget's own `knowledge` text.
 pub fn widget_knowledge_source(widget: &str) -> String {
     format!("src_{widget}_knowledge")
@@ -313,8 +319,9 @@ impl KnowledgeStore for SqliteStore {
             .bind(&chunk.text)
             .fetch_one(&mut *tx)
             .await?;
-            sqlx::query("INSERT INTO knowledge_fts (rowid, terms) VALUES (?, ?)")
+            sqlx::query("INSERT INTO knowledge_fts (rowid, widget, terms) VALUES (?, ?, ?)")
                 .bind(id)
+                .bind(widget_token(widget))
                 .bind(&chunk.terms)
                 .execute(&mut *tx)
                 .await?;
@@ -395,21 +402,23 @@ impl KnowledgeStore for SqliteStore {
             });
         }
         // Terms are letters and digits only (knowledge::tokenize): quoting
-        // each makes it a plain FTS5 string, never an operator.
+        // each makes it a plain FTS5 string, never an operator. The widget's
+        // token keeps the search inside the widget within the index, so
+        // FTS5's fast top-n path ranks only its chunks.
         let quoted = |t: &String| format!("\"{}\"", t.replace('"', ""));
-        let query = terms.iter().map(quoted).collect::<Vec<_>>().join(" OR ");
+        let scope = format!("widget : \"{}\"", widget_token(widget));
+        let any = terms.iter().map(quoted).collect::<Vec<_>>().join(" OR ");
+        let query = format!("{scope} AND terms : ({any})");
         let rows = sqlx::query(
-            "SELECT c.id, c.heading, c.anchor, c.page_no, c.text, f.terms, p.url, p.title, s.kind, \
-                    bm25(knowledge_fts) AS rank \
-             FROM knowledge_fts f \
-             JOIN knowledge_chunks c ON c.id = f.rowid \
+            "SELECT c.id, c.heading, c.anchor, c.page_no, c.text, f.terms, p.url, p.title, s.kind, f.rank \
+             FROM (SELECT rowid AS id, terms, rank FROM knowledge_fts \
+                   WHERE knowledge_fts MATCH ?1 ORDER BY rank LIMIT ?2) f \
+             CROSS JOIN knowledge_chunks c ON c.id = f.id \
              JOIN knowledge_pages p ON p.id = c.page_id \
              JOIN knowledge_sources s ON s.id = p.source_id \
-             WHERE knowledge_fts MATCH ? AND c.widget_id = ? \
-             ORDER BY rank LIMIT ?",
+             ORDER BY f.rank",
         )
         .bind(&query)
-        .bind(widget)
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?;
@@ -432,21 +441,32 @@ impl KnowledgeStore for SqliteStore {
                 score: -r.try_get::<f64, _>("rank")?,
             });
         }
-        let mut doc_freq = HashMap::new();
-        for term in terms {
-            if doc_freq.contains_key(term) {
-                continue;
+        // Each term's count in the widget, in one statement and in the
+        // index alone (a join to the chunks would make SQLite probe the index
+        // once per chunk: seconds at 10,000 chunks).
+        let mut distinct: Vec<&String> = Vec::new();
+        for t in terms {
+            if !distinct.contains(&t) {
+                distinct.push(t);
             }
-            let n: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM knowledge_fts f JOIN knowledge_chunks c ON c.id = f.rowid \
-                 WHERE knowledge_fts MATCH ? AND c.widget_id = ?",
-            )
-            .bind(quoted(term))
-            .bind(widget)
-            .fetch_one(&self.reader)
-            .await?;
-            doc_freq.insert(term.clone(), n.max(0) as u64);
         }
+        let counts = vec![
+            "(SELECT COUNT(*) FROM knowledge_fts WHERE knowledge_fts MATCH ?)";
+            distinct.len()
+        ]
+        .join(" || ',' || ");
+        // Built from constant fragments and a count; every value is bound.
+        let mut q =
+            sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!("SELECT {counts}")));
+        for t in &distinct {
+            q = q.bind(format!("{scope} AND terms : {}", quoted(t)));
+        }
+        let joined = q.fetch_one(&self.reader).await?;
+        let doc_freq: HashMap<String, u64> = distinct
+            .iter()
+            .zip(joined.split(','))
+            .map(|(t, n)| ((*t).clone(), n.trim().parse().unwrap_or(0)))
+            .collect();
         Ok(Search {
             hits,
             total_chunks,
