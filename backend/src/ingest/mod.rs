@@ -234,15 +234,19 @@ impl Run<'_> {
             .unwrap_or_default();
         self.report.pages_total = 1;
         let name = self.source.name.clone();
-        let extracted = match self.source.kind {
+        let kind = self.source.kind;
+        let file_name = name.clone();
+        let extracted = off_the_runtime(move || match kind {
             SourceKind::Faq => extract::faq_csv(&body).map(|pairs| faq_page(&pairs)),
-            SourceKind::File => extract::file(&name, &body),
+            SourceKind::File => extract::file(&file_name, &body),
             _ => extract::utf8(&body).map(|text| Extracted {
                 title: String::new(),
                 markdown: text.to_owned(),
                 ..Default::default()
             }),
-        };
+        })
+        .await
+        .unwrap_or_else(|why| Err(extract::ExtractError::Unsupported(why)));
         let stored = self.store().pages(&self.source.id).await?;
         match extracted {
             Ok(doc) => {
@@ -306,10 +310,14 @@ impl Run<'_> {
                     self.done(false).await?;
                 }
                 Ok(Fetched::Page(page)) => {
-                    let doc = document(&page.content_type, &key, &page.body);
+                    let url = key.clone();
+                    let doc =
+                        off_the_runtime(move || document(&page.content_type, &url, &page.body))
+                            .await
+                            .and_then(|d| d.map(|d| (d, page.validators)));
                     match doc {
-                        Ok(doc) => {
-                            self.put(&key, doc, Some(page.validators), &stored, false)
+                        Ok((doc, validators)) => {
+                            self.put(&key, doc, Some(validators), &stored, false)
                                 .await?;
                         }
                         Err(e) => self.fail(&key, &e).await?,
@@ -360,11 +368,17 @@ impl Run<'_> {
                 .await?;
             return self.done(false).await;
         }
-        let chunks = if faq {
-            faq_chunks(&doc.markdown)
-        } else {
-            document_chunks(&doc, self.budget())
-        };
+        let budget = self.budget();
+        let (doc, chunks) = off_the_runtime(move || {
+            let chunks = if faq {
+                faq_chunks(&doc.markdown)
+            } else {
+                document_chunks(&doc, budget)
+            };
+            (doc, chunks)
+        })
+        .await
+        .map_err(SyncError::Source)?;
         if chunks.len() as u64 > self.chunks_left {
             self.fail(url, "the widget's chunk limit is reached")
                 .await?;
@@ -401,6 +415,17 @@ impl Run<'_> {
         }
         Ok(())
     }
+}
+
+/// Runs CPU-heavy parsing (readability, PDF, chunking) on the blocking
+/// pool, so a large page never stalls the chats sharing the runtime. A
+/// panic in a parser becomes that page's error.
+async fn off_the_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| "the document could not be parsed".to_owned())
 }
 
 /// A fetched body as a document, by its content type.

@@ -456,8 +456,9 @@ impl KnowledgeStore for SqliteStore {
         ]
         .join(" || ',' || ");
         // Built from constant fragments and a count; every value is bound.
+        // `'' ||` makes it text even for a single term.
         let mut q =
-            sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!("SELECT {counts}")));
+            sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!("SELECT '' || {counts}")));
         for t in &distinct {
             q = q.bind(format!("{scope} AND terms : {}", quoted(t)));
         }
@@ -481,5 +482,109 @@ impl KnowledgeStore for SqliteStore {
                 .fetch_one(&self.reader)
                 .await?;
         Ok(n.max(0) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::knowledge::{index_terms, question_terms};
+    use crate::store::knowledge::NewChunk;
+    use crate::store::{KeyHash, TenantStore};
+    use crate::tenants::{WidgetDef, WidgetId};
+
+    async fn store_with(widgets: &[&str]) -> SqliteStore {
+        let dir = std::env::temp_dir().join(format!("porthole-kstore-{}", crate::ids::new_id("t")));
+        let store = SqliteStore::open(&dir.join("k.db")).await.unwrap();
+        for w in widgets {
+            let def = WidgetDef::new(WidgetId::parse(w).unwrap(), w, "admin");
+            store
+                .create_widget(&def, &KeyHash::of(&format!("pk_{w}")))
+                .await
+                .unwrap();
+        }
+        store
+    }
+
+    async fn page(store: &SqliteStore, widget: &str, url: &str, chunks: &[(&str, &str)]) {
+        let source = format!("src_{}", widget.replace('-', "dash"));
+        let _ = store
+            .add_source(&NewSource {
+                id: source.clone(),
+                widget_id: widget.into(),
+                kind: SourceKind::Text,
+                name: "t".into(),
+                url: None,
+                body: None,
+                sync_every_secs: None,
+            })
+            .await;
+        let page = NewPage {
+            url: url.into(),
+            title: String::new(),
+            etag: None,
+            last_modified: None,
+            content_hash: url.into(),
+            chunks: chunks
+                .iter()
+                .map(|(h, t)| NewChunk {
+                    heading: (*h).into(),
+                    anchor: None,
+                    page_no: None,
+                    text: (*t).into(),
+                    terms: index_terms(h, t),
+                })
+                .collect(),
+        };
+        store.put_page(&source, widget, &page).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_search_finds_one_term_or_many_and_counts_them_in_its_widget_only() {
+        let store = store_with(&["a-b", "a_b"]).await;
+        page(
+            &store,
+            "a-b",
+            "p1",
+            &[
+                ("Shipping", "We ship to 40 countries."),
+                ("Returns", "Free returns for 30 days."),
+            ],
+        )
+        .await;
+        page(
+            &store,
+            "a_b",
+            "p2",
+            &[("Shipping", "Shipping is free over 50 euros.")],
+        )
+        .await;
+        let one = store
+            .search("a-b", &question_terms("shipping"), 5)
+            .await
+            .unwrap();
+        assert_eq!(one.total_chunks, 2);
+        assert_eq!(one.hits.len(), 1);
+        assert_eq!(one.hits[0].heading, "Shipping");
+        let term = &question_terms("shipping")[0];
+        assert_eq!(one.doc_freq.get(term), Some(&1), "{:?}", one.doc_freq);
+        let many = store
+            .search("a-b", &question_terms("free returns and shipping"), 5)
+            .await
+            .unwrap();
+        assert_eq!(many.hits.len(), 2);
+        assert_eq!(many.hits[0].heading, "Returns");
+        assert_eq!(
+            many.doc_freq.get("free"),
+            Some(&1),
+            "a_b's chunk is not counted"
+        );
+        let other = store
+            .search("a_b", &question_terms("returns"), 5)
+            .await
+            .unwrap();
+        assert!(other.hits.is_empty(), "a-b's chunks never show in a_b");
+        let none = store.search("a-b", &[], 5).await.unwrap();
+        assert!(none.hits.is_empty());
     }
 }
