@@ -50,9 +50,6 @@ pub struct Ingestor {
     wake: Notify,
 }
 
-/// How long a claim on a source lasts without progress.
-const CLAIM_MS: u64 = 120_000;
-
 /// How often the background loop looks for due sources without a nudge.
 const POLL_EVERY: Duration = Duration::from_secs(5);
 
@@ -122,7 +119,11 @@ impl Ingestor {
     }
 
     async fn sync(&self, source: &SourceInfo) -> Result<SyncReport, StoreError> {
-        if !self.store.claim_source(&source.id, CLAIM_MS).await? {
+        if !self
+            .store
+            .claim_source(&source.id, self.settings.claim_lease_ms())
+            .await?
+        {
             // Another process syncs it, or it is not due.
             return Ok(SyncReport {
                 status: source.status,
@@ -216,6 +217,7 @@ impl Run<'_> {
         self.store()
             .set_progress(
                 &self.source.id,
+                self.ingestor.settings.claim_lease_ms(),
                 self.report.status,
                 self.report.pages_total,
                 self.report.pages_done,
@@ -409,10 +411,9 @@ impl Run<'_> {
         if failed {
             self.report.pages_failed += 1;
         }
-        // Progress every page for small syncs, every 10 for large ones.
-        if self.report.pages_total <= 50 || self.report.pages_done.is_multiple_of(10) {
-            self.progress().await?;
-        }
+        // Progress after every page: the API shows it, and it renews the
+        // claim (a page takes at most the request timeout).
+        self.progress().await?;
         Ok(())
     }
 }

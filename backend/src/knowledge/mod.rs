@@ -47,6 +47,10 @@ pub struct KnowledgeSettings {
     pub chunk_overlap_tokens: u32,
     /// The crawler's User-Agent (robots.txt rules for it apply).
     pub user_agent: String,
+    /// How long a sync holds its source after its last page (seconds): a
+    /// process that died mid-sync lets go when it passes, and the next one
+    /// resumes. Keep it above `request_timeout_ms`.
+    pub claim_lease_secs: u64,
 }
 
 impl Default for KnowledgeSettings {
@@ -65,11 +69,17 @@ impl Default for KnowledgeSettings {
             chunk_tokens: 350,
             chunk_overlap_tokens: 60,
             user_agent: "PortholeBot/0.1 (+https://github.com/porthole)".into(),
+            claim_lease_secs: 60,
         }
     }
 }
 
 impl KnowledgeSettings {
+    /// The claim's lease, never shorter than one request.
+    pub fn claim_lease_ms(&self) -> u64 {
+        (self.claim_lease_secs.max(1) * 1000).max(self.request_timeout_ms.min(3_600_000))
+    }
+
     /// The chunk budget.
     pub fn budget(&self) -> chunk::Budget {
         chunk::Budget {

@@ -214,10 +214,13 @@ pub trait KnowledgeStore: Send + Sync + std::fmt::Debug {
     async fn claim_source(&self, id: &str, lease_ms: u64) -> Result<bool, StoreError>;
     /// Marks a source for a sync; `false` if it is not `widget`'s.
     async fn request_sync(&self, widget: &str, id: &str) -> Result<bool, StoreError>;
-    /// Records a sync's progress.
+    /// Records a sync's progress; a sync still running keeps its claim for
+    /// `lease_ms` more.
+    #[allow(clippy::too_many_arguments)]
     async fn set_progress(
         &self,
         id: &str,
+        lease_ms: u64,
         status: SyncStatus,
         pages_total: u32,
         pages_done: u32,

@@ -22,6 +22,8 @@ struct Site {
     fetched: HashMap<String, usize>,
     /// Path -> 304s sent.
     not_modified: HashMap<String, usize>,
+    /// A pause before every HTML page (a slow site).
+    delay_ms: u64,
 }
 
 /// A running site; it stops when dropped.
@@ -94,6 +96,11 @@ impl DocSite {
         );
     }
 
+    /// Makes every HTML page take `ms` to answer.
+    pub fn slow(&self, ms: u64) {
+        self.site.lock().expect("site").delay_ms = ms;
+    }
+
     pub fn remove(&self, path: &str) {
         self.site.lock().expect("site").docs.remove(path);
     }
@@ -144,6 +151,17 @@ async fn serve(mut socket: tokio::net::TcpStream, site: Arc<Mutex<Site>>) {
         name.eq_ignore_ascii_case("if-none-match")
             .then(|| value.trim().to_owned())
     });
+    let delay = {
+        let site = site.lock().expect("site");
+        let html = site
+            .docs
+            .get(&path)
+            .is_some_and(|d| d.content_type.starts_with("text/html"));
+        if html { site.delay_ms } else { 0 }
+    };
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
     let response: Vec<u8> = {
         let mut site = site.lock().expect("site");
         match site.docs.get(&path).cloned() {

@@ -21,9 +21,6 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// How long a sync holds its source past its last progress.
-pub const CLAIM_LEASE_MS: i64 = 120_000;
-
 /// A widget's token in the index: `w` and its id in hex, one token whatever
 /// the tokenizer does with `-` and `_` (so `a-b` and `a_b` never meet).
 fn widget_token(widget: &str) -> String {
@@ -223,6 +220,7 @@ impl KnowledgeStore for SqliteStore {
     async fn set_progress(
         &self,
         id: &str,
+        lease_ms: u64,
         status: SyncStatus,
         pages_total: u32,
         pages_done: u32,
@@ -243,7 +241,7 @@ impl KnowledgeStore for SqliteStore {
         .bind(error)
         .bind(finished)
         .bind(now_ms())
-        .bind(CLAIM_LEASE_MS)
+        .bind(lease_ms.min(i64::MAX as u64 / 2) as i64)
         .bind(id)
         .execute(&self.writer)
         .await?;
