@@ -56,9 +56,13 @@ pub fn html(html: &str, url: Option<&str>) -> Result<Extracted, ExtractError> {
         max_elements_to_parse: MAX_ELEMENTS,
         ..Default::default()
     };
-    let anchors = heading_anchors(html);
-    let mut readability =
-        Readability::new(html, url, Some(config)).map_err(|e| ExtractError::Html(e.to_string()))?;
+    let doc = dom_query::Document::from(html);
+    let anchors = heading_anchors(&doc);
+    // Consent banners of the well-known consent managers go first:
+    // readability keeps them when a page's own text is short.
+    doc.select(CONSENT_BANNERS).remove();
+    let mut readability = Readability::with_document(doc, url, Some(config))
+        .map_err(|e| ExtractError::Html(e.to_string()))?;
     let article = readability.parse().map_err(|e| match e {
         dom_smoothie::ReadabilityError::GrabFailed => ExtractError::Empty,
         other => ExtractError::Html(other.to_string()),
@@ -75,9 +79,18 @@ pub fn html(html: &str, url: Option<&str>) -> Result<Extracted, ExtractError> {
     })
 }
 
+/// Cookie and consent banners, by the ids and classes of the common consent
+/// managers (OneTrust, Cookiebot, Didomi, Osano, cookieconsent, Complianz,
+/// Quantcast) and the usual names of home-made ones. Not `[id*=cookie]`:
+/// a documentation page's section about HTTP cookies must stay.
+const CONSENT_BANNERS: &str = "#onetrust-consent-sdk, #onetrust-banner-sdk, #CybotCookiebotDialog, \
+    #didomi-host, .osano-cm-window, .cc-window, .cc-banner, #cmplz-cookiebanner-container, \
+    .qc-cmp2-container, .cookie-banner, .cookie-consent, .cookie-notice, .cookie-bar, \
+    #cookie-banner, #cookie-consent, #cookie-notice, #cookie-bar, .consent-banner, #consent-banner, \
+    .gdpr-banner, #gdpr-banner";
+
 /// `id`s of the page's headings (or of an anchor inside one), by text.
-fn heading_anchors(html: &str) -> HashMap<String, String> {
-    let doc = dom_query::Document::from(html);
+fn heading_anchors(doc: &dom_query::Document) -> HashMap<String, String> {
     let mut anchors = HashMap::new();
     for h in doc.select("h1, h2, h3, h4, h5, h6").iter() {
         let text = h.text().split_whitespace().collect::<Vec<_>>().join(" ");
@@ -256,6 +269,35 @@ minutes on a laptop and produces one static file that you can copy anywhere.</p>
         assert_eq!(
             out.anchors.get("From source").map(String::as_str),
             Some("from-source")
+        );
+    }
+
+    #[test]
+    fn a_short_page_loses_its_cookie_banner_but_keeps_a_section_about_cookies() {
+        let page = r#"<html><head><title>Sessions</title></head><body>
+<div id="onetrust-banner-sdk">We value your privacy. Accept all cookies to continue browsing.</div>
+<div class="cookie-banner">This site uses cookies. <button>Accept all cookies</button></div>
+<main><h1>Sessions</h1><h2 id="cookies">Cookies</h2>
+<p>The session cookie is HttpOnly and expires after one hour of inactivity.</p></main></body></html>"#;
+        let out = html(page, None).unwrap();
+        assert!(
+            out.markdown.contains("session cookie is HttpOnly"),
+            "{}",
+            out.markdown
+        );
+        assert!(
+            !out.markdown.contains("Accept all cookies"),
+            "{}",
+            out.markdown
+        );
+        assert!(
+            !out.markdown.contains("We value your privacy"),
+            "{}",
+            out.markdown
+        );
+        assert_eq!(
+            out.anchors.get("Cookies").map(String::as_str),
+            Some("cookies")
         );
     }
 
