@@ -18,7 +18,7 @@
 //! May use: `store`, `knowledge`, `ids`. Never `http`, `chat` or `state`.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
@@ -28,6 +28,7 @@ use crate::knowledge::crawl::{Crawler, FetchError, Fetched, Validators};
 use crate::knowledge::extract::{self, Extracted};
 use crate::knowledge::{KnowledgeSettings, index_terms};
 use crate::store::StoreError;
+use crate::store::conversations::millis;
 use crate::store::knowledge::{
     KnowledgeStore, NewChunk, NewPage, PageState, SourceInfo, SourceKind, SyncStatus,
 };
@@ -53,13 +54,6 @@ pub struct Ingestor {
 /// How often the background loop looks for due sources without a nudge.
 const POLL_EVERY: Duration = Duration::from_secs(5);
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 impl Ingestor {
     pub fn new(store: Arc<dyn KnowledgeStore>, settings: KnowledgeSettings) -> Self {
         Self {
@@ -76,7 +70,7 @@ impl Ingestor {
 
     /// Syncs every due source that needs no network, in place.
     pub async fn sync_local_now(&self) -> Result<(), StoreError> {
-        for id in self.store.due_sources(now_ms()).await? {
+        for id in self.store.due_sources(millis(SystemTime::now())).await? {
             if let Some(source) = self.store.source(&id).await?
                 && !source.kind.is_remote()
             {
@@ -97,7 +91,7 @@ impl Ingestor {
     /// The background loop: due sources one by one, until `stop`.
     pub async fn run(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
         loop {
-            match self.store.due_sources(now_ms()).await {
+            match self.store.due_sources(millis(SystemTime::now())).await {
                 Ok(ids) => {
                     for id in ids {
                         if stop.is_cancelled() {

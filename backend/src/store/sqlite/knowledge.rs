@@ -2,24 +2,16 @@
 //! index over the chunks' analysed terms, ranked by its built-in BM25.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use sqlx::Row;
 
-use super::SqliteStore;
+use super::{SqliteStore, now_ms};
 use crate::store::StoreError;
 use crate::store::knowledge::{
     FoundChunk, KnowledgeStore, NewPage, NewSource, PageError, PageState, Search, SourceInfo,
     SourceKind, SyncStatus,
 };
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// A widget's token in the index: `w` and its id in hex, one token whatever
 /// the tokenizer does with `-` and `_` (so `a-b` and `a_b` never meet).

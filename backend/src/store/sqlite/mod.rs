@@ -86,6 +86,11 @@ struct TurnRequest {
     reply: tokio::sync::oneshot::Sender<Result<String, StoreError>>,
 }
 
+/// Now, in milliseconds since the Unix epoch, as the tables store times.
+fn now_ms() -> i64 {
+    millis(SystemTime::now()) as i64
+}
+
 /// The most turns one group commit writes.
 const MAX_BATCH: usize = 128;
 
@@ -220,7 +225,7 @@ async fn write_turns(
     batch: &[TurnRequest],
     ids: &[String],
 ) -> Result<(), StoreError> {
-    let now = millis(SystemTime::now()) as i64;
+    let now = now_ms();
     let mut tx = pool.begin().await?;
     let new: Vec<(&TurnRequest, &String)> = batch
         .iter()

@@ -1,24 +1,15 @@
 //! The tenants' tables in SQLite: widgets, their keys and sites, admin
 //! keys, and what admins read about conversations and usage.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use async_trait::async_trait;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{SqliteStore, role_from, status_from};
+use super::{SqliteStore, now_ms, role_from, status_from};
 use crate::store::{
     AdminMessage, ConversationSummary, DailyUsage, KeyHash, StoreError, TenantStore,
 };
 use crate::tenants::WidgetDef;
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 fn json_text<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
