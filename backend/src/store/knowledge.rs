@@ -194,9 +194,6 @@ pub struct Search {
 pub trait KnowledgeStore: Send + Sync + std::fmt::Debug {
     /// Adds a source, `pending` its first sync. `Conflict` if the id exists.
     async fn add_source(&self, source: &NewSource) -> Result<(), StoreError>;
-    /// Replaces a text source's body (the widget's own knowledge), creating
-    /// it if needed, and marks it `pending`.
-    async fn put_text_source(&self, source: &NewSource) -> Result<(), StoreError>;
     /// A widget's sources, oldest first.
     async fn sources(&self, widget: &str) -> Result<Vec<SourceInfo>, StoreError>;
     async fn source(&self, id: &str) -> Result<Option<SourceInfo>, StoreError>;

@@ -114,20 +114,6 @@ impl KnowledgeStore for SqliteStore {
         Ok(())
     }
 
-    async fn put_text_source(&self, s: &NewSource) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let body = s.body.as_deref().unwrap_or_default();
-        mirror_widget_knowledge(
-            &mut tx,
-            &s.widget_id,
-            std::str::from_utf8(body).unwrap_or_default(),
-            now_ms(),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     async fn sources(&self, widget: &str) -> Result<Vec<SourceInfo>, StoreError> {
         let sql = format!(
             "SELECT {SOURCE_COLUMNS} FROM knowledge_sources s WHERE s.widget_id = ? ORDER BY s.created_at, s.id"
