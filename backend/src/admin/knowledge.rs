@@ -42,13 +42,6 @@ pub struct SourceDetail {
     pub page_errors: Vec<PageError>,
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> AdminError {
-    AdminError::Invalid {
-        field: field.into(),
-        message: message.into(),
-    }
-}
-
 /// Checks and adds a source to `widget`; it syncs in the background.
 pub async fn add_source(
     tenants: &dyn TenantStore,
@@ -61,26 +54,29 @@ pub async fn add_source(
         return Err(AdminError::NotFound(widget.into()));
     }
     if knowledge.sources(widget).await?.len() as u64 >= u64::from(settings.max_sources) {
-        return Err(invalid(
+        return Err(AdminError::invalid(
             "kind",
             format!("a widget may have at most {} sources", settings.max_sources),
         ));
     }
     let kind = input
         .kind
-        .ok_or_else(|| invalid("kind", "is required: site, url, file, text or faq"))?;
+        .ok_or_else(|| AdminError::invalid("kind", "is required: site, url, file, text or faq"))?;
     if input.sync_every_secs.is_some_and(|s| s < 300) {
-        return Err(invalid("sync_every_secs", "must be at least 300"));
+        return Err(AdminError::invalid(
+            "sync_every_secs",
+            "must be at least 300",
+        ));
     }
     let max = settings.max_page_bytes;
-    let too_big = |field: &str| invalid(field, format!("must be at most {max} bytes"));
+    let too_big = |field: &str| AdminError::invalid(field, format!("must be at most {max} bytes"));
     let (name, url, body) = match kind {
         SourceKind::Url | SourceKind::Site => {
             let raw = input.url.as_deref().map(str::trim).unwrap_or_default();
-            let url =
-                reqwest::Url::parse(raw).map_err(|_| invalid("url", "must be an http(s) URL"))?;
+            let url = reqwest::Url::parse(raw)
+                .map_err(|_| AdminError::invalid("url", "must be an http(s) URL"))?;
             check_url(&url, settings.allow_private_addresses)
-                .map_err(|e| invalid("url", e.to_string()))?;
+                .map_err(|e| AdminError::invalid("url", e.to_string()))?;
             (
                 input.name.unwrap_or_else(|| url.to_string()),
                 Some(url.to_string()),
@@ -90,13 +86,14 @@ pub async fn add_source(
         SourceKind::Text | SourceKind::Faq if input.text.is_some() => {
             let text = input.text.unwrap_or_default();
             if text.trim().is_empty() {
-                return Err(invalid("text", "is empty"));
+                return Err(AdminError::invalid("text", "is empty"));
             }
             if text.len() as u64 > max {
                 return Err(too_big("text"));
             }
             if kind == SourceKind::Faq {
-                extract::faq_csv(text.as_bytes()).map_err(|e| invalid("text", e.to_string()))?;
+                extract::faq_csv(text.as_bytes())
+                    .map_err(|e| AdminError::invalid("text", e.to_string()))?;
             }
             let default = if kind == SourceKind::Faq {
                 "FAQ"
@@ -109,34 +106,37 @@ pub async fn add_source(
                 Some(text.into_bytes()),
             )
         }
-        SourceKind::Text => return Err(invalid("text", "is required for a text source")),
+        SourceKind::Text => {
+            return Err(AdminError::invalid("text", "is required for a text source"));
+        }
         SourceKind::File | SourceKind::Faq => {
             let name = input.name.filter(|n| !n.trim().is_empty()).ok_or_else(|| {
-                invalid("name", "is required: the file's name, with its extension")
+                AdminError::invalid("name", "is required: the file's name, with its extension")
             })?;
             let encoded = input
                 .content_base64
-                .ok_or_else(|| invalid("content_base64", "is required for a file"))?;
+                .ok_or_else(|| AdminError::invalid("content_base64", "is required for a file"))?;
             if encoded.len() as u64 > max.saturating_mul(4) / 3 + 4 {
                 return Err(too_big("content_base64"));
             }
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(encoded.trim())
-                .map_err(|_| invalid("content_base64", "is not valid base64"))?;
+                .map_err(|_| AdminError::invalid("content_base64", "is not valid base64"))?;
             if bytes.len() as u64 > max {
                 return Err(too_big("content_base64"));
             }
             if kind == SourceKind::Faq {
-                extract::faq_csv(&bytes).map_err(|e| invalid("content_base64", e.to_string()))?;
+                extract::faq_csv(&bytes)
+                    .map_err(|e| AdminError::invalid("content_base64", e.to_string()))?;
             } else {
                 FileKind::detect(&name, &bytes)
-                    .map_err(|e| invalid("content_base64", e.to_string()))?;
+                    .map_err(|e| AdminError::invalid("content_base64", e.to_string()))?;
             }
             (name, None, Some(bytes))
         }
     };
     if name.len() > 500 {
-        return Err(invalid("name", "must be at most 500 bytes"));
+        return Err(AdminError::invalid("name", "must be at most 500 bytes"));
     }
     let source = NewSource {
         id: new_id("src"),

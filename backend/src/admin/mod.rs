@@ -122,6 +122,16 @@ pub enum AdminError {
     Store(StoreError),
 }
 
+impl AdminError {
+    /// `field` is wrong, for this reason.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
 impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -133,10 +143,7 @@ impl From<StoreError> for AdminError {
 
 fn check(def: &WidgetDef) -> Result<(), AdminError> {
     def.validate()
-        .map_err(|(field, message)| AdminError::Invalid {
-            field: field.into(),
-            message,
-        })
+        .map_err(|(field, message)| AdminError::invalid(field, message))
 }
 
 /// A widget just made, with its public key (shown once: only its hash is kept).
@@ -164,10 +171,7 @@ pub async fn create_widget(
     let title = input.title.clone().unwrap_or_default();
     let explicit = input.id.clone();
     let base = explicit.clone().unwrap_or_else(|| slug(&title));
-    let id = WidgetId::parse(&base).map_err(|message| AdminError::Invalid {
-        field: "id".into(),
-        message,
-    })?;
+    let id = WidgetId::parse(&base).map_err(|message| AdminError::invalid("id", message))?;
     let mut def = WidgetDef::new(id, &title, "admin");
     input.apply(&mut def);
     check(&def)?;
@@ -207,10 +211,7 @@ pub async fn update_widget(
     input: WidgetInput,
 ) -> Result<WidgetDef, AdminError> {
     if input.id.as_deref().is_some_and(|new| new != id) {
-        return Err(AdminError::Invalid {
-            field: "id".into(),
-            message: "cannot be changed".into(),
-        });
+        return Err(AdminError::invalid("id", "cannot be changed"));
     }
     let mut def = store
         .widget(id)
