@@ -236,7 +236,7 @@ impl Crawler {
         let Ok(robots_url) = url.join("/robots.txt") else {
             return Robots { robot: None };
         };
-        let robot = match self.get(&robots_url, None).await {
+        let robot = match self.fetch(&robots_url, None).await {
             Ok(Fetched::Page(page)) => {
                 texting_robots::Robot::new(&self.settings.user_agent, &page.body).ok()
             }
@@ -251,10 +251,6 @@ impl Crawler {
         url: &Url,
         validators: Option<&Validators>,
     ) -> Result<Fetched, FetchError> {
-        self.get(url, validators).await
-    }
-
-    async fn get(&self, url: &Url, validators: Option<&Validators>) -> Result<Fetched, FetchError> {
         check_url(url, self.settings.allow_private_addresses)?;
         let total = self.downloaded.load(std::sync::atomic::Ordering::Relaxed);
         if total >= self.settings.max_total_bytes {
@@ -356,7 +352,7 @@ impl Crawler {
             if !self.same_host(start, &map) {
                 continue;
             }
-            let body = match self.get(&map, None).await {
+            let body = match self.fetch(&map, None).await {
                 Ok(Fetched::Page(p)) => p.body,
                 Ok(Fetched::NotModified) => continue,
                 Err(e) => {
