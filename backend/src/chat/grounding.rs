@@ -114,14 +114,29 @@ pub async fn judge(
     Some((judged, total))
 }
 
-/// The reply when nothing relevant is found.
-pub fn unknown_reply(widget: &Widget) -> String {
+/// Topics the built-in reply offers instead.
+const TOPICS: u32 = 4;
+
+/// The reply when nothing relevant is found: the widget's own, or the
+/// built-in one followed by what the knowledge does cover.
+pub async fn unknown_reply(store: &dyn KnowledgeStore, widget: &Widget) -> String {
     let own = widget.unknown_reply.trim();
-    if own.is_empty() {
-        DEFAULT_UNKNOWN_REPLY.to_owned()
-    } else {
-        own.to_owned()
+    if !own.is_empty() {
+        return own.to_owned();
     }
+    let mut text = DEFAULT_UNKNOWN_REPLY.to_owned();
+    match store.topics(widget.id.as_str(), TOPICS).await {
+        Ok(topics) if !topics.is_empty() => {
+            text.push_str(" I can help with: ");
+            text.push_str(&topics.join(", "));
+            text.push('.');
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(widget = %widget.id, error = %e, "reading the knowledge's topics failed")
+        }
+    }
+    text
 }
 
 /// "Page title › Heading > Path", without repeating the title.

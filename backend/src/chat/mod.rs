@@ -193,7 +193,7 @@ pub async fn start(
     // Nothing relevant: the widget's "I don't know"; a matching FAQ: its
     // answer. Neither asks the model.
     let canned = if grounding.unanswered {
-        Some(grounding::unknown_reply(widget))
+        Some(grounding::unknown_reply(&*state.knowledge, widget).await)
     } else {
         grounding.faq_answer
     };

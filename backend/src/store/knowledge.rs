@@ -249,6 +249,9 @@ pub trait KnowledgeStore: Send + Sync + std::fmt::Debug {
         terms: &[String],
         limit: u32,
     ) -> Result<Search, StoreError>;
+    /// The widget's section headings (the last part of each heading path),
+    /// in the order they were indexed, at most `limit`.
+    async fn topics(&self, widget: &str, limit: u32) -> Result<Vec<String>, StoreError>;
     /// How many chunks the widget has.
     async fn chunk_count(&self, widget: &str) -> Result<u64, StoreError>;
 }

@@ -39,5 +39,12 @@ async fn the_offline_answerer_declines_what_the_knowledge_does_not_cover() {
         text.starts_with("I couldn't find anything about that"),
         "{text}"
     );
+    // It says what it can help with instead: the knowledge's sections.
+    assert!(
+        text.ends_with(
+            "I can help with: Porthole, Installing the widget, Pricing and cost, Supported models."
+        ),
+        "{text}"
+    );
     assert!(matches!(events.last(), Some(StreamEvent::Done(_))));
 }

@@ -451,6 +451,26 @@ impl KnowledgeStore for SqliteStore {
         })
     }
 
+    async fn topics(&self, widget: &str, limit: u32) -> Result<Vec<String>, StoreError> {
+        let paths: Vec<String> = sqlx::query_scalar(
+            "SELECT heading FROM knowledge_chunks WHERE widget_id = ? AND heading <> '' \
+             GROUP BY heading ORDER BY MIN(id) LIMIT ?",
+        )
+        .bind(widget)
+        // Several paths can end in the same heading: read more than asked.
+        .bind(i64::from(limit) * 4)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut topics: Vec<String> = Vec::new();
+        for path in paths {
+            let last = path.rsplit(" > ").next().unwrap_or(&path).trim().to_owned();
+            if !last.is_empty() && !topics.contains(&last) && topics.len() < limit as usize {
+                topics.push(last);
+            }
+        }
+        Ok(topics)
+    }
+
     async fn chunk_count(&self, widget: &str) -> Result<u64, StoreError> {
         let n: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM knowledge_chunks WHERE widget_id = ?")
