@@ -57,7 +57,13 @@ impl Application {
         // Knowledge that needs no network (a widget's own text, uploads,
         // FAQs) is indexed before the server takes traffic; sites and URLs
         // sync in the background.
-        let ingest = Arc::new(Ingestor::new(store.clone(), settings.knowledge.clone()));
+        let embedder = crate::knowledge::embed::Embedder::new(&settings.embeddings)
+            .map_err(anyhow::Error::msg)?
+            .map(Arc::new);
+        let ingest = Arc::new(
+            Ingestor::new(store.clone(), settings.knowledge.clone())
+                .with_embedder(embedder.clone()),
+        );
         ingest
             .sync_local_now()
             .await
@@ -87,6 +93,7 @@ impl Application {
             tenants: store.clone(),
             knowledge: store,
             ingest,
+            embedder,
             sessions,
             limiter: Default::default(),
             ledger: Default::default(),

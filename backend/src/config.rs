@@ -19,6 +19,10 @@ pub struct Settings {
     pub chat: ChatSettings,
     pub offline: OfflineSettings,
     pub knowledge: crate::knowledge::KnowledgeSettings,
+    /// An embeddings endpoint for retrieval by meaning beside full text
+    /// (`PORTHOLE_EMBEDDINGS__BASE_URL`, `…__MODEL`, `…__API_KEY`); off
+    /// when unset.
+    pub embeddings: crate::knowledge::embed::EmbeddingSettings,
     pub store: StoreSettings,
     pub session: SessionSettings,
     /// Default limits; each widget may override them (`limits`).
@@ -40,6 +44,7 @@ impl Default for Settings {
             chat: ChatSettings::default(),
             offline: OfflineSettings::default(),
             knowledge: Default::default(),
+            embeddings: Default::default(),
             store: StoreSettings::default(),
             session: SessionSettings::default(),
             limits: crate::limits::LimitSettings::default(),
@@ -536,6 +541,12 @@ impl Settings {
                 "public_url",
                 format!("{url:?} must start with http:// or https://"),
             ));
+        }
+        if let Err(why) = crate::knowledge::embed::Embedder::new(&self.embeddings) {
+            return Err(invalid("embeddings.base_url", why));
+        }
+        if self.embeddings.batch_size == 0 || self.embeddings.batch_size > 2048 {
+            return Err(invalid("embeddings.batch_size", "must be 1 to 2048"));
         }
         if self.chat.max_message_chars == 0 {
             return Err(invalid("chat.max_message_chars", "must be greater than 0"));

@@ -20,6 +20,9 @@ pub struct AppState {
     pub tenants: Arc<dyn TenantStore>,
     pub knowledge: Arc<dyn crate::store::KnowledgeStore>,
     pub ingest: Arc<crate::ingest::Ingestor>,
+    /// The embeddings endpoint, when one is configured: questions are
+    /// matched by meaning too.
+    pub embedder: Option<Arc<crate::knowledge::embed::Embedder>>,
     /// Signs the session tokens minted into widget pages.
     pub sessions: SessionKeys,
     /// Rate limits and stream slots.

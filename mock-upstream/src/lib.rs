@@ -8,6 +8,12 @@
 //! in the real format: `chat.completion.chunk` objects as SSE `data:` lines,
 //! a final chunk with `finish_reason`, an optional usage chunk with empty
 //! `choices`, then `data: [DONE]`.
+//!
+//! It also speaks `POST {base}/embeddings` (one string or a list): each
+//! input becomes a deterministic vector ([`embedding`]: its words hashed
+//! into [`EMBEDDING_DIMENSIONS`] signed buckets, normalised), so texts that
+//! share words are near and the same text always gets the same vector. It
+//! counts calls and inputs, and can be told to fail ([`MockUpstream::set_embeddings_fault`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -95,6 +101,45 @@ pub struct Stats {
     pub completed: usize,
     /// Streams whose client hung up before the end.
     pub client_closed: usize,
+    /// Embeddings requests answered (failed ones included).
+    pub embedding_calls: usize,
+    /// Texts embedded by successful requests.
+    pub embedded_inputs: usize,
+}
+
+/// The length of the mock's vectors.
+pub const EMBEDDING_DIMENSIONS: usize = 256;
+
+/// The mock's vector for `text`: each lower-cased word (letters and digits;
+/// a trailing `s` dropped, so plurals meet their singular) adds ±1 to a
+/// bucket chosen by its FNV-1a hash, and the sum is scaled to length 1.
+/// Texts with no word get a fixed unit vector.
+pub fn embedding(text: &str) -> Vec<f32> {
+    let mut v = vec![0f32; EMBEDDING_DIMENSIONS];
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        let word = word.to_lowercase();
+        let word = word
+            .strip_suffix('s')
+            .filter(|w| w.len() > 2)
+            .unwrap_or(&word);
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in word.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        let bucket = (h % EMBEDDING_DIMENSIONS as u64) as usize;
+        v[bucket] += if (h >> 32) & 1 == 0 { 1.0 } else { -1.0 };
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm == 0.0 {
+        v[0] = 1.0;
+    } else {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
 }
 
 #[derive(Debug)]
@@ -104,6 +149,9 @@ struct State {
     opened: AtomicUsize,
     completed: AtomicUsize,
     client_closed: AtomicUsize,
+    embedding_calls: AtomicUsize,
+    embedded_inputs: AtomicUsize,
+    embeddings_fault: Mutex<Option<u16>>,
     changed: Notify,
 }
 
@@ -136,6 +184,9 @@ impl MockUpstream {
             opened: AtomicUsize::new(0),
             completed: AtomicUsize::new(0),
             client_closed: AtomicUsize::new(0),
+            embedding_calls: AtomicUsize::new(0),
+            embedded_inputs: AtomicUsize::new(0),
+            embeddings_fault: Mutex::new(None),
             changed: Notify::new(),
         });
         let accept_state = state.clone();
@@ -164,7 +215,12 @@ impl MockUpstream {
         *lock(&self.state.script) = script;
     }
 
-    /// The JSON bodies of the requests received so far.
+    /// Makes `/embeddings` answer with this HTTP status (`None`: answer).
+    pub fn set_embeddings_fault(&self, status: Option<u16>) {
+        *lock(&self.state.embeddings_fault) = status;
+    }
+
+    /// The JSON bodies of the chat requests received so far.
     pub fn requests(&self) -> Vec<Value> {
         lock(&self.state.requests).clone()
     }
@@ -174,6 +230,8 @@ impl MockUpstream {
             opened: self.state.opened.load(Ordering::SeqCst),
             completed: self.state.completed.load(Ordering::SeqCst),
             client_closed: self.state.client_closed.load(Ordering::SeqCst),
+            embedding_calls: self.state.embedding_calls.load(Ordering::SeqCst),
+            embedded_inputs: self.state.embedded_inputs.load(Ordering::SeqCst),
         }
     }
 
@@ -277,7 +335,10 @@ async fn serve(mut socket: TcpStream, state: Arc<State>) {
 async fn answer(socket: &mut TcpStream, state: &State, head: &str, body: &[u8]) -> bool {
     let script = lock(&state.script).clone();
     let request_line = head.lines().next().unwrap_or_default();
-    if !request_line.starts_with("POST ") || !request_line.contains("/chat/completions ") {
+    let embeddings = request_line.starts_with("POST ") && request_line.contains("/embeddings ");
+    if !embeddings
+        && (!request_line.starts_with("POST ") || !request_line.contains("/chat/completions "))
+    {
         return respond_json(
             socket,
             404,
@@ -304,6 +365,9 @@ async fn answer(socket: &mut TcpStream, state: &State, head: &str, body: &[u8]) 
         )
         .await;
     };
+    if embeddings {
+        return answer_embeddings(socket, state, &request).await;
+    }
     lock(&state.requests).push(request.clone());
     if let Fault::Status(status) = script.fault {
         return respond_json(
@@ -355,6 +419,56 @@ async fn answer(socket: &mut TcpStream, state: &State, head: &str, body: &[u8]) 
             false
         }
     }
+}
+
+/// `POST /embeddings`: `input` is a string or a list of strings.
+async fn answer_embeddings(socket: &mut TcpStream, state: &State, request: &Value) -> bool {
+    state.embedding_calls.fetch_add(1, Ordering::SeqCst);
+    let fault = *lock(&state.embeddings_fault);
+    if let Some(status) = fault {
+        return respond_json(
+            socket,
+            status,
+            &openai_error("scripted failure", "server_error"),
+        )
+        .await;
+    }
+    let inputs: Vec<&str> = match &request["input"] {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(items) if items.iter().all(Value::is_string) && !items.is_empty() => {
+            items.iter().filter_map(Value::as_str).collect()
+        }
+        _ => {
+            return respond_json(
+                socket,
+                400,
+                &openai_error(
+                    "'input' must be a string or a non-empty list of strings",
+                    "invalid_request_error",
+                ),
+            )
+            .await;
+        }
+    };
+    state
+        .embedded_inputs
+        .fetch_add(inputs.len(), Ordering::SeqCst);
+    let tokens: usize = inputs
+        .iter()
+        .map(|t| t.split_whitespace().count().max(1))
+        .sum();
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, text)| json!({"object": "embedding", "index": i, "embedding": embedding(text)}))
+        .collect();
+    let body = json!({
+        "object": "list",
+        "data": data,
+        "model": request["model"].as_str().unwrap_or("mock-embedding"),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    });
+    respond_json(socket, 200, &body).await
 }
 
 async fn wait_for_eof(reader: &mut (impl AsyncReadExt + Unpin)) {

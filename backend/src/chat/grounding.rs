@@ -5,8 +5,11 @@
 //! relevant, the turn gets the widget's "I don't know" instead of a guess;
 //! when a FAQ's question matches closely, its answer verbatim.
 
+use std::collections::HashMap;
+
 use protocol::SourceRef;
 
+use crate::knowledge::embed::{Embedder, fuse};
 use crate::knowledge::{coverage, question_terms};
 use crate::provider::Passage;
 use crate::store::knowledge::{FoundChunk, KnowledgeStore, SourceKind};
@@ -39,17 +42,23 @@ pub struct Grounding {
 }
 
 /// Finds what `question` can be answered from. A store that fails is
-/// logged and treated as no knowledge: it never fails the chat.
-pub async fn ground(store: &dyn KnowledgeStore, widget: &Widget, question: &str) -> Grounding {
-    let Some((judged, total)) = judge(store, widget, question, CANDIDATES).await else {
+/// logged and treated as no knowledge, an embeddings endpoint that fails
+/// as none configured: neither ever fails the chat.
+pub async fn ground(
+    store: &dyn KnowledgeStore,
+    embedder: Option<&Embedder>,
+    widget: &Widget,
+    question: &str,
+) -> Grounding {
+    let Some((judged, total)) = judge(store, embedder, widget, question, CANDIDATES).await else {
         return Grounding::default();
     };
     if total == 0 {
         return Grounding::default();
     }
-    let judged: Vec<(FoundChunk, f64)> = judged
+    let judged: Vec<Judged> = judged
         .into_iter()
-        .filter(|(_, c)| *c >= widget.min_relevance)
+        .filter(|j| j.relevant(widget, embedder))
         .take(PASSAGES)
         .collect();
     if judged.is_empty() {
@@ -60,13 +69,13 @@ pub async fn ground(store: &dyn KnowledgeStore, widget: &Widget, question: &str)
     }
     let faq_answer = judged
         .first()
-        .filter(|(hit, c)| hit.source_kind == SourceKind::Faq && *c >= FAQ_COVERAGE)
-        .map(|(hit, _)| hit.text.clone());
+        .filter(|j| j.chunk.source_kind == SourceKind::Faq && j.coverage >= FAQ_COVERAGE)
+        .map(|j| j.chunk.text.clone());
     let mut grounding = Grounding {
         faq_answer,
         ..Grounding::default()
     };
-    for (hit, _) in &judged {
+    for Judged { chunk: hit, .. } in &judged {
         let n = grounding.passages.len() as u32 + 1;
         let title = title_of(hit);
         grounding.passages.push(Passage {
@@ -84,17 +93,54 @@ pub async fn ground(store: &dyn KnowledgeStore, widget: &Widget, question: &str)
     grounding
 }
 
-/// The best `limit` chunks for `question` with how much of it each covers,
-/// in the index's (BM25) order, and how many chunks the widget has; `None`
-/// when the store failed (logged).
+/// A candidate chunk and how well it fits the question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged {
+    pub chunk: FoundChunk,
+    /// The share of the question's information its words cover.
+    pub coverage: f64,
+    /// Its vector's cosine similarity to the question's, when both exist.
+    pub similarity: Option<f32>,
+}
+
+impl Judged {
+    /// Relevant enough to answer from: it covers enough of the question's
+    /// words (the widget's threshold), or means nearly the same.
+    pub fn relevant(&self, widget: &Widget, embedder: Option<&Embedder>) -> bool {
+        self.coverage >= widget.min_relevance
+            || match (self.similarity, embedder) {
+                (Some(s), Some(e)) => s >= e.settings().min_similarity,
+                _ => false,
+            }
+    }
+}
+
+/// The best `limit` chunks for `question`, judged, and how many chunks the
+/// widget has; `None` when the store failed (logged). With an embedder,
+/// the full-text ranking and the nearest vectors are fused (reciprocal
+/// rank fusion); a failed or slow question embedding leaves full text
+/// alone.
 pub async fn judge(
     store: &dyn KnowledgeStore,
+    embedder: Option<&Embedder>,
     widget: &Widget,
     question: &str,
     limit: u32,
-) -> Option<(Vec<(FoundChunk, f64)>, u64)> {
+) -> Option<(Vec<Judged>, u64)> {
     let terms = question_terms(question);
-    let search = match store.search(widget.id.as_str(), &terms, limit).await {
+    let widget_id = widget.id.as_str();
+    let embedded = async {
+        let embedder = embedder?;
+        match embedder.embed_query(question).await {
+            Ok(v) => Some((embedder, v)),
+            Err(e) => {
+                tracing::warn!(widget = %widget.id, error = %e, "embedding the question failed; searching full text alone");
+                None
+            }
+        }
+    };
+    let (search, embedded) = tokio::join!(store.search(widget_id, &terms, limit), embedded);
+    let search = match search {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(widget = %widget.id, error = %e, "knowledge search failed; answering without it");
@@ -103,13 +149,54 @@ pub async fn judge(
     };
     let total = search.total_chunks;
     let doc_freq = search.doc_freq;
-    let judged = search
-        .hits
+    let judge = |chunk: FoundChunk, similarity: Option<f32>| Judged {
+        coverage: coverage(&terms, &chunk.terms, &doc_freq, total),
+        chunk,
+        similarity,
+    };
+    let near = match embedded {
+        Some((embedder, vector)) => {
+            match store
+                .nearest(widget_id, embedder.model(), &vector, limit)
+                .await
+            {
+                Ok(near) => near,
+                Err(e) => {
+                    tracing::warn!(widget = %widget.id, error = %e, "vector search failed; searching full text alone");
+                    Vec::new()
+                }
+            }
+        }
+        None => Vec::new(),
+    };
+    if near.is_empty() {
+        let judged = search
+            .hits
+            .into_iter()
+            .map(|hit| judge(hit, None))
+            .collect();
+        return Some((judged, total));
+    }
+    let fused = fuse(&[
+        search.hits.iter().map(|h| h.id).collect(),
+        near.iter().map(|h| h.id).collect(),
+    ]);
+    let mut by_id: HashMap<i64, (FoundChunk, Option<f32>)> = HashMap::new();
+    for hit in search.hits {
+        by_id.insert(hit.id, (hit, None));
+    }
+    for hit in near {
+        let sim = hit.score as f32;
+        by_id
+            .entry(hit.id)
+            .and_modify(|(_, s)| *s = Some(sim))
+            .or_insert((hit, Some(sim)));
+    }
+    let judged = fused
         .into_iter()
-        .map(|hit| {
-            let c = coverage(&terms, &hit.terms, &doc_freq, total);
-            (hit, c)
-        })
+        .take(limit as usize)
+        .filter_map(|(id, _)| by_id.remove(&id))
+        .map(|(hit, sim)| judge(hit, sim))
         .collect();
     Some((judged, total))
 }

@@ -131,7 +131,13 @@ pub async fn start(
         .collect();
     history.reverse();
     // The knowledge it rests on; nothing relevant means no model call.
-    let grounding = grounding::ground(&*state.knowledge, widget, &request.message).await;
+    let grounding = grounding::ground(
+        &*state.knowledge,
+        state.embedder.as_deref(),
+        widget,
+        &request.message,
+    )
+    .await;
     let knowledge_tokens: u64 = grounding
         .passages
         .iter()

@@ -199,7 +199,7 @@ pub async fn run(
 
 fn line(s: &SourceInfo) -> String {
     format!(
-        "{}  {:<5} {:<8} {}/{} pages, {} failed, {} chunks  {}",
+        "{}  {:<5} {:<8} {}/{} pages, {} failed, {} chunks ({} embedded)  {}",
         s.id,
         s.kind.as_str(),
         s.status.as_str(),
@@ -207,6 +207,7 @@ fn line(s: &SourceInfo) -> String {
         s.pages_total,
         s.pages_failed,
         s.chunks,
+        s.chunks_embedded,
         s.name
     )
 }
@@ -217,7 +218,10 @@ async fn sync_and_watch(
     store: Arc<SqliteStore>,
     id: &str,
 ) -> anyhow::Result<()> {
-    let ingest = Ingestor::new(store.clone(), settings.knowledge.clone());
+    let embedder = crate::knowledge::embed::Embedder::new(&settings.embeddings)
+        .map_err(anyhow::Error::msg)?
+        .map(Arc::new);
+    let ingest = Ingestor::new(store.clone(), settings.knowledge.clone()).with_embedder(embedder);
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} pages {msg}")

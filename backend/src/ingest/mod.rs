@@ -25,6 +25,7 @@ use tokio::sync::Notify;
 
 use crate::knowledge::chunk::{Budget, chunk_markdown_with};
 use crate::knowledge::crawl::{Crawler, FetchError, Fetched, Validators};
+use crate::knowledge::embed::Embedder;
 use crate::knowledge::extract::{self, Extracted};
 use crate::knowledge::{KnowledgeSettings, index_terms};
 use crate::store::StoreError;
@@ -48,6 +49,7 @@ pub struct SyncReport {
 pub struct Ingestor {
     store: Arc<dyn KnowledgeStore>,
     settings: KnowledgeSettings,
+    embedder: Option<Arc<Embedder>>,
     wake: Notify,
 }
 
@@ -59,8 +61,15 @@ impl Ingestor {
         Self {
             store,
             settings,
+            embedder: None,
             wake: Notify::new(),
         }
+    }
+
+    /// Embeds each synced source's new chunks with `embedder`.
+    pub fn with_embedder(mut self, embedder: Option<Arc<Embedder>>) -> Self {
+        self.embedder = embedder;
+        self
     }
 
     /// Asks the background loop to look for due sources now.
@@ -150,6 +159,11 @@ impl Ingestor {
                     || run.report.pages_total == 0 =>
             {
                 run.report.status = SyncStatus::Ready;
+                if let Err(why) = run.embed().await? {
+                    // Full text still finds every chunk; the next sync
+                    // embeds the rest.
+                    run.report.error = Some(why);
+                }
             }
             Ok(()) => {
                 run.report.status = SyncStatus::Failed;
@@ -393,6 +407,60 @@ impl Run<'_> {
             .put_page(&self.source.id, &self.source.widget_id, &page)
             .await?;
         self.done(false).await
+    }
+
+    /// Embeds the source's chunks that have no vector from the configured
+    /// model: new and changed pages' chunks, those a budget or a failure
+    /// left last time, and all of them when the model changed. `Err` is
+    /// why some stay without one (the sync itself succeeded).
+    async fn embed(&mut self) -> Result<Result<(), String>, StoreError> {
+        let Some(embedder) = self.ingestor.embedder.clone() else {
+            return Ok(Ok(()));
+        };
+        let settings = embedder.settings();
+        let batch = settings.batch_size.clamp(1, 2048) as u32;
+        let mut spent = 0u64;
+        let mut embedded = 0usize;
+        loop {
+            if spent >= settings.max_tokens_per_sync {
+                return Ok(Err(format!(
+                    "the embedding budget of {} tokens per sync is spent; the rest is embedded \
+                     by the next sync (full text finds it meanwhile)",
+                    settings.max_tokens_per_sync
+                )));
+            }
+            let todo = self
+                .store()
+                .chunks_to_embed(&self.source.id, embedder.model(), batch)
+                .await?;
+            if todo.is_empty() {
+                break;
+            }
+            let texts: Vec<String> = todo.iter().map(|(_, t)| t.clone()).collect();
+            let done = match embedder.embed(&texts).await {
+                Ok(done) => done,
+                Err(e) => {
+                    tracing::warn!(source = %self.source.id, error = %e, "embedding chunks failed");
+                    return Ok(Err(format!(
+                        "{e}; {embedded} chunks were embedded, the rest are found by full text \
+                         until the next sync"
+                    )));
+                }
+            };
+            spent += done.tokens;
+            embedded += todo.len();
+            let vectors: Vec<(i64, Vec<f32>)> =
+                todo.iter().map(|(id, _)| *id).zip(done.vectors).collect();
+            self.store()
+                .put_embeddings(embedder.model(), &vectors)
+                .await?;
+            // Renews the claim, as pages do.
+            self.progress().await?;
+        }
+        if embedded > 0 {
+            tracing::info!(source = %self.source.id, chunks = embedded, tokens = spent, "chunks embedded");
+        }
+        Ok(Ok(()))
     }
 
     async fn fail(&mut self, url: &str, why: &str) -> Result<(), SyncError> {

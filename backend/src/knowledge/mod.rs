@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 
 pub mod chunk;
 pub mod crawl;
+pub mod embed;
 pub mod extract;
 
 /// `[knowledge]`: how sources are read and how large they may grow.

@@ -104,6 +104,9 @@ pub struct SourceInfo {
     pub pages_failed: u32,
     /// Chunks in the index from this source.
     pub chunks: u32,
+    /// Of those, the ones with a vector (an embeddings endpoint is
+    /// configured and has embedded them).
+    pub chunks_embedded: u32,
     /// Why the last sync failed as a whole.
     pub error: Option<String>,
     pub sync_every_secs: Option<u64>,
@@ -176,7 +179,8 @@ pub struct FoundChunk {
     pub text: String,
     /// The chunk's analysed terms.
     pub terms: String,
-    /// BM25, higher is better.
+    /// BM25 from a full-text search, cosine similarity from
+    /// [`KnowledgeStore::nearest`]; higher is better.
     pub score: f64,
 }
 
@@ -254,4 +258,29 @@ pub trait KnowledgeStore: Send + Sync + std::fmt::Debug {
     async fn topics(&self, widget: &str, limit: u32) -> Result<Vec<String>, StoreError>;
     /// How many chunks the widget has.
     async fn chunk_count(&self, widget: &str) -> Result<u64, StoreError>;
+    /// Chunks of `source` with no vector from `model`, at most `limit`,
+    /// each with the text to embed (its page title and heading path, then
+    /// its text).
+    async fn chunks_to_embed(
+        &self,
+        source: &str,
+        model: &str,
+        limit: u32,
+    ) -> Result<Vec<(i64, String)>, StoreError>;
+    /// Stores vectors made by `model`, by chunk id; chunks that went
+    /// meanwhile are skipped.
+    async fn put_embeddings(
+        &self,
+        model: &str,
+        vectors: &[(i64, Vec<f32>)],
+    ) -> Result<(), StoreError>;
+    /// The widget's `limit` chunks nearest `vector` by cosine similarity
+    /// (their `score`), among those embedded by `model`, nearest first.
+    async fn nearest(
+        &self,
+        widget: &str,
+        model: &str,
+        vector: &[f32],
+        limit: u32,
+    ) -> Result<Vec<FoundChunk>, StoreError>;
 }

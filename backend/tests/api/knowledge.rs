@@ -322,6 +322,119 @@ async fn a_resync_takes_exactly_the_changed_removed_and_added_pages() {
     );
 }
 
+/// The mock's embeddings counters: (calls, texts embedded).
+fn embedding_counts(k: &KnowledgeApp) -> (usize, usize) {
+    let s = k.app.mock().stats();
+    (s.embedding_calls, s.embedded_inputs)
+}
+
+#[tokio::test]
+async fn embeddings_are_made_in_batches_fused_at_query_time_and_never_redone_for_unchanged_pages() {
+    let site = DocSite::start().await;
+    acme_site(&site);
+    let mock = MockUpstream::start(Script::words("Mount a volume [1]", 0))
+        .await
+        .expect("mock");
+    let embeddings = mock.base_url();
+    // The endpoint fails from the start: the sync still indexes full text.
+    mock.set_embeddings_fault(Some(500));
+    let k = knowledge_app(Some(mock), |s| {
+        s.embeddings.base_url = Some(embeddings);
+        s.embeddings.model = "mock-embed".into();
+        s.embeddings.batch_size = 2;
+        s.embeddings.max_retries = 1;
+    })
+    .await;
+    let id = k
+        .add(json!({"kind": "site", "url": site.url("/sitemap-docs.xml")}))
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let done = k.synced(&id).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    assert_eq!(done["chunks_embedded"], 0, "{done}");
+    assert!(
+        done["error"].as_str().unwrap_or("").contains("HTTP 500"),
+        "the owner is told why: {done}"
+    );
+    // One batch, tried twice (one retry), then the sync gave up on vectors.
+    assert_eq!(embedding_counts(&k), (2, 0));
+    // A failed question embedding falls back to full text: still cited.
+    let events = k.ask("How do I run the docker image with a volume?").await;
+    assert_eq!(
+        sources_of(&events).first().and_then(|s| s.url.clone()),
+        Some(site.url("/docs/install#docker")),
+        "{events:?}"
+    );
+    assert_eq!(text_of(&events), "Mount a volume [1]");
+    assert_eq!(
+        embedding_counts(&k).0,
+        3,
+        "one try for the question, no retry"
+    );
+
+    // The endpoint is back: the next sync embeds every chunk, in batches of two.
+    k.app.mock().set_embeddings_fault(None);
+    let done = k.sync(&id).await;
+    let chunks = done["chunks"].as_u64().expect("chunks") as usize;
+    assert!(chunks >= 4, "{done}");
+    assert_eq!(
+        done["chunks_embedded"].as_u64(),
+        Some(chunks as u64),
+        "{done}"
+    );
+    assert_eq!(done["error"], Value::Null, "{done}");
+    assert_eq!(embedding_counts(&k), (3 + chunks.div_ceil(2), chunks));
+
+    // Questions are embedded once each and fused with full text.
+    let events = k.ask("How do I run the docker image with a volume?").await;
+    assert_eq!(
+        sources_of(&events).first().and_then(|s| s.url.clone()),
+        Some(site.url("/docs/install#docker"))
+    );
+    let (calls, inputs) = embedding_counts(&k);
+    assert_eq!((calls, inputs), (3 + chunks.div_ceil(2) + 1, chunks + 1));
+
+    // Nothing changed: every page answers 304 and nothing is embedded again.
+    let done = k.sync(&id).await;
+    assert_eq!(done["chunks_embedded"].as_u64(), Some(chunks as u64));
+    assert_eq!(embedding_counts(&k), (calls, inputs));
+    assert_eq!(site.not_modified("/docs/install"), 2);
+
+    // Billing changes and security arrives: only their chunks are embedded.
+    site.html(
+        "/docs/billing",
+        &page("Billing", &[("refunds", "Refunds", "Refunds are paid back to the original card within ten working days of the cancellation request.")]),
+    );
+    site.html(
+        "/docs/security",
+        &page("Security", &[("sso", "Single sign-on", "Single sign-on works with any SAML identity provider such as Okta or Azure Active Directory.")]),
+    );
+    site.sitemap(
+        "/sitemap-docs.xml",
+        &[
+            "/docs/install",
+            "/docs/billing",
+            "/docs/teams",
+            "/docs/security",
+        ],
+    );
+    let done = k.sync(&id).await;
+    let now = done["chunks"].as_u64().expect("chunks") as usize;
+    assert_eq!(done["chunks_embedded"].as_u64(), Some(now as u64), "{done}");
+    let added = embedding_counts(&k).1 - inputs;
+    assert!(
+        added >= 2 && added < now,
+        "only the changed and the new page's chunks: {added} of {now}"
+    );
+    let sso = sources_of(&k.ask("Does single sign-on work with Okta SAML?").await);
+    assert_eq!(
+        sso.first().and_then(|s| s.url.clone()),
+        Some(site.url("/docs/security#sso"))
+    );
+}
+
 #[tokio::test]
 async fn private_and_metadata_addresses_are_refused_by_default() {
     let site = DocSite::start().await;

@@ -2,11 +2,15 @@
 //! index over the chunks' analysed terms, ranked by its built-in BM25.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use sqlx::Row;
 
+use futures_util::TryStreamExt;
+
 use super::{SqliteStore, now_ms};
+use crate::knowledge::embed;
 use crate::store::StoreError;
 use crate::store::knowledge::{
     FoundChunk, KnowledgeStore, NewPage, NewSource, PageError, PageState, Search, SourceInfo,
@@ -59,7 +63,7 @@ pub(super) async fn mirror_widget_knowledge(
 const SOURCE_COLUMNS: &str = "s.id, s.widget_id, s.kind, s.name, s.url, s.status, s.pages_total, \
      s.pages_done, s.pages_failed, s.error, s.sync_every_secs, s.created_at, s.updated_at, \
      s.synced_at, (SELECT COUNT(*) FROM knowledge_chunks c JOIN knowledge_pages p ON p.id = c.page_id \
-     WHERE p.source_id = s.id) AS chunks";
+     WHERE p.source_id = s.id) AS chunks, (SELECT COUNT(*) FROM knowledge_chunks c      JOIN knowledge_pages p ON p.id = c.page_id WHERE p.source_id = s.id      AND c.embedding IS NOT NULL) AS chunks_embedded";
 
 fn source_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SourceInfo, StoreError> {
     let kind: String = row.try_get("kind")?;
@@ -77,6 +81,7 @@ fn source_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SourceInfo, StoreErr
         pages_done: u("pages_done")?,
         pages_failed: u("pages_failed")?,
         chunks: u("chunks")?,
+        chunks_embedded: u("chunks_embedded")?,
         error: row.try_get("error")?,
         sync_every_secs: row
             .try_get::<Option<i64>, _>("sync_every_secs")?
@@ -86,6 +91,75 @@ fn source_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SourceInfo, StoreErr
         synced_at: row
             .try_get::<Option<i64>, _>("synced_at")?
             .map(|t| t.max(0) as u64),
+    })
+}
+
+/// A widget's vectors of one model: (chunk id, vector).
+type Vectors = Arc<Vec<(i64, Vec<f32>)>>;
+
+/// Widgets' vectors in memory, each with the widget's vector version when
+/// it was read: a query reads the version (one indexed row) and the
+/// vectors only when it moved, so the store stays the truth and a sync by
+/// another process (the CLI) is seen at the next query.
+#[derive(Debug, Default)]
+pub struct VectorCache(Mutex<HashMap<(String, String), (i64, Vectors)>>);
+
+impl SqliteStore {
+    async fn widget_vectors(&self, widget: &str, model: &str) -> Result<Vectors, StoreError> {
+        let version: i64 = sqlx::query_scalar(
+            "SELECT COALESCE((SELECT version FROM knowledge_vector_versions WHERE widget_id = ?), 0)",
+        )
+        .bind(widget)
+        .fetch_one(&self.reader)
+        .await?;
+        let key = (widget.to_owned(), model.to_owned());
+        if let Some((v, vectors)) = self.vectors.lock().get(&key)
+            && *v == version
+        {
+            return Ok(vectors.clone());
+        }
+        let mut rows = sqlx::query_as::<_, (i64, Vec<u8>)>(
+            "SELECT id, embedding FROM knowledge_chunks \
+             WHERE widget_id = ? AND embedding_model = ? AND embedding IS NOT NULL",
+        )
+        .bind(widget)
+        .bind(model)
+        .fetch(&self.reader);
+        let mut vectors = Vec::new();
+        while let Some((id, bytes)) = rows.try_next().await? {
+            if let Some(v) = embed::from_bytes(&bytes) {
+                vectors.push((id, v));
+            }
+        }
+        let vectors = Arc::new(vectors);
+        self.vectors.lock().insert(key, (version, vectors.clone()));
+        Ok(vectors)
+    }
+}
+
+impl VectorCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), (i64, Vectors)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A found chunk from a row of `HIT_COLUMNS`, with its score (FTS5's
+/// bm25() is lower-is-better, so a search passes it negated).
+fn hit_from_row(r: &sqlx::sqlite::SqliteRow, score: f64) -> Result<FoundChunk, StoreError> {
+    let kind: String = r.try_get("kind")?;
+    Ok(FoundChunk {
+        id: r.try_get("id")?,
+        source_kind: SourceKind::parse(&kind).unwrap_or(SourceKind::Text),
+        url: r.try_get("url")?,
+        title: r.try_get("title")?,
+        heading: r.try_get("heading")?,
+        anchor: r.try_get("anchor")?,
+        page_no: r
+            .try_get::<Option<i64>, _>("page_no")?
+            .map(|n| n.clamp(0, i64::from(u32::MAX)) as u32),
+        text: r.try_get("text")?,
+        terms: r.try_get("terms")?,
+        score,
     })
 }
 
@@ -276,6 +350,17 @@ impl KnowledgeStore for SqliteStore {
         .bind(now_ms())
         .fetch_one(&mut *tx)
         .await?;
+        // Vectors of chunks whose text is unchanged are kept: only what
+        // changed is embedded again.
+        let old: HashMap<String, (Vec<u8>, String)> = sqlx::query_as::<_, (String, Vec<u8>, String)>(
+            "SELECT text, embedding, embedding_model FROM knowledge_chunks              WHERE page_id = ? AND embedding IS NOT NULL AND embedding_model IS NOT NULL",
+        )
+        .bind(page_id)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|(text, v, model)| (text, (v, model)))
+        .collect();
         // The old chunks go (their index rows with them, by trigger).
         sqlx::query("DELETE FROM knowledge_chunks WHERE page_id = ?")
             .bind(page_id)
@@ -283,8 +368,8 @@ impl KnowledgeStore for SqliteStore {
             .await?;
         for (seq, chunk) in page.chunks.iter().enumerate() {
             let id: i64 = sqlx::query_scalar(
-                "INSERT INTO knowledge_chunks (page_id, widget_id, seq, heading, anchor, page_no, text) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                "INSERT INTO knowledge_chunks (page_id, widget_id, seq, heading, anchor, page_no, text, \
+                 embedding, embedding_model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             )
             .bind(page_id)
             .bind(widget)
@@ -293,6 +378,8 @@ impl KnowledgeStore for SqliteStore {
             .bind(&chunk.anchor)
             .bind(chunk.page_no.map(i64::from))
             .bind(&chunk.text)
+            .bind(old.get(&chunk.text).map(|(v, _)| v))
+            .bind(old.get(&chunk.text).map(|(_, m)| m))
             .fetch_one(&mut *tx)
             .await?;
             sqlx::query("INSERT INTO knowledge_fts (rowid, widget, terms) VALUES (?, ?, ?)")
@@ -398,25 +485,10 @@ impl KnowledgeStore for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?;
-        let mut hits = Vec::with_capacity(rows.len());
-        for r in rows {
-            let kind: String = r.try_get("kind")?;
-            hits.push(FoundChunk {
-                id: r.try_get("id")?,
-                source_kind: SourceKind::parse(&kind).unwrap_or(SourceKind::Text),
-                url: r.try_get("url")?,
-                title: r.try_get("title")?,
-                heading: r.try_get("heading")?,
-                anchor: r.try_get("anchor")?,
-                page_no: r
-                    .try_get::<Option<i64>, _>("page_no")?
-                    .map(|n| n.clamp(0, i64::from(u32::MAX)) as u32),
-                text: r.try_get("text")?,
-                terms: r.try_get("terms")?,
-                // FTS5's bm25() is lower-is-better.
-                score: -r.try_get::<f64, _>("rank")?,
-            });
-        }
+        let hits = rows
+            .iter()
+            .map(|r| hit_from_row(r, -r.try_get::<f64, _>("rank")?))
+            .collect::<Result<Vec<_>, _>>()?;
         // Each term's count in the widget, in one statement and in the
         // index alone (a join to the chunks would make SQLite probe the index
         // once per chunk: seconds at 10,000 chunks).
@@ -479,6 +551,109 @@ impl KnowledgeStore for SqliteStore {
                 .await?;
         Ok(n.max(0) as u64)
     }
+
+    async fn chunks_to_embed(
+        &self,
+        source: &str,
+        model: &str,
+        limit: u32,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+            "SELECT c.id, p.title, c.heading, c.text FROM knowledge_chunks c \
+             JOIN knowledge_pages p ON p.id = c.page_id \
+             WHERE p.source_id = ? AND (c.embedding IS NULL OR c.embedding_model IS NOT ?) \
+             ORDER BY c.id LIMIT ?",
+        )
+        .bind(source)
+        .bind(model)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, title, heading, text)| {
+                let context = [title.trim(), heading.trim()]
+                    .into_iter()
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" > ");
+                let input = if context.is_empty() {
+                    text
+                } else {
+                    format!("{context}\n\n{text}")
+                };
+                (id, input)
+            })
+            .collect())
+    }
+
+    async fn put_embeddings(
+        &self,
+        model: &str,
+        vectors: &[(i64, Vec<f32>)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        for (id, v) in vectors {
+            sqlx::query(
+                "UPDATE knowledge_chunks SET embedding = ?, embedding_model = ? WHERE id = ?",
+            )
+            .bind(embed::to_bytes(v))
+            .bind(model)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn nearest(
+        &self,
+        widget: &str,
+        model: &str,
+        vector: &[f32],
+        limit: u32,
+    ) -> Result<Vec<FoundChunk>, StoreError> {
+        let vectors = self.widget_vectors(widget, model).await?;
+        // An exact scan of the widget's vectors: at 10,000 chunks of 256
+        // dimensions, about a millisecond.
+        let keep = limit.max(1) as usize;
+        let mut best: Vec<(i64, f32)> = Vec::with_capacity(keep + 1);
+        for (id, v) in vectors.iter() {
+            let sim = embed::cosine(vector, v);
+            if best.len() < keep || sim > best[best.len() - 1].1 {
+                let at = best.partition_point(|(_, s)| *s >= sim);
+                best.insert(at, (*id, sim));
+                best.truncate(keep);
+            }
+        }
+        if best.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; best.len()].join(", ");
+        // Built from constant fragments and a count; every value is bound.
+        let sql = format!(
+            "SELECT c.id, c.heading, c.anchor, c.page_no, c.text, f.terms, p.url, p.title, s.kind \
+             FROM knowledge_chunks c JOIN knowledge_fts f ON f.rowid = c.id \
+             JOIN knowledge_pages p ON p.id = c.page_id \
+             JOIN knowledge_sources s ON s.id = p.source_id WHERE c.id IN ({marks})"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, _) in &best {
+            q = q.bind(id);
+        }
+        let found = q.fetch_all(&self.reader).await?;
+        let mut hits = Vec::with_capacity(best.len());
+        for (id, sim) in best {
+            if let Some(r) = found
+                .iter()
+                .find(|r| r.try_get::<i64, _>("id").ok() == Some(id))
+            {
+                hits.push(hit_from_row(r, f64::from(sim))?);
+            }
+        }
+        Ok(hits)
+    }
 }
 
 #[cfg(test)]
@@ -489,9 +664,18 @@ mod tests {
     use crate::store::{KeyHash, TenantStore};
     use crate::tenants::{WidgetDef, WidgetId};
 
+    fn temp_db() -> std::path::PathBuf {
+        std::env::temp_dir()
+            .join(format!("porthole-kstore-{}", crate::ids::new_id("t")))
+            .join("k.db")
+    }
+
     async fn store_with(widgets: &[&str]) -> SqliteStore {
-        let dir = std::env::temp_dir().join(format!("porthole-kstore-{}", crate::ids::new_id("t")));
-        let store = SqliteStore::open(&dir.join("k.db")).await.unwrap();
+        store_at(&temp_db(), widgets).await
+    }
+
+    async fn store_at(path: &std::path::Path, widgets: &[&str]) -> SqliteStore {
+        let store = SqliteStore::open(path).await.unwrap();
         for w in widgets {
             let def = WidgetDef::new(WidgetId::parse(w).unwrap(), w, "admin");
             store
@@ -582,5 +766,93 @@ mod tests {
         assert!(other.hits.is_empty(), "a-b's chunks never show in a_b");
         let none = store.search("a-b", &[], 5).await.unwrap();
         assert!(none.hits.is_empty());
+    }
+
+    #[tokio::test]
+    async fn vectors_are_stored_per_model_searched_in_their_widget_and_kept_for_unchanged_text() {
+        let path = temp_db();
+        let store = store_at(&path, &["vec", "other"]).await;
+        let chunks = [
+            ("Shipping", "We ship to 40 countries."),
+            ("Returns", "Free returns for 30 days."),
+        ];
+        page(&store, "vec", "p1", &chunks).await;
+        page(&store, "other", "p9", &[("Shipping", "Elsewhere.")]).await;
+        let todo = store.chunks_to_embed("src_vec", "m1", 10).await.unwrap();
+        assert_eq!(todo.len(), 2);
+        assert_eq!(todo[0].1, "Shipping\n\nWe ship to 40 countries.");
+        let ids: Vec<i64> = todo.iter().map(|(id, _)| *id).collect();
+        store
+            .put_embeddings("m1", &[(ids[0], vec![1.0, 0.0]), (ids[1], vec![0.0, 1.0])])
+            .await
+            .unwrap();
+        let other = store.chunks_to_embed("src_other", "m1", 10).await.unwrap();
+        store
+            .put_embeddings("m1", &[(other[0].0, vec![1.0, 0.0])])
+            .await
+            .unwrap();
+        assert!(
+            store
+                .chunks_to_embed("src_vec", "m1", 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Another model's vectors are not this one's.
+        assert_eq!(
+            store
+                .chunks_to_embed("src_vec", "m2", 10)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(
+            store
+                .nearest("vec", "m2", &[1.0, 0.0], 5)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        let near = store.nearest("vec", "m1", &[0.1, 0.9], 5).await.unwrap();
+        assert_eq!(near.len(), 2, "only this widget's chunks");
+        assert_eq!(near[0].heading, "Returns");
+        assert!((near[0].score - 0.9939).abs() < 1e-3, "{}", near[0].score);
+        assert!(near[0].terms.contains("return"), "{:?}", near[0].terms);
+        assert_eq!(
+            store
+                .nearest("vec", "m1", &[1.0, 0.0], 1)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+
+        // The page changes one chunk: the other keeps its vector.
+        page(
+            &store,
+            "vec",
+            "p1",
+            &[chunks[0], ("Returns", "Returns are free for 60 days.")],
+        )
+        .await;
+        let todo = store.chunks_to_embed("src_vec", "m1", 10).await.unwrap();
+        assert_eq!(todo.len(), 1);
+        assert!(todo[0].1.contains("60 days"), "{todo:?}");
+        let info = store.source("src_vec").await.unwrap().unwrap();
+        assert_eq!((info.chunks, info.chunks_embedded), (2, 1));
+        // The vectors kept in memory follow: the replaced chunk's went...
+        let near = store.nearest("vec", "m1", &[0.1, 0.9], 5).await.unwrap();
+        assert_eq!(near.len(), 1);
+        assert_eq!(near[0].heading, "Shipping");
+        // ...and another process's new vector is seen at the next query.
+        let cli = SqliteStore::open(&path).await.unwrap();
+        cli.put_embeddings("m1", &[(todo[0].0, vec![0.0, 1.0])])
+            .await
+            .unwrap();
+        let near = store.nearest("vec", "m1", &[0.1, 0.9], 5).await.unwrap();
+        assert_eq!(near.len(), 2);
+        assert!(near[0].text.contains("60 days"), "{near:?}");
     }
 }

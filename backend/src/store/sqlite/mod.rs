@@ -70,6 +70,9 @@ pub struct SqliteStore {
     pub(crate) writer: SqlitePool,
     pub(crate) reader: SqlitePool,
     turns: tokio::sync::mpsc::Sender<TurnRequest>,
+    /// Each widget's vectors of one model, read once and kept while the
+    /// widget's vector version stays (`knowledge::VectorCache`).
+    pub(crate) vectors: std::sync::Arc<knowledge::VectorCache>,
 }
 
 /// A turn waiting for the group commit.
@@ -138,6 +141,7 @@ impl SqliteStore {
             writer,
             reader,
             turns,
+            vectors: Default::default(),
         })
     }
 }
