@@ -435,6 +435,104 @@ async fn embeddings_are_made_in_batches_fused_at_query_time_and_never_redone_for
     );
 }
 
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A real, valid PDF of text pages (Helvetica, one line per `Tj`), with
+/// its cross-reference table's byte offsets computed, as a writer makes it.
+fn pdf_of(pages: &[&[&str]]) -> Vec<u8> {
+    let n = pages.len();
+    // Objects: 1 catalog, 2 page tree, 3 font, then a page and its content
+    // stream for each page.
+    let mut objects: Vec<String> = vec![
+        "<< /Type /Catalog /Pages 2 0 R >>".into(),
+        format!(
+            "<< /Type /Pages /Kids [{}] /Count {n} >>",
+            (0..n)
+                .map(|i| format!("{} 0 R", 4 + 2 * i))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".into(),
+    ];
+    for (i, lines) in pages.iter().enumerate() {
+        let mut content = String::from("BT /F1 12 Tf 72 720 Td 14 TL\n");
+        for line in *lines {
+            content.push_str(&format!(
+                "({}) Tj T*\n",
+                line.replace('(', "\\(").replace(')', "\\)")
+            ));
+        }
+        content.push_str("ET");
+        objects.push(format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
+            5 + 2 * i
+        ));
+        objects.push(format!(
+            "<< /Length {} >>\nstream\n{content}\nendstream",
+            content.len()
+        ));
+    }
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
+    for o in offsets {
+        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+#[tokio::test]
+async fn a_pdf_is_read_page_by_page_and_cited_with_its_page_number() {
+    let k = knowledge_app(None, |_| {}).await;
+    let pdf = pdf_of(&[
+        &[
+            "Acme Router Manual",
+            "Unpack the router and connect it to power with the supplied adapter.",
+        ],
+        &[
+            "Factory reset",
+            "To restore factory settings, hold the recessed reset button for ten seconds",
+            "until the status light blinks amber.",
+        ],
+    ]);
+    let source = k
+        .add(json!({"kind": "file", "name": "router-manual.pdf", "content_base64": b64(&pdf)}))
+        .await;
+    let done = k.synced(source["id"].as_str().expect("id")).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    assert!(done["chunks"].as_u64() >= Some(1), "{done}");
+    let events = k
+        .ask("How long do I hold the reset button to restore factory settings?")
+        .await;
+    let sources = sources_of(&events);
+    assert!(!sources.is_empty(), "{events:?}");
+    assert!(
+        sources[0].title.starts_with("router-manual") && sources[0].title.ends_with("(p. 2)"),
+        "{sources:?}"
+    );
+    assert_eq!(sources[0].url, None, "an upload has no link");
+    assert!(
+        sources[0].snippet.contains("recessed reset button"),
+        "{sources:?}"
+    );
+}
+
 #[tokio::test]
 async fn private_and_metadata_addresses_are_refused_by_default() {
     let site = DocSite::start().await;
@@ -595,7 +693,6 @@ async fn bad_input_fails_its_page_or_source_and_nothing_else() {
     );
 
     // A "PDF" that is not one, and a CSV without pairs, are refused at once.
-    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let r = k.admin("POST", "/sources", Some(json!({"kind": "file", "name": "manual.pdf", "content_base64": b64(b"<html>no</html>")}))).await;
     assert_eq!(api_error(r).await, (422, "invalid_field".to_owned()));
     let r = k

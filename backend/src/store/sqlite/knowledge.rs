@@ -855,4 +855,51 @@ mod tests {
         assert_eq!(near.len(), 2);
         assert!(near[0].text.contains("60 days"), "{near:?}");
     }
+
+    #[tokio::test]
+    async fn a_scheduled_source_is_due_again_only_when_its_interval_has_passed() {
+        let store = store_with(&["sched"]).await;
+        store
+            .add_source(&NewSource {
+                id: "src_daily".into(),
+                widget_id: "sched".into(),
+                kind: SourceKind::Url,
+                name: "daily".into(),
+                url: Some("https://example.com/".into()),
+                body: None,
+                sync_every_secs: Some(86_400),
+            })
+            .await
+            .unwrap();
+        let now = now_ms() as u64;
+        assert_eq!(store.due_sources(now).await.unwrap(), vec!["src_daily"]);
+        assert!(store.claim_source("src_daily", 60_000).await.unwrap());
+        // Claimed: nobody else takes it, nor is it due.
+        assert!(!store.claim_source("src_daily", 60_000).await.unwrap());
+        store
+            .set_progress("src_daily", 60_000, SyncStatus::Ready, 1, 1, 0, None)
+            .await
+            .unwrap();
+        let synced = store
+            .source("src_daily")
+            .await
+            .unwrap()
+            .unwrap()
+            .synced_at
+            .unwrap();
+        assert!(store.due_sources(now).await.unwrap().is_empty());
+        assert!(!store.claim_source("src_daily", 60_000).await.unwrap());
+        let day = 86_400_000;
+        assert!(
+            store
+                .due_sources(synced + day - 1)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store.due_sources(synced + day).await.unwrap(),
+            vec!["src_daily"]
+        );
+    }
 }
