@@ -94,6 +94,7 @@ impl Application {
             knowledge: store,
             ingest,
             embedder,
+            answers: Default::default(),
             sessions,
             limiter: Default::default(),
             ledger: Default::default(),

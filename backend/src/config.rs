@@ -150,6 +150,13 @@ pub struct ChatSettings {
     pub history_messages: usize,
     /// Seconds between `:` heartbeat comments on an open stream.
     pub heartbeat_secs: u64,
+    /// How long an answer goes on with nobody reading (the visitor's
+    /// connection dropped) before it is cancelled, in seconds: a visitor
+    /// who comes back within it resumes the same answer.
+    pub resume_grace_secs: u64,
+    /// How long a finished answer's events stay for a late resume, in
+    /// seconds; after that `stream_expired` (the history has the answer).
+    pub resume_ttl_secs: u64,
 }
 
 impl Default for ChatSettings {
@@ -159,6 +166,8 @@ impl Default for ChatSettings {
             max_body_bytes: 32 * 1024,
             history_messages: 20,
             heartbeat_secs: 15,
+            resume_grace_secs: 30,
+            resume_ttl_secs: 600,
         }
     }
 }

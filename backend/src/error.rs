@@ -39,6 +39,11 @@ impl AppError {
         self
     }
 
+    /// The stable code it carries.
+    pub fn code(&self) -> ErrorCode {
+        self.body.code
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message)
     }

@@ -30,6 +30,8 @@ pub struct AppState {
     /// Tokens spent per widget, for the budgets.
     pub ledger: crate::limits::Ledger,
     pub provider: Arc<dyn ChatProvider>,
+    /// The events of answers in flight (and recently finished), for resumes.
+    pub answers: Arc<crate::chat::log::AnswerLogs>,
     pub lifecycle: Lifecycle,
     /// The built widget; `None` when it was not built.
     pub assets: Option<crate::assets::WidgetAssets>,

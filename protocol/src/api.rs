@@ -137,6 +137,11 @@ pub enum ErrorCode {
     UpstreamTimeout,
     /// The server is shutting down; retry on another replica or shortly.
     ShuttingDown,
+    /// The answer's event log has expired: the answer is in the history.
+    StreamExpired,
+    /// The answer stopped half way (the server producing it went away, or
+    /// nobody was reading); what came is stored as interrupted. Ask again.
+    Interrupted,
     /// Something went wrong on our side; details are in the server log.
     Internal,
     /// A code this client does not know yet.
@@ -166,6 +171,8 @@ impl ErrorCode {
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::ShuttingDown => "shutting_down",
+            Self::StreamExpired => "stream_expired",
+            Self::Interrupted => "interrupted",
             Self::Internal => "internal",
             Self::Unknown => "unknown",
         }
@@ -238,6 +245,8 @@ mod tests {
             ErrorCode::PayloadTooLarge,
             ErrorCode::UnsupportedMediaType,
             ErrorCode::ConversationNotFound,
+            ErrorCode::StreamExpired,
+            ErrorCode::Interrupted,
             ErrorCode::NotFound,
             ErrorCode::UpstreamError,
             ErrorCode::UpstreamUnavailable,

@@ -15,6 +15,7 @@
 //! dropping the upstream stream cancels the request at once.
 
 pub mod grounding;
+pub mod log;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -25,7 +26,6 @@ use futures_util::StreamExt;
 use protocol::event::{DoneEvent, MetaEvent};
 use protocol::{ApiError, ChatRequest, ErrorCode, StreamEvent, Usage};
 use salvo::http::StatusCode;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::error::AppError;
@@ -46,9 +46,6 @@ fn store_failed(e: impl std::fmt::Display) -> AppError {
         "Your message could not be saved. Please try again.",
     )
 }
-
-/// Frames buffered between the relay task and a slow client.
-const CHANNEL_FRAMES: usize = 64;
 
 /// Refuses a new turn while the server shuts down (503 + Retry-After).
 pub fn accepting(state: &AppState) -> Result<(), AppError> {
@@ -251,16 +248,25 @@ pub async fn start(
         }
     };
 
-    let (tx, rx) = mpsc::channel::<Bytes>(CHANNEL_FRAMES);
+    let log = state.answers.open(
+        &answer.message_id,
+        widget.id.as_str(),
+        owner,
+        &conversation_id,
+    );
     let meta = StreamEvent::Meta(MetaEvent {
         conversation_id,
         user_message_id,
         message_id: answer.message_id.clone(),
     });
+    let chat = &state.settings.chat;
+    let heartbeat = Duration::from_secs(chat.heartbeat_secs.max(1));
+    // The visitor reads through the log, as a resuming visitor does.
+    let body = log.follow(None, heartbeat);
     let relay = Relay {
-        tx,
+        log,
         seq: 0,
-        heartbeat: Duration::from_secs(state.settings.chat.heartbeat_secs),
+        grace: Duration::from_secs(chat.resume_grace_secs),
         idle_timeout: Duration::from_millis(upstream.idle_timeout_ms),
         text: String::new(),
         finish: None,
@@ -282,9 +288,7 @@ pub async fn start(
         shutdown,
         provider.name(),
     ));
-    Ok(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|frame| (Ok(frame), rx))
-    }))
+    Ok(body)
 }
 
 /// The client-facing error for a provider failure; the cause is logged.
@@ -413,16 +417,20 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 enum End {
     /// `done` was sent.
     Done,
-    /// An `error` event was sent (or the client was gone before it could be).
+    /// An `error` event was sent.
     Failed,
-    /// The client went away.
+    /// Nobody read the answer for the grace period.
     ClientGone,
+    /// The visitor pressed Stop.
+    Stopped,
 }
 
 struct Relay {
-    tx: mpsc::Sender<Bytes>,
+    /// Where each event goes; readers follow it.
+    log: Arc<log::AnswerLog>,
     seq: u64,
-    heartbeat: Duration,
+    /// How long the answer goes on with nobody reading.
+    grace: Duration,
     idle_timeout: Duration,
     text: String,
     finish: Option<String>,
@@ -437,16 +445,15 @@ struct Relay {
 #[derive(PartialEq, Eq)]
 enum Step {
     Go,
-    ClientGone,
     OverBudget,
 }
 
 impl Relay {
-    /// Sends an event; false when the client is gone.
-    async fn send(&mut self, event: &StreamEvent) -> bool {
+    /// Appends an event to the answer's log.
+    fn send(&mut self, event: &StreamEvent) {
         let frame = Bytes::from(event.to_sse(self.seq));
         self.seq += 1;
-        self.tx.send(frame).await.is_ok()
+        self.log.push(frame);
     }
 
     /// Applies a delta.
@@ -454,9 +461,7 @@ impl Relay {
         match delta {
             Delta::Text(text) => {
                 self.text.push_str(&text);
-                if !self.send(&StreamEvent::chunk(text)).await {
-                    return Step::ClientGone;
-                }
+                self.send(&StreamEvent::chunk(text));
                 if self
                     .budget_left
                     .is_some_and(|left| estimate_tokens(&self.text) > left)
@@ -476,30 +481,25 @@ impl Relay {
         }
     }
 
-    async fn fail(&mut self, code: ErrorCode, message: &str) -> End {
-        self.send(&StreamEvent::Error(ApiError::new(code, message)))
-            .await;
+    fn fail(&mut self, code: ErrorCode, message: &str) -> End {
+        self.send(&StreamEvent::Error(ApiError::new(code, message)));
         End::Failed
     }
 
-    async fn over_budget(&mut self) -> End {
+    fn over_budget(&mut self) -> End {
         self.fail(
             ErrorCode::BudgetExceeded,
             "This assistant has used up its budget for now; the answer was cut short.",
         )
-        .await
     }
 
-    async fn finish_done(&mut self) -> End {
+    fn finish_done(&mut self) -> End {
         let done = StreamEvent::Done(DoneEvent {
             finish_reason: self.finish.clone().unwrap_or_else(|| "stop".into()),
             usage: self.usage,
         });
-        if self.send(&done).await {
-            End::Done
-        } else {
-            End::ClientGone
-        }
+        self.send(&done);
+        End::Done
     }
 
     async fn run(
@@ -511,19 +511,16 @@ impl Relay {
         shutdown: tokio_util::sync::CancellationToken,
         provider: &'static str,
     ) {
+        let log = self.log.clone();
+        let abandoned = log.abandoned(self.grace);
+        tokio::pin!(abandoned);
         let end = 'relay: {
             for event in &opening {
-                if !self.send(event).await {
-                    break 'relay End::ClientGone;
-                }
+                self.send(event);
             }
-            match self.apply(first).await {
-                Step::Go => {}
-                Step::ClientGone => break 'relay End::ClientGone,
-                Step::OverBudget => break 'relay self.over_budget().await,
+            if self.apply(first).await == Step::OverBudget {
+                break 'relay self.over_budget();
             }
-            let mut heartbeat =
-                tokio::time::interval_at(Instant::now() + self.heartbeat, self.heartbeat);
             let mut idle_deadline = Instant::now() + self.idle_timeout;
             let mut checkpoint =
                 tokio::time::interval_at(Instant::now() + CHECKPOINT_EVERY, CHECKPOINT_EVERY);
@@ -531,36 +528,35 @@ impl Relay {
             loop {
                 tokio::select! {
                     biased;
-                    _ = self.tx.closed() => break 'relay End::ClientGone,
+                    _ = log.stopped() => break 'relay End::Stopped,
+                    _ = &mut abandoned => break 'relay End::ClientGone,
                     _ = shutdown.cancelled() => {
-                        break 'relay self.fail(ErrorCode::ShuttingDown, "The server is restarting; the answer was cut short. Please ask again.").await;
+                        break 'relay self.fail(ErrorCode::ShuttingDown, "The server is restarting; the answer was cut short. Please ask again.");
                     }
                     item = stream.next() => {
                         idle_deadline = Instant::now() + self.idle_timeout;
                         match item {
-                            Some(Ok(delta)) => match self.apply(delta).await {
-                                Step::Go => {}
-                                Step::ClientGone => break 'relay End::ClientGone,
-                                Step::OverBudget => break 'relay self.over_budget().await,
+                            Some(Ok(delta)) => if self.apply(delta).await == Step::OverBudget {
+                                break 'relay self.over_budget();
                             },
                             Some(Err(e)) => {
                                 tracing::warn!(error = %e, provider, "upstream failed mid-answer");
-                                break 'relay self.fail(ErrorCode::UpstreamError, "The answer was interrupted. Please try again.").await;
+                                break 'relay self.fail(ErrorCode::UpstreamError, "The answer was interrupted. Please try again.");
                             }
-                            None if self.finish.is_some() => break 'relay self.finish_done().await,
+                            None if self.finish.is_some() => break 'relay self.finish_done(),
                             None => {
                                 tracing::warn!(provider, "upstream ended without a finish reason");
-                                break 'relay self.fail(ErrorCode::UpstreamError, "The answer ended early. Please try again.").await;
+                                break 'relay self.fail(ErrorCode::UpstreamError, "The answer ended early. Please try again.");
                             }
                         }
                     }
                     _ = tokio::time::sleep_until(idle_deadline) => {
                         if self.finish.is_some() {
                             // The answer is complete; only the end marker is late.
-                            break 'relay self.finish_done().await;
+                            break 'relay self.finish_done();
                         }
                         tracing::warn!(provider, "upstream went silent");
-                        break 'relay self.fail(ErrorCode::UpstreamTimeout, "The assistant stopped answering. Please try again.").await;
+                        break 'relay self.fail(ErrorCode::UpstreamTimeout, "The assistant stopped answering. Please try again.");
                     }
                     _ = checkpoint.tick() => {
                         if self.text.len() != saved_len {
@@ -568,29 +564,42 @@ impl Relay {
                             saved_len = self.text.len();
                         }
                     }
-                    _ = heartbeat.tick() => {
-                        if self.tx.send(Bytes::from_static(protocol::event::HEARTBEAT.as_bytes())).await.is_err() {
-                            break 'relay End::ClientGone;
-                        }
-                    }
                 }
             }
         };
         // Cancel upstream now, before the store write.
         drop(stream);
+        // Whoever reads the log later gets its end.
+        match end {
+            End::ClientGone => self.send(&StreamEvent::Error(ApiError::new(
+                ErrorCode::Interrupted,
+                "Nobody was reading, so the answer was stopped. Please ask again.",
+            ))),
+            End::Stopped => self.send(&StreamEvent::Done(DoneEvent {
+                finish_reason: "stopped".into(),
+                usage: None,
+            })),
+            End::Done | End::Failed => {}
+        }
+        self.log.end();
         let status = match &end {
             End::Done => MessageStatus::Complete,
-            End::ClientGone => MessageStatus::Interrupted,
+            End::ClientGone | End::Stopped => MessageStatus::Interrupted,
             // A failure mid-answer keeps what came as `interrupted`;
             // `error` is for an answer that has nothing to keep.
             End::Failed if self.text.is_empty() => MessageStatus::Error,
             End::Failed => MessageStatus::Interrupted,
         };
         if matches!(end, End::ClientGone) {
-            tracing::info!(conversation = %answer.conversation_id, "visitor left; upstream cancelled");
+            tracing::info!(conversation = %answer.conversation_id, "nobody read the answer for the grace period; upstream cancelled");
+        }
+        if matches!(end, End::Stopped) {
+            tracing::info!(conversation = %answer.conversation_id, "the visitor stopped the answer; upstream cancelled");
         }
         answer
             .store(std::mem::take(&mut self.text), status, self.usage)
             .await;
+        let ttl = Duration::from_secs(answer.state.settings.chat.resume_ttl_secs);
+        answer.state.answers.expire(&answer.message_id, ttl);
     }
 }

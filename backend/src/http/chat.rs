@@ -89,16 +89,178 @@ pub async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     match started {
         Ok(body) => {
             res.status_code(StatusCode::OK);
-            for (name, value) in [
-                ("content-type", "text/event-stream; charset=utf-8"),
-                ("cache-control", "no-cache, no-transform"),
-                ("x-accel-buffering", "no"),
-            ] {
-                let _ = res.add_header(name, value, true);
-            }
+            sse_headers(res);
             res.stream(body);
         }
         Err(e) => e.render(res),
+    }
+}
+
+/// The answer's log, when this visitor may read it; otherwise the error:
+/// 410 `stream_expired` for their answer whose log is gone (its
+/// conversation in `X-Conversation-Id`), 404 for anything else.
+async fn answer_log(
+    state: &AppState,
+    widget: &Widget,
+    owner: &Owner,
+    message_id: &str,
+) -> Result<Arc<crate::chat::log::AnswerLog>, AppError> {
+    let not_found = || {
+        AppError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "There is no such answer for this visitor.",
+        )
+    };
+    if let Some(log) = state.answers.get(message_id) {
+        if log.widget == widget.id.as_str()
+            && owner.may_read(Some(&log.owner.visitor), log.owner.user.as_deref())
+        {
+            return Ok(log);
+        }
+        return Err(not_found());
+    }
+    match state
+        .store
+        .conversation_of_message(&widget.id, owner, message_id)
+        .await
+    {
+        Ok(Some(conversation)) => Err(AppError::new(
+            StatusCode::GONE,
+            ErrorCode::StreamExpired,
+            "This answer can no longer be resumed; the conversation has what was written.",
+        )
+        .in_conversation(conversation)),
+        Ok(None) => Err(not_found()),
+        Err(e) => {
+            tracing::error!(error = %e, "looking up an answer failed");
+            Err(AppError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Internal,
+                "The answer cannot be read right now. Please try again.",
+            )
+            .with_retry_after(2))
+        }
+    }
+}
+
+/// The last event the client saw: the `Last-Event-ID` header, or the
+/// `last_event_id` query parameter (a cross-origin header costs a
+/// preflight). `Err` when one is given and is not a number.
+fn last_event_id(req: &Request) -> Result<Option<u64>, AppError> {
+    let given = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.query::<String>("last_event_id"));
+    match given.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| {
+            AppError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidField,
+                "last_event_id must be the number of an event's id: line.",
+            )
+        }),
+    }
+}
+
+/// Resumes an answer: its events after `Last-Event-ID`, then the live ones.
+///
+/// The same SSE stream as `POST /api/v1/chat` gives, from the event after
+/// the one named (from the start without one), to its `done` or `error`;
+/// the model is not asked again. A finished answer replays to its end
+/// while its log is kept (`resume_ttl_secs`); after that `410
+/// stream_expired`, and the history API has the stored answer.
+#[endpoint(
+    tags("chat"),
+    parameters(
+        ("message_id" = String, Path, description = "The answer's `message_id` from the `meta` event"),
+        ("Last-Event-ID" = Option<String>, Header, description = "The `id:` of the last event received"),
+        ("last_event_id" = Option<String>, Query, description = "The same, for clients that cannot send the header"),
+        ("X-API-Key" = String, Header, description = "The widget's public key, `pk_…`"),
+        ("Authorization" = String, Header, description = "`Bearer <session token>` minted into the widget page"),
+    ),
+    responses(
+        (status_code = 200, description = "The rest of the answer's SSE stream", content_type = "text/event-stream", body = SseEvent),
+        (status_code = 400, description = "`last_event_id` is not a number", body = ApiError),
+        (status_code = 401, description = "Unknown key, or a missing, forged, foreign or expired session token", body = ApiError),
+        (status_code = 404, description = "No such answer for this visitor", body = ApiError),
+        (status_code = 410, description = "The answer's log has expired (`stream_expired`); `X-Conversation-Id` names its conversation", body = ApiError),
+    )
+)]
+pub async fn resume(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let (Ok(state), Ok(widget), Ok(owner)) = (
+        depot.get_typed::<Arc<AppState>>(),
+        depot.get_typed::<Arc<Widget>>(),
+        depot.get_typed::<Owner>(),
+    ) else {
+        AppError::internal().render(res);
+        return;
+    };
+    let id = req.param::<String>("message_id").unwrap_or_default();
+    let after = match last_event_id(req) {
+        Ok(after) => after,
+        Err(e) => return e.render(res),
+    };
+    match answer_log(state, widget, owner, &id).await {
+        Ok(log) => {
+            let heartbeat =
+                std::time::Duration::from_secs(state.settings.chat.heartbeat_secs.max(1));
+            res.status_code(StatusCode::OK);
+            sse_headers(res);
+            res.stream(log.follow(after, heartbeat));
+        }
+        Err(e) => e.render(res),
+    }
+}
+
+/// Stops an answer at once: the model is cancelled, what was written is
+/// stored as interrupted, and readers get `done` with `finish_reason`
+/// `stopped`. Stopping an answer that has ended changes nothing.
+#[endpoint(
+    tags("chat"),
+    parameters(
+        ("message_id" = String, Path, description = "The answer's `message_id` from the `meta` event"),
+        ("X-API-Key" = String, Header, description = "The widget's public key, `pk_…`"),
+        ("Authorization" = String, Header, description = "`Bearer <session token>` minted into the widget page"),
+    ),
+    responses(
+        (status_code = 204, description = "Stopped, or already ended"),
+        (status_code = 401, description = "Unknown key, or a missing, forged, foreign or expired session token", body = ApiError),
+        (status_code = 404, description = "No such answer for this visitor", body = ApiError),
+    )
+)]
+pub async fn stop(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let (Ok(state), Ok(widget), Ok(owner)) = (
+        depot.get_typed::<Arc<AppState>>(),
+        depot.get_typed::<Arc<Widget>>(),
+        depot.get_typed::<Owner>(),
+    ) else {
+        AppError::internal().render(res);
+        return;
+    };
+    let id = req.param::<String>("message_id").unwrap_or_default();
+    match answer_log(state, widget, owner, &id).await {
+        Ok(log) => {
+            log.stop();
+            res.status_code(StatusCode::NO_CONTENT);
+        }
+        Err(e) if e.code() == ErrorCode::StreamExpired => {
+            res.status_code(StatusCode::NO_CONTENT);
+        }
+        Err(e) => e.render(res),
+    }
+}
+
+fn sse_headers(res: &mut Response) {
+    for (name, value) in [
+        ("content-type", "text/event-stream; charset=utf-8"),
+        ("cache-control", "no-cache, no-transform"),
+        ("x-accel-buffering", "no"),
+    ] {
+        let _ = res.add_header(name, value, true);
     }
 }
 

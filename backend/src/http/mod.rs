@@ -125,7 +125,9 @@ fn api_router() -> Router {
         .push(
             Router::with_path("chat")
                 .hoop(auth::require_session)
-                .post(chat::chat),
+                .post(chat::chat)
+                .push(Router::with_path("{message_id}/stream").get(chat::resume))
+                .push(Router::with_path("{message_id}/stop").post(chat::stop)),
         )
         .push(
             Router::with_path("conversations/{id}")

@@ -114,6 +114,14 @@ pub trait ConversationStore: Send + Sync + std::fmt::Debug {
         owner: &Owner,
         conversation: &str,
     ) -> Result<Option<Vec<StoredMessage>>, StoreError>;
+    /// The conversation of message `id`, when it is `widget`'s and `owner`
+    /// may read it.
+    async fn conversation_of_message(
+        &self,
+        widget: &WidgetId,
+        owner: &Owner,
+        id: &str,
+    ) -> Result<Option<String>, StoreError>;
     /// Saves what an answer has so far.
     async fn checkpoint_answer(&self, id: &str, content: &str) -> Result<(), StoreError>;
     /// Ends an answer (once: an answer already ended is left as it is) and

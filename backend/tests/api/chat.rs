@@ -112,8 +112,8 @@ async fn follow_up_questions_carry_the_earlier_turns() {
 }
 
 #[tokio::test]
-async fn a_client_that_leaves_after_two_chunks_closes_the_upstream_within_a_second() {
-    let app = spawn_with_mock(Script::numbered(100, 50), |_| {}).await;
+async fn with_no_resume_grace_a_client_that_leaves_closes_the_upstream_within_a_second() {
+    let app = spawn_with_mock(Script::numbered(100, 50), |s| s.chat.resume_grace_secs = 0).await;
     let mut reader = EventReader::new(app.ask("Tell me a long story").await);
     let mut chunks = 0;
     while chunks < 2 {

@@ -155,6 +155,8 @@ pub struct EventReader {
     parser: SseParser,
     pending: std::collections::VecDeque<StreamEvent>,
     pub comments_seen: usize,
+    /// The `id:` of each event read so far, in order.
+    pub ids: Vec<u64>,
 }
 
 impl EventReader {
@@ -164,6 +166,7 @@ impl EventReader {
             parser: SseParser::new(),
             pending: Default::default(),
             comments_seen: 0,
+            ids: Vec::new(),
         }
     }
 
@@ -180,6 +183,12 @@ impl EventReader {
             self.comments_seen += bytes.windows(2).filter(|w| w == b"\n:").count()
                 + usize::from(bytes.starts_with(b":"));
             for msg in self.parser.push(&bytes) {
+                self.ids.push(
+                    msg.id
+                        .as_deref()
+                        .and_then(|id| id.parse().ok())
+                        .expect("every event has a numeric id"),
+                );
                 self.pending
                     .push_back(StreamEvent::from_sse(&msg).expect("every event decodes"));
             }

@@ -380,7 +380,11 @@ async fn the_token_budget_ends_an_answer_then_refuses_before_upstream() {
 #[tokio::test]
 async fn a_visitor_leaving_after_two_chunks_closes_upstream_and_records_partial_usage() {
     let mut db = std::path::PathBuf::new();
-    let app = app_with(Script::numbered(1_000, 30), |s| db = s.store.path.clone()).await;
+    let app = app_with(Script::numbered(1_000, 30), |s| {
+        db = s.store.path.clone();
+        s.chat.resume_grace_secs = 0;
+    })
+    .await;
     let r = post(&app, &app.session, None, json!({"message": "go on"})).await;
     let mut reader = EventReader::new(r);
     let mut chunks = 0;

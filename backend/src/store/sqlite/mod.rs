@@ -390,6 +390,23 @@ impl ConversationStore for SqliteStore {
         Ok(Some(out))
     }
 
+    async fn conversation_of_message(
+        &self,
+        widget: &WidgetId,
+        owner: &Owner,
+        id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let conversation: Option<String> =
+            sqlx::query_scalar("SELECT conversation_id FROM messages WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await?;
+        match conversation {
+            Some(c) if self.may_read(widget, owner, &c).await? => Ok(Some(c)),
+            _ => Ok(None),
+        }
+    }
+
     async fn checkpoint_answer(&self, id: &str, content: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE messages SET content = ? WHERE id = ? AND status = 'streaming'")
             .bind(content)

@@ -1,0 +1,296 @@
+//! Answer logs: every event of an answer, kept as it is relayed, so a
+//! visitor whose connection dropped (Wi-Fi to mobile data, a reload) can
+//! come back with `Last-Event-ID` and get the events after it, then follow
+//! live, while the model is called once.
+//!
+//! The relay appends frames and never waits for a reader; each reader
+//! ([`AnswerLog::follow`]) keeps its own place and sends the SSE heartbeat
+//! while it waits. Nobody reading is not the end: the relay goes on for a
+//! grace period ([`AnswerLog::abandoned`]) and is cancelled only when
+//! nobody came back; the Stop button ([`AnswerLog::stop`]) cancels at once.
+//! A finished answer's log is kept for a while (`resume_ttl_secs`) so a late
+//! reader still replays it to its end; after that, the history API has it.
+//!
+//! This log is the process's own: one node. A shared log (Redis) lets any
+//! replica serve it.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::Owner;
+
+/// One answer's events.
+#[derive(Debug)]
+pub struct AnswerLog {
+    /// The widget and visitor it belongs to: only they may read it.
+    pub widget: String,
+    pub owner: Owner,
+    /// The conversation, for a reader that needs it.
+    pub conversation_id: String,
+    frames: Mutex<Vec<Bytes>>,
+    /// (frames so far, ended): moves with every append.
+    progress: watch::Sender<(usize, bool)>,
+    /// Readers connected now.
+    readers: watch::Sender<usize>,
+    stop: CancellationToken,
+}
+
+impl AnswerLog {
+    fn frames(&self) -> std::sync::MutexGuard<'_, Vec<Bytes>> {
+        self.frames.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends the frame of the next event (its `id:` is its index).
+    pub fn push(&self, frame: Bytes) {
+        let len = {
+            let mut frames = self.frames();
+            frames.push(frame);
+            frames.len()
+        };
+        self.progress.send_modify(|p| p.0 = len);
+    }
+
+    /// The terminal event has been appended: readers end after it.
+    pub fn end(&self) {
+        self.progress.send_modify(|p| p.1 = true);
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.progress.borrow().1
+    }
+
+    /// Cancels the answer at once (the Stop button).
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Resolves when the answer is stopped.
+    pub async fn stopped(&self) {
+        self.stop.cancelled().await;
+    }
+
+    /// Resolves once nobody has been reading for `grace`.
+    pub async fn abandoned(&self, grace: Duration) {
+        let mut readers = self.readers.subscribe();
+        loop {
+            if readers.wait_for(|n| *n == 0).await.is_err() {
+                return;
+            }
+            match tokio::time::timeout(grace, readers.wait_for(|n| *n > 0)).await {
+                Err(_) => return,
+                Ok(Err(_)) => return,
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// The events after `after` (all of them for `None`), then the live
+    /// ones, as SSE bytes, ending after the terminal event; `heartbeat`
+    /// comments while it waits.
+    pub fn follow(
+        self: &Arc<Self>,
+        after: Option<u64>,
+        heartbeat: Duration,
+    ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + use<> {
+        let next = after
+            .map_or(0, |n| n.saturating_add(1))
+            .min(usize::MAX as u64) as usize;
+        let reader = Reader::new(self.clone());
+        let progress = self.progress.subscribe();
+        futures_util::stream::unfold(
+            (reader, progress, next, false),
+            move |(reader, mut progress, next, finished)| async move {
+                if finished {
+                    return None;
+                }
+                loop {
+                    let (len, ended) = *progress.borrow_and_update();
+                    if next < len {
+                        let mut out = Vec::new();
+                        for frame in &reader.log.frames()[next..len] {
+                            out.extend_from_slice(frame);
+                        }
+                        let finished = ended;
+                        return Some((Ok(Bytes::from(out)), (reader, progress, len, finished)));
+                    }
+                    if ended {
+                        return None;
+                    }
+                    match tokio::time::timeout(heartbeat, progress.changed()).await {
+                        Ok(Ok(())) => {}
+                        // The relay is gone without ending the log.
+                        Ok(Err(_)) => return None,
+                        Err(_) => {
+                            let ping = Bytes::from_static(protocol::event::HEARTBEAT.as_bytes());
+                            return Some((Ok(ping), (reader, progress, next, false)));
+                        }
+                    }
+                }
+            },
+        )
+    }
+}
+
+/// Counts a reader while it lives.
+struct Reader {
+    log: Arc<AnswerLog>,
+}
+
+impl Reader {
+    fn new(log: Arc<AnswerLog>) -> Self {
+        log.readers.send_modify(|n| *n += 1);
+        Self { log }
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.log.readers.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// The logs of this process's answers, by message id.
+#[derive(Debug, Default)]
+pub struct AnswerLogs {
+    logs: Mutex<HashMap<String, Arc<AnswerLog>>>,
+}
+
+impl AnswerLogs {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<AnswerLog>>> {
+        self.logs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens the log of a new answer.
+    pub fn open(
+        &self,
+        message_id: &str,
+        widget: &str,
+        owner: &Owner,
+        conversation_id: &str,
+    ) -> Arc<AnswerLog> {
+        let log = Arc::new(AnswerLog {
+            widget: widget.to_owned(),
+            owner: owner.clone(),
+            conversation_id: conversation_id.to_owned(),
+            frames: Mutex::new(Vec::new()),
+            progress: watch::Sender::new((0, false)),
+            readers: watch::Sender::new(0),
+            stop: CancellationToken::new(),
+        });
+        self.map().insert(message_id.to_owned(), log.clone());
+        log
+    }
+
+    pub fn get(&self, message_id: &str) -> Option<Arc<AnswerLog>> {
+        self.map().get(message_id).cloned()
+    }
+
+    /// Drops a finished answer's log after `ttl`.
+    pub fn expire(self: &Arc<Self>, message_id: &str, ttl: Duration) {
+        let logs = Arc::downgrade(self);
+        let id = message_id.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(ttl).await;
+            if let Some(logs) = logs.upgrade() {
+                logs.map().remove(&id);
+            }
+        });
+    }
+
+    /// Answers being relayed or kept for replay.
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    fn owner() -> Owner {
+        Owner {
+            visitor: "v".into(),
+            user: None,
+        }
+    }
+
+    async fn text(stream: impl Stream<Item = Result<Bytes, Infallible>>) -> String {
+        let chunks: Vec<_> = stream.collect().await;
+        chunks
+            .into_iter()
+            .map(|c| String::from_utf8(c.unwrap().to_vec()).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_reader_replays_after_its_last_event_then_follows_to_the_end() {
+        let logs = AnswerLogs::default();
+        let log = logs.open("m1", "w", &owner(), "c1");
+        log.push(Bytes::from("a\n"));
+        log.push(Bytes::from("b\n"));
+        let late = log.follow(Some(0), Duration::from_secs(5));
+        let all = log.follow(None, Duration::from_secs(5));
+        let writer = {
+            let log = log.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                log.push(Bytes::from("c\n"));
+                log.end();
+            })
+        };
+        assert_eq!(text(late).await, "b\nc\n");
+        assert_eq!(text(all).await, "a\nb\nc\n");
+        writer.await.unwrap();
+        // Past the end: nothing, at once.
+        assert_eq!(text(log.follow(Some(2), Duration::from_secs(5))).await, "");
+        assert!(logs.get("m1").is_some());
+    }
+
+    #[tokio::test]
+    async fn a_waiting_reader_gets_heartbeats() {
+        let logs = AnswerLogs::default();
+        let log = logs.open("m1", "w", &owner(), "c1");
+        let mut reader = Box::pin(log.follow(None, Duration::from_millis(10)));
+        let first = reader.next().await.unwrap().unwrap();
+        assert_eq!(first, protocol::event::HEARTBEAT.as_bytes());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_is_abandoned_only_after_the_grace_with_nobody_reading() {
+        let logs = AnswerLogs::default();
+        let log = logs.open("m1", "w", &owner(), "c1");
+        let reader = log.follow(None, Duration::from_secs(60));
+        let grace = Duration::from_secs(30);
+        let abandoned = {
+            let log = log.clone();
+            tokio::spawn(async move {
+                log.abandoned(grace).await;
+                tokio::time::Instant::now()
+            })
+        };
+        let start = tokio::time::Instant::now();
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        assert!(!abandoned.is_finished(), "a reader is connected");
+        drop(reader);
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        // Back within the grace: not abandoned.
+        let back = log.follow(Some(0), Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        assert!(!abandoned.is_finished());
+        drop(back);
+        let at = abandoned.await.unwrap();
+        assert_eq!(at - start, Duration::from_secs(100 + 20 + 40 + 30));
+    }
+}
