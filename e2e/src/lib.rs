@@ -319,3 +319,61 @@ pub fn serve_pages_on(
     });
     Ok(addr)
 }
+
+/// A TCP proxy in front of the server whose open connections can be cut
+/// at once, as a network that drops does (Chromium's offline switch only
+/// fails new requests; a response already streaming goes on).
+#[derive(Debug)]
+pub struct CutProxy {
+    pub addr: std::net::SocketAddr,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CutProxy {
+    /// Forwards 127.0.0.1:(a free port) to `target` (`http://host:port`).
+    pub async fn start(target: &str) -> anyhow::Result<Self> {
+        let target: std::net::SocketAddr = target
+            .trim_start_matches("http://")
+            .parse()
+            .context("the target's address")?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let open = conns.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                open.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            }
+        });
+        Ok(Self { addr, conns, task })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Drops every open connection, both ways.
+    pub fn cut(&self) {
+        for conn in self
+            .conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            conn.abort();
+        }
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.task.abort();
+    }
+}

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use chromiumoxide::Page;
-use e2e::{Harness, eval, panel_path, press, screenshot, screenshot_dir, set_dark, wait_for};
+use e2e::{
+    CutProxy, Harness, eval, panel_path, press, screenshot, screenshot_dir, set_dark, wait_for,
+};
 use mock_upstream::{Fault, Script};
 
 const T: Duration = Duration::from_secs(20);
@@ -528,4 +530,125 @@ async fn an_expired_session_is_renewed_without_the_visitor_noticing() {
     )
     .await
     .expect("history restored after the reload");
+}
+
+/// Takes the page's network away (`true`) or gives it back, as DevTools'
+/// offline switch does: requests in flight fail.
+async fn offline(page: &Page, off: bool) {
+    use chromiumoxide::cdp::browser_protocol::network::{
+        EmulateNetworkConditionsParams, EnableParams,
+    };
+    page.execute(EnableParams::default())
+        .await
+        .expect("network domain");
+    page.execute(
+        EmulateNetworkConditionsParams::builder()
+            .offline(off)
+            .latency(0.0)
+            .download_throughput(-1.0)
+            .upload_throughput(-1.0)
+            .build()
+            .expect("params"),
+    )
+    .await
+    .expect("network conditions");
+}
+
+async fn wait_tokens(page: &Page, n: usize) {
+    let deadline = tokio::time::Instant::now() + T;
+    while last_answer(page).await.0.split_whitespace().count() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the answer never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_drop_mid_answer_reconnects_and_finishes_the_same_answer() {
+    let script = Script::numbered(60, 50);
+    let expected = script.tokens.concat().trim().to_owned();
+    let h = Harness::start(script, |_| {}).await.expect("harness");
+    // The panel reaches the server through a proxy whose connections the
+    // test can cut.
+    let proxy = CutProxy::start(&h.base).await.expect("proxy");
+    let page = h.browser.new_page("about:blank").await.expect("page");
+    page.goto(proxy.url(&panel_path())).await.expect("panel");
+    ready(&page).await;
+    ask(&page, "Tell me everything").await;
+    wait_tokens(&page, 5).await;
+    // The network goes: new requests fail, the open stream breaks.
+    offline(&page, true).await;
+    proxy.cut();
+    wait_for(
+        &page,
+        "!!document.querySelector('[data-state=reconnecting]')",
+        T,
+    )
+    .await
+    .expect("the panel says it is reconnecting");
+    screenshot(&page, &screenshot_dir().join("panel-reconnecting.png"))
+        .await
+        .expect("screenshot");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    offline(&page, false).await;
+    let text = wait_state(&page, "complete").await;
+    assert_eq!(
+        text.trim(),
+        expected,
+        "the same answer, whole, nothing twice"
+    );
+    assert_eq!(
+        eval(
+            &page,
+            "!!document.querySelector('[data-state=reconnecting]')"
+        )
+        .await
+        .expect("eval"),
+        serde_json::json!(false)
+    );
+    assert_eq!(
+        eval(
+            &page,
+            "document.querySelectorAll('[data-role=user]').length"
+        )
+        .await
+        .expect("eval"),
+        serde_json::json!(1)
+    );
+    let stats = h.mock.stats();
+    assert_eq!(
+        (stats.opened, stats.completed),
+        (1, 1),
+        "asked once: {stats:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_mid_answer_resumes_it_without_asking_again() {
+    let script = Script::numbered(60, 50);
+    let expected = script.tokens.concat().trim().to_owned();
+    let h = Harness::start(script, |_| {}).await.expect("harness");
+    let page = h.open(&panel_path(), 420, 680, false).await.expect("page");
+    ready(&page).await;
+    ask(&page, "Tell me everything").await;
+    wait_tokens(&page, 5).await;
+    page.reload().await.expect("reload");
+    ready(&page).await;
+    let text = wait_state(&page, "complete").await;
+    assert_eq!(text.trim(), expected);
+    assert_eq!(
+        eval(&page, "document.querySelectorAll('[data-role]').length")
+            .await
+            .expect("eval"),
+        serde_json::json!(2),
+        "one question, one answer"
+    );
+    let stats = h.mock.stats();
+    assert_eq!(
+        (stats.opened, stats.completed),
+        (1, 1),
+        "asked once: {stats:?}"
+    );
 }

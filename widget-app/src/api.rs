@@ -1,6 +1,8 @@
 //! Talking to the Porthole API from the browser: the chat answer read as
 //! SSE from a fetch body stream (EventSource cannot POST), and the history.
 
+use std::cell::RefCell;
+
 use js_sys::{Reflect, Uint8Array};
 use protocol::widget::{ConversationView, WidgetConfig};
 use protocol::{ChatRequest, ErrorCode, SseParser, StreamEvent};
@@ -40,16 +42,26 @@ async fn fetch_authed(
     Err(Failure::Network)
 }
 
-/// Posts `message` and calls `on_event` for each event as it arrives.
-/// Returns when the stream ends; an `error` event becomes `Err`. A refusal
-/// that names the conversation the question was stored in (the model
-/// failed before answering) hands it to `on_stored`, so a retry continues it.
+/// Where an answer's stream has got to: its message id (from `meta`) and
+/// the `id:` of the last event read, so a dropped stream resumes after it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cursor {
+    pub message_id: Option<String>,
+    pub last_id: Option<u64>,
+}
+
+/// Posts `message` and calls `on_event` for each event as it arrives,
+/// keeping `cursor` up to date. Returns when the stream ends; an `error`
+/// event becomes `Err`. A refusal that names the conversation the question
+/// was stored in (the model failed before answering) hands it to
+/// `on_stored`, so a retry continues it.
 pub async fn ask(
     config: &WidgetConfig,
     message: &str,
     conversation_id: Option<String>,
     signal: &AbortSignal,
-    mut on_event: impl FnMut(StreamEvent),
+    cursor: &RefCell<Cursor>,
+    on_event: impl FnMut(StreamEvent),
     on_stored: impl FnOnce(String),
 ) -> Result<(), Failure> {
     let request = ChatRequest {
@@ -83,6 +95,71 @@ pub async fn ask(
         }
         return Err(api_error(&response).await);
     }
+    read_events(&response, cursor, on_event).await
+}
+
+/// Resumes the answer `cursor` names after its last event (from the start
+/// without one): `on_open` runs once the server has it, then events as
+/// [`ask`] gives them. The question is never sent again.
+pub async fn resume(
+    config: &WidgetConfig,
+    signal: &AbortSignal,
+    cursor: &RefCell<Cursor>,
+    on_open: impl FnOnce(),
+    on_event: impl FnMut(StreamEvent),
+) -> Result<(), Failure> {
+    let (id, last) = {
+        let c = cursor.borrow();
+        (c.message_id.clone(), c.last_id)
+    };
+    let Some(id) = id else {
+        return Err(Failure::Network);
+    };
+    let mut path = format!(
+        "/api/v1/chat/{}/stream",
+        String::from(js_sys::encode_uri_component(&id))
+    );
+    // A query parameter, not the Last-Event-ID header: a custom header on a
+    // cross-origin GET costs a preflight.
+    if let Some(last) = last {
+        path.push_str(&format!("?last_event_id={last}"));
+    }
+    let init = RequestInit::new();
+    init.set_method("GET");
+    init.set_signal(Some(signal));
+    let response = fetch_authed(
+        config,
+        &url(config, &path),
+        &init,
+        &[("Accept", "text/event-stream")],
+    )
+    .await?;
+    if !response.ok() {
+        return Err(api_error(&response).await);
+    }
+    on_open();
+    read_events(&response, cursor, on_event).await
+}
+
+/// Stops an answer on the server (the model is cancelled at once).
+pub async fn stop(config: &WidgetConfig, message_id: &str) {
+    let init = RequestInit::new();
+    init.set_method("POST");
+    let path = format!(
+        "/api/v1/chat/{}/stop",
+        String::from(js_sys::encode_uri_component(message_id))
+    );
+    // Nothing to do on failure: the answer is cancelled anyway once nobody
+    // reads it for the grace period.
+    let _ = fetch_authed(config, &url(config, &path), &init, &[]).await;
+}
+
+/// Reads an answer's SSE body to its `done` or `error`.
+async fn read_events(
+    response: &Response,
+    cursor: &RefCell<Cursor>,
+    mut on_event: impl FnMut(StreamEvent),
+) -> Result<(), Failure> {
     let reader: ReadableStreamDefaultReader = response
         .body()
         .ok_or(Failure::Network)?
@@ -112,6 +189,9 @@ pub async fn ask(
         };
         let bytes = Uint8Array::new(&value).to_vec();
         for msg in parser.push(&bytes) {
+            if let Some(id) = msg.id.as_deref().and_then(|id| id.parse().ok()) {
+                cursor.borrow_mut().last_id = Some(id);
+            }
             // An event this version does not know is skipped, not fatal.
             let data = js_sys::JSON::parse(&msg.data).unwrap_or(JsValue::UNDEFINED);
             let Ok(event) =
@@ -121,9 +201,17 @@ pub async fn ask(
             };
             match event {
                 StreamEvent::Error(e) => return Err(Failure::Api(e)),
+                // A replay of an answer the visitor stopped ends as stopped.
+                StreamEvent::Done(d) if d.finish_reason == "stopped" => {
+                    return Err(Failure::Aborted);
+                }
                 StreamEvent::Done(_) => {
                     on_event(event);
                     return Ok(());
+                }
+                StreamEvent::Meta(meta) => {
+                    cursor.borrow_mut().message_id = Some(meta.message_id.clone());
+                    on_event(StreamEvent::Meta(meta));
                 }
                 other => on_event(other),
             }

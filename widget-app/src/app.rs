@@ -1,5 +1,6 @@
 //! The chat panel: state, the answer stream, history and the layout.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use protocol::frame::{FRAME_PROTOCOL_VERSION, HostToWidget, WidgetToHost};
@@ -10,7 +11,7 @@ use wasm_bindgen::JsCast;
 use web_sys::AbortController;
 use yew::prelude::*;
 
-use crate::api::{self, Failure};
+use crate::api::{self, Cursor, Failure};
 use crate::composer::Composer;
 use crate::header::Header;
 use crate::host;
@@ -64,8 +65,10 @@ pub fn app(props: &AppProps) -> Html {
         });
     }
 
+    let cursor = use_mut_ref(Cursor::default);
     let ask = {
-        let (config, chat, abort) = (config.clone(), chat.clone(), abort.clone());
+        let (config, chat, abort, cursor) =
+            (config.clone(), chat.clone(), abort.clone(), cursor.clone());
         Callback::from(move |text: String| {
             if chat.is_streaming() || text.trim().is_empty() {
                 return;
@@ -75,6 +78,7 @@ pub fn app(props: &AppProps) -> Html {
             };
             let signal = controller.signal();
             *abort.borrow_mut() = Some(controller);
+            *cursor.borrow_mut() = Cursor::default();
             let conversation_id = chat.conversation_id.clone();
             let dispatch = chat.dispatcher();
             dispatch.dispatch(Action::Ask(text.clone()));
@@ -82,57 +86,61 @@ pub fn app(props: &AppProps) -> Html {
                 v: FRAME_PROTOCOL_VERSION,
                 text: text.clone(),
             });
-            let config = config.clone();
+            let (config, cursor) = (config.clone(), cursor.clone());
             wasm_bindgen_futures::spawn_local(async move {
                 session::settled().await;
-                let (events, stored) = (dispatch.clone(), dispatch.clone());
-                let answer = Rc::new(std::cell::RefCell::new(String::new()));
-                let collected = answer.clone();
-                let result = api::ask(
+                let stored = dispatch.clone();
+                let answer = Rc::new(RefCell::new(String::new()));
+                let mut result = api::ask(
                     &config,
                     &text,
                     conversation_id,
                     &signal,
-                    move |event| match event {
-                        StreamEvent::Meta(meta) => {
-                            events.dispatch(Action::Conversation(meta.conversation_id))
-                        }
-                        StreamEvent::Sources(sources) => events.dispatch(Action::Sources(sources)),
-                        StreamEvent::Chunk(c) => {
-                            collected.borrow_mut().push_str(&c.chunk);
-                            events.dispatch(Action::Chunk(c.chunk))
-                        }
-                        _ => {}
-                    },
+                    &cursor,
+                    on_event(&dispatch, &answer),
                     move |id| stored.dispatch(Action::Conversation(id)),
                 )
                 .await;
-                match result {
-                    Ok(()) => {
-                        dispatch.dispatch(Action::Done);
-                        host::tell_host(&WidgetToHost::Answer {
-                            v: FRAME_PROTOCOL_VERSION,
-                            text: answer.take(),
-                        });
-                    }
-                    Err(Failure::Aborted) => dispatch.dispatch(Action::Stopped),
-                    Err(Failure::Api(e)) if e.code == ErrorCode::ConversationNotFound => {
-                        host::save_conversation(&config.widget_id, None);
-                        dispatch.dispatch(Action::NewConversation);
-                        dispatch.dispatch(Action::Failed(
-                            "That conversation has ended. Press Retry to ask in a new one.".into(),
-                        ));
-                    }
-                    Err(failure) => dispatch.dispatch(Action::Failed(failure.message())),
+                // The connection dropped mid-answer: the answer goes on on
+                // the server; follow it again after the last event seen.
+                if result == Err(Failure::Network) && cursor.borrow().message_id.is_some() {
+                    result = follow(&config, &signal, &cursor, &dispatch, &answer, false).await;
                 }
+                finish(&config, &dispatch, result, &answer);
             });
         })
     };
+    // A reload mid-answer: the history shows it streaming; follow it.
+    {
+        let (config, chat, abort, cursor) =
+            (config.clone(), chat.clone(), abort.clone(), cursor.clone());
+        use_effect_with(chat.resuming.clone(), move |resuming| {
+            if let (Some(id), Ok(controller)) = (resuming.clone(), AbortController::new()) {
+                let signal = controller.signal();
+                *abort.borrow_mut() = Some(controller);
+                *cursor.borrow_mut() = Cursor {
+                    message_id: Some(id),
+                    last_id: None,
+                };
+                let dispatch = chat.dispatcher();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let answer = Rc::new(RefCell::new(String::new()));
+                    let result = follow(&config, &signal, &cursor, &dispatch, &answer, true).await;
+                    finish(&config, &dispatch, result, &answer);
+                });
+            }
+        });
+    }
     let stop = {
-        let abort = abort.clone();
+        let (config, abort, cursor) = (config.clone(), abort.clone(), cursor.clone());
         Callback::from(move |_: ()| {
             if let Some(controller) = abort.borrow_mut().take() {
                 controller.abort();
+                // The answer runs on the server: stop it there too.
+                if let Some(id) = cursor.borrow().message_id.clone() {
+                    let config = config.clone();
+                    wasm_bindgen_futures::spawn_local(async move { api::stop(&config, &id).await });
+                }
             }
         })
     };
@@ -219,6 +227,11 @@ pub fn app(props: &AppProps) -> Html {
             <Header title={config.title.clone()} on_new={restart} on_close={close} {can_restart} />
             <Messages chat={Rc::new((*chat).clone())} greeting={config.greeting.clone()}
                       starters={Rc::new(config.starters.clone())} on_starter={ask.clone()} />
+            if chat.reconnecting {
+                <div class={error_style.clone()} role="status" data-state="reconnecting">
+                    <span>{ "Reconnecting…" }</span>
+                </div>
+            }
             if let Some(error) = &chat.error {
                 <div class={error_style} role="alert">
                     <span>{ error.clone() }</span>
@@ -228,6 +241,116 @@ pub fn app(props: &AppProps) -> Html {
             <Composer {streaming} on_send={ask} on_stop={stop} max_chars={MAX_CHARS} />
         </ThemeRoot>
     }
+}
+
+/// What each event of an answer does to the panel; the text is collected
+/// for the host page's `answer` callback.
+fn on_event(
+    dispatch: &UseReducerDispatcher<Chat>,
+    answer: &Rc<RefCell<String>>,
+) -> impl FnMut(StreamEvent) + 'static {
+    let (events, collected) = (dispatch.clone(), answer.clone());
+    move |event| match event {
+        StreamEvent::Meta(meta) => events.dispatch(Action::Conversation(meta.conversation_id)),
+        StreamEvent::Sources(sources) => events.dispatch(Action::Sources(sources)),
+        StreamEvent::Chunk(c) => {
+            collected.borrow_mut().push_str(&c.chunk);
+            events.dispatch(Action::Chunk(c.chunk))
+        }
+        _ => {}
+    }
+}
+
+/// How long the panel keeps trying to get a dropped answer back: the
+/// server keeps it going this long (`resume_grace_secs`) with nobody
+/// reading.
+const RESUME_FOR_MS: f64 = 30_000.0;
+
+/// Follows the answer `cursor` names after its last event, trying again
+/// while the network is down, with "reconnecting…" shown meanwhile. A
+/// resume from the start (a reload's: no event seen yet) replays the whole
+/// answer, which rewrites what the history showed of it. `reloaded`: the
+/// first try is at once and without the notice.
+async fn follow(
+    config: &WidgetConfig,
+    signal: &web_sys::AbortSignal,
+    cursor: &RefCell<Cursor>,
+    dispatch: &UseReducerDispatcher<Chat>,
+    answer: &Rc<RefCell<String>>,
+    reloaded: bool,
+) -> Result<(), Failure> {
+    let started = js_sys::Date::now();
+    let mut wait_ms = 250;
+    let mut first = true;
+    loop {
+        if !(reloaded && first) {
+            dispatch.dispatch(Action::Reconnecting(true));
+            sleep(wait_ms).await;
+        }
+        first = false;
+        if signal.aborted() {
+            return Err(Failure::Aborted);
+        }
+        let from_start = cursor.borrow().last_id.is_none();
+        let (opened, collected) = (dispatch.clone(), answer.clone());
+        let result = api::resume(
+            config,
+            signal,
+            cursor,
+            move || {
+                opened.dispatch(Action::Reconnecting(false));
+                if from_start {
+                    collected.borrow_mut().clear();
+                    opened.dispatch(Action::Rewind);
+                }
+            },
+            on_event(dispatch, answer),
+        )
+        .await;
+        match result {
+            Err(Failure::Network) if js_sys::Date::now() - started < RESUME_FOR_MS => {
+                wait_ms = (wait_ms * 2).min(4_000);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Ends an answer in the panel and tells the host page.
+fn finish(
+    config: &WidgetConfig,
+    dispatch: &UseReducerDispatcher<Chat>,
+    result: Result<(), Failure>,
+    answer: &Rc<RefCell<String>>,
+) {
+    match result {
+        Ok(()) => {
+            dispatch.dispatch(Action::Done);
+            host::tell_host(&WidgetToHost::Answer {
+                v: FRAME_PROTOCOL_VERSION,
+                text: answer.take(),
+            });
+        }
+        Err(Failure::Aborted) => dispatch.dispatch(Action::Stopped),
+        Err(Failure::Api(e)) if e.code == ErrorCode::ConversationNotFound => {
+            host::save_conversation(&config.widget_id, None);
+            dispatch.dispatch(Action::NewConversation);
+            dispatch.dispatch(Action::Failed(
+                "That conversation has ended. Press Retry to ask in a new one.".into(),
+            ));
+        }
+        Err(failure) => dispatch.dispatch(Action::Failed(failure.message())),
+    }
+}
+
+/// Resolves after `ms` milliseconds.
+async fn sleep(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
 fn focus_composer() {

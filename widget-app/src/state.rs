@@ -49,6 +49,11 @@ pub struct Chat {
     pub error: Option<String>,
     /// What Retry sends again.
     pub last_question: Option<String>,
+    /// The connection dropped mid-answer and the panel is getting it back.
+    pub reconnecting: bool,
+    /// An answer the history shows still streaming (the page was reloaded
+    /// mid-answer): the panel resumes it by this message id.
+    pub resuming: Option<String>,
     next_key: u64,
 }
 
@@ -73,6 +78,11 @@ pub enum Action {
     Stopped,
     /// Start over: forget the conversation.
     NewConversation,
+    /// The connection dropped (`true`) or is back (`false`).
+    Reconnecting(bool),
+    /// A resumed answer replays from its start: what the history showed of
+    /// it goes, the replay writes it again.
+    Rewind,
 }
 
 impl Chat {
@@ -126,14 +136,23 @@ impl Reducible for Chat {
             } => {
                 next.messages.clear();
                 next.conversation_id = Some(conversation_id);
-                for m in messages {
+                let last = messages.len().saturating_sub(1);
+                for (i, m) in messages.into_iter().enumerate() {
+                    // The last answer still streaming (a reload mid-answer)
+                    // is followed again; an earlier one was cut off.
+                    if i == last
+                        && m.role == Role::Assistant
+                        && m.status == MessageStatus::Streaming
+                    {
+                        next.resuming = Some(m.id.clone());
+                        next.push(m.role, m.content, Shown::Streaming);
+                        continue;
+                    }
                     if m.role == Role::Assistant && m.content.is_empty() {
                         continue;
                     }
                     let shown = match m.status {
                         MessageStatus::Complete => Shown::Complete,
-                        // Another tab may still be streaming it; this one
-                        // cannot follow, so it shows what is stored.
                         MessageStatus::Interrupted | MessageStatus::Streaming => Shown::Interrupted,
                         MessageStatus::Error => Shown::Failed,
                     };
@@ -165,12 +184,31 @@ impl Reducible for Chat {
                     last.text.push_str(&text);
                 }
             }
-            Action::Done => next.settle(Shown::Complete),
+            Action::Done => {
+                next.reconnecting = false;
+                next.resuming = None;
+                next.settle(Shown::Complete);
+            }
             Action::Failed(message) => {
+                next.reconnecting = false;
+                next.resuming = None;
                 next.settle(Shown::Failed);
                 next.error = Some(message);
             }
-            Action::Stopped => next.settle(Shown::Interrupted),
+            Action::Stopped => {
+                next.reconnecting = false;
+                next.resuming = None;
+                next.settle(Shown::Interrupted);
+            }
+            Action::Reconnecting(on) => next.reconnecting = on,
+            Action::Rewind => {
+                if let Some(last) = next.messages.last_mut()
+                    && last.shown == Shown::Streaming
+                {
+                    last.text.clear();
+                    last.sources = Rc::default();
+                }
+            }
             Action::NewConversation => {
                 next = Chat {
                     next_key: next.next_key,
@@ -242,6 +280,45 @@ mod tests {
             Action::Chunk("late".into()),
         ]);
         assert_eq!(chat.messages[1].text, "a");
+    }
+
+    #[test]
+    fn a_reload_mid_answer_resumes_the_last_answer_and_its_replay_rewrites_it() {
+        let view = |id: &str, role, content: &str, status| MessageView {
+            id: id.into(),
+            role,
+            content: content.into(),
+            status,
+            created_at: 0,
+            sources: Vec::new(),
+        };
+        let chat = run(vec![Action::Restore {
+            conversation_id: "c".into(),
+            messages: vec![
+                view("m1", Role::User, "q", MessageStatus::Complete),
+                view("m2", Role::Assistant, "half", MessageStatus::Streaming),
+            ],
+        }]);
+        assert_eq!(chat.resuming.as_deref(), Some("m2"));
+        assert!(chat.is_streaming());
+        assert_eq!(chat.messages[1].text, "half");
+        let chat = run(vec![
+            Action::Restore {
+                conversation_id: "c".into(),
+                messages: vec![
+                    view("m1", Role::User, "q", MessageStatus::Complete),
+                    view("m2", Role::Assistant, "half", MessageStatus::Streaming),
+                ],
+            },
+            Action::Rewind,
+            Action::Chunk("half and ".into()),
+            Action::Reconnecting(true),
+            Action::Chunk("whole".into()),
+            Action::Done,
+        ]);
+        assert_eq!(chat.messages[1].text, "half and whole");
+        assert_eq!(chat.messages[1].shown, Shown::Complete);
+        assert!(!chat.reconnecting && chat.resuming.is_none());
     }
 
     #[test]
