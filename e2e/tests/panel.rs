@@ -533,25 +533,20 @@ async fn an_expired_session_is_renewed_without_the_visitor_noticing() {
 }
 
 /// Takes the page's network away (`true`) or gives it back, as DevTools'
-/// offline switch does: requests in flight fail.
+/// offline switch does: new requests fail (a response already streaming
+/// goes on; the test's proxy cuts those).
 async fn offline(page: &Page, off: bool) {
     use chromiumoxide::cdp::browser_protocol::network::{
-        EmulateNetworkConditionsParams, EnableParams,
+        EmulateNetworkConditionsByRuleParams, EnableParams, NetworkConditions,
     };
     page.execute(EnableParams::default())
         .await
         .expect("network domain");
-    page.execute(
-        EmulateNetworkConditionsParams::builder()
-            .offline(off)
-            .latency(0.0)
-            .download_throughput(-1.0)
-            .upload_throughput(-1.0)
-            .build()
-            .expect("params"),
-    )
-    .await
-    .expect("network conditions");
+    // One global rule (an empty URL pattern), no throttling.
+    let all = NetworkConditions::new("", 0.0, -1.0, -1.0);
+    page.execute(EmulateNetworkConditionsByRuleParams::new(off, vec![all]))
+        .await
+        .expect("network conditions");
 }
 
 async fn wait_tokens(page: &Page, n: usize) {
@@ -591,7 +586,13 @@ async fn a_network_drop_mid_answer_reconnects_and_finishes_the_same_answer() {
     screenshot(&page, &screenshot_dir().join("panel-reconnecting.png"))
         .await
         .expect("screenshot");
+    let cut_at = last_answer(&page).await.0;
     tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        last_answer(&page).await.0,
+        cut_at,
+        "nothing arrives while offline"
+    );
     offline(&page, false).await;
     let text = wait_state(&page, "complete").await;
     assert_eq!(
