@@ -30,7 +30,9 @@ use tokio::time::Instant;
 
 use crate::error::AppError;
 use crate::ids::new_id;
-use crate::limits::{Budget, Ledger, Limits, StreamPermit, estimate_tokens, until_refill};
+use crate::limits::{
+    Budget, Ledger, Limits, Reserved, StreamPermit, estimate_tokens, until_refill,
+};
 use crate::provider::{
     Delta, DeltaStream, PromptMessage, PromptRequest, PromptRole, ProviderError,
 };
@@ -146,8 +148,15 @@ pub async fn start(
         + estimate_tokens(&request.message)
         + MESSAGE_OVERHEAD_TOKENS;
 
-    // The budget: refused before anything is stored or asked.
-    let budget_left = budget_left(state, widget, &limits).await?;
+    // The budget: the answer's tokens (its prompt, and its completion up
+    // to the model's cap) are reserved before anything is stored or asked,
+    // so answers running at once cannot together overspend it.
+    let max_completion = u64::from(
+        widget
+            .max_tokens
+            .unwrap_or(state.settings.upstream.max_tokens),
+    );
+    let reserved = reserve_budget(state, widget, &limits, prompt_tokens, max_completion).await?;
 
     // The visitor's message is committed, and the answer's row exists (so a
     // crash leaves a trace), before the model is asked: one transaction.
@@ -177,9 +186,14 @@ pub async fn start(
             &new_answer,
         )
         .await
-        .map_err(|e| match e {
-            StoreError::NoSuchConversation(_) => not_found(),
-            other => store_failed(other),
+        .map_err(|e| {
+            if let Some(r) = reserved {
+                state.ledger.settle(widget.id.as_str(), r, 0);
+            }
+            match e {
+                StoreError::NoSuchConversation(_) => not_found(),
+                other => store_failed(other),
+            }
         })?;
     let answer = Answer {
         state: state.clone(),
@@ -187,6 +201,7 @@ pub async fn start(
         conversation_id: conversation_id.clone(),
         message_id: answer_id,
         prompt_tokens,
+        reserved: reserved.unwrap_or(0),
     };
     let prompt = PromptRequest {
         history,
@@ -271,7 +286,7 @@ pub async fn start(
         text: String::new(),
         finish: None,
         usage: None,
-        budget_left: budget_left.map(|left| left.saturating_sub(prompt_tokens)),
+        budget_left: reserved.map(|r| r.saturating_sub(prompt_tokens)),
         _permit: permit,
     };
     let shutdown = state.lifecycle.cut_token();
@@ -320,12 +335,20 @@ fn provider_error(e: &ProviderError, provider: &str) -> AppError {
 /// Tokens a message costs beyond its text (role and separators), roughly.
 const MESSAGE_OVERHEAD_TOKENS: u64 = 4;
 
-/// Tokens the widget may still spend today, loading its totals from the
-/// store the first time each day; `Err` (429) when none are left.
-async fn budget_left(
+/// The fewest completion tokens worth starting an answer for.
+const MIN_COMPLETION_TOKENS: u64 = 16;
+
+/// Reserves the answer's tokens from the widget's budget (loading its
+/// totals from the store the first time each day): `Ok(None)` when it has
+/// no budget, else the tokens granted; 429 `budget_exceeded` when it is
+/// spent (`Retry-After`: until it refills) or held by answers in flight
+/// (`Retry-After`: a few seconds).
+async fn reserve_budget(
     state: &AppState,
     widget: &Widget,
     limits: &Limits,
+    prompt_tokens: u64,
+    max_completion: u64,
 ) -> Result<Option<u64>, AppError> {
     let today = Ledger::today();
     if !state.ledger.knows(widget.id.as_str(), today) {
@@ -336,9 +359,12 @@ async fn budget_left(
             .map_err(store_failed)?;
         state.ledger.load(widget.id.as_str(), today, day, month);
     }
-    match state.ledger.left(widget.id.as_str(), limits) {
-        Some((0, budget)) => {
-            let secs = until_refill(budget);
+    let want = prompt_tokens + max_completion;
+    let min = prompt_tokens + MIN_COMPLETION_TOKENS;
+    match state.ledger.reserve(widget.id.as_str(), limits, want, min) {
+        None => Ok(None),
+        Some(Reserved::Granted(n)) => Ok(Some(n)),
+        Some(Reserved::Exhausted(budget)) => {
             let which = match budget {
                 Budget::Daily => "today",
                 Budget::Monthly => "this month",
@@ -348,10 +374,14 @@ async fn budget_left(
                 ErrorCode::BudgetExceeded,
                 format!("This assistant has answered all it can {which}. Please try again later."),
             )
-            .with_retry_after(secs))
+            .with_retry_after(until_refill(budget)))
         }
-        Some((left, _)) => Ok(Some(left)),
-        None => Ok(None),
+        Some(Reserved::Busy) => Err(AppError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::BudgetExceeded,
+            "This assistant is answering many questions right now. Please try again in a few seconds.",
+        )
+        .with_retry_after(5)),
     }
 }
 
@@ -363,6 +393,8 @@ struct Answer {
     message_id: String,
     /// The prompt's tokens, estimated, for when the provider sends no count.
     prompt_tokens: u64,
+    /// The tokens reserved from the budget for it (0 without one).
+    reserved: u64,
 }
 
 impl Answer {
@@ -381,12 +413,10 @@ impl Answer {
                 }
             })
         });
-        if let Some(u) = usage {
-            self.state.ledger.add(
-                &self.widget,
-                u64::from(u.prompt_tokens) + u64::from(u.completion_tokens),
-            );
-        }
+        let spent = usage.map_or(0, |u| {
+            u64::from(u.prompt_tokens) + u64::from(u.completion_tokens)
+        });
+        self.state.ledger.settle(&self.widget, self.reserved, spent);
         let stored = self
             .state
             .store

@@ -328,6 +328,20 @@ struct Spent {
     month: i64,
     day_tokens: u64,
     month_tokens: u64,
+    /// Tokens held by answers in flight (reserved before the model call,
+    /// settled when they end).
+    reserved: u64,
+}
+
+/// What a reservation got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reserved {
+    /// This many tokens are the answer's to spend (prompt and completion).
+    Granted(u64),
+    /// The budget is spent: nothing until it refills.
+    Exhausted(Budget),
+    /// Answers in flight hold what is left: try again shortly.
+    Busy,
 }
 
 /// Token spending per widget, loaded from the store once a day and kept
@@ -361,15 +375,52 @@ impl Ledger {
 
     /// Sets a widget's totals as read from the store.
     pub fn load(&self, widget: &str, today: (i64, i64), day_tokens: u64, month_tokens: u64) {
-        self.spent.lock().unwrap_or_else(|p| p.into_inner()).insert(
+        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+        let reserved = spent.get(widget).map_or(0, |s| s.reserved);
+        spent.insert(
             widget.to_owned(),
             Spent {
                 day: today.0,
                 month: today.1,
                 day_tokens,
                 month_tokens,
+                reserved,
             },
         );
+    }
+
+    /// Reserves up to `want` tokens for an answer before the model is
+    /// asked, at least `min`; `None` when the widget has no budget. Answers
+    /// running at once can together spend no more than is left, because
+    /// each holds its share until [`Self::settle`].
+    pub fn reserve(&self, widget: &str, limits: &Limits, want: u64, min: u64) -> Option<Reserved> {
+        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+        let s = spent.entry(widget.to_owned()).or_default();
+        let (free, budget) = free_of(s, limits)?;
+        if free == 0 {
+            return Some(Reserved::Exhausted(budget));
+        }
+        let unheld = free.saturating_sub(s.reserved);
+        if unheld < min.max(1) {
+            return Some(Reserved::Busy);
+        }
+        let granted = want.clamp(min.max(1), unheld);
+        s.reserved += granted;
+        Some(Reserved::Granted(granted))
+    }
+
+    /// Ends an answer's reservation of `reserved` tokens, counting the
+    /// `tokens` it spent.
+    pub fn settle(&self, widget: &str, reserved: u64, tokens: u64) {
+        if let Some(s) = self
+            .spent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(widget)
+        {
+            s.reserved = s.reserved.saturating_sub(reserved);
+        }
+        self.add(widget, tokens);
     }
 
     /// Adds an answer's tokens.
@@ -381,6 +432,7 @@ impl Ledger {
                 *s = Spent {
                     day: today.0,
                     month: today.1,
+                    reserved: s.reserved,
                     ..Default::default()
                 };
             } else if s.day != today.0 {
@@ -402,6 +454,13 @@ impl Ledger {
             .get(widget)
             .copied()
             .unwrap_or_default();
+        free_of(&s, limits)
+    }
+}
+
+/// Tokens not yet spent (reservations aside) under the tighter budget.
+fn free_of(s: &Spent, limits: &Limits) -> Option<(u64, Budget)> {
+    {
         let daily = (limits.daily_tokens > 0).then(|| {
             (
                 limits.daily_tokens.saturating_sub(s.day_tokens),

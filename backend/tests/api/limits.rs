@@ -215,8 +215,10 @@ async fn too_many_streams_at_once_for_one_session_is_a_429_until_one_ends() {
         let r = post(&app, &app.session, None, json!({"message": "long"})).await;
         assert_eq!(r.status(), 200);
         let mut reader = EventReader::new(r);
-        assert!(matches!(reader.next().await, Some(StreamEvent::Meta(_))));
-        open.push(reader);
+        let Some(StreamEvent::Meta(meta)) = reader.next().await else {
+            panic!("no meta");
+        };
+        open.push((reader, meta.message_id));
     }
     let r = post(&app, &app.session, None, json!({"message": "third"})).await;
     let headers = r.headers().clone();
@@ -228,8 +230,19 @@ async fn too_many_streams_at_once_for_one_session_is_a_429_until_one_ends() {
     let r = post(&app, &other, None, json!({"message": "mine"})).await;
     assert_eq!(r.status(), 200);
     drop(r);
-    // One ends (the visitor leaves): its slot comes back.
-    drop(open.pop());
+    // One ends (the visitor stops it; one that merely loses its reader
+    // goes on for the resume grace): its slot comes back.
+    let (reader, id) = open.pop().expect("two open");
+    let stopped = app
+        .client
+        .post(app.url(&format!("/api/v1/chat/{id}/stop")))
+        .header("x-api-key", KEY)
+        .bearer_auth(&app.session)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(stopped.status(), 204);
+    drop(reader);
     let mut status = 0;
     for _ in 0..50 {
         let r = post(&app, &app.session, None, json!({"message": "now?"})).await;
@@ -441,4 +454,76 @@ async fn limits_are_set_per_widget_through_the_config_file_too() {
         e.to_string().contains("limits.requests_per_minute_per_ip"),
         "{e}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_answers_reserve_their_tokens_before_the_model_and_never_overspend_the_budget() {
+    let mut db = std::path::PathBuf::new();
+    // 60 words: about 75 completion tokens; slow enough that all overlap.
+    let long: String = (0..60).map(|i| format!("w{i:03} ")).collect();
+    let app = app_with(Script::words(&long, 10), |s| {
+        s.widgets[0].limits = WidgetLimits {
+            daily_tokens: Some(3_000),
+            ..Default::default()
+        };
+        s.widgets[0].max_tokens = Some(200);
+        db = s.store.path.clone();
+    })
+    .await;
+    let app = std::sync::Arc::new(app);
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = post(
+                &app,
+                &app.session,
+                None,
+                json!({"message": format!("question {i}")}),
+            )
+            .await;
+            if r.status() == 200 {
+                let events = EventReader::new(r).collect().await;
+                Ok(events)
+            } else {
+                Err(api_error(r).await)
+            }
+        }));
+    }
+    let (mut answered, mut refused) = (0, 0);
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(events) => {
+                // Whole, or (the last reservations, smaller than asked)
+                // cut at what they reserved.
+                match events.last() {
+                    Some(StreamEvent::Done(_)) => {}
+                    Some(StreamEvent::Error(e)) => assert_eq!(e.code.as_str(), "budget_exceeded"),
+                    other => panic!("{other:?}"),
+                }
+                answered += 1;
+            }
+            Err(e) => {
+                assert_eq!(e, (429, "budget_exceeded".into()));
+                refused += 1;
+            }
+        }
+    }
+    assert!(
+        answered >= 1 && refused >= 1,
+        "{answered} answered, {refused} refused"
+    );
+    let store = porthole::store::SqliteStore::open(&db)
+        .await
+        .expect("store");
+    let today = porthole::limits::day_string(porthole::limits::Ledger::today().0);
+    let widget = porthole::tenants::WidgetId::parse("test").expect("id");
+    let (spent, _) = porthole::store::ConversationStore::spent(&store, &widget, &today)
+        .await
+        .expect("spent");
+    assert!(
+        spent <= 3_000,
+        "{answered} answers spent {spent} tokens of a 3,000-token budget"
+    );
+    assert!(spent > 0);
 }
