@@ -110,6 +110,11 @@ async fn metrics(depot: &mut Depot, res: &mut Response) {
         );
     }
     gauge(
+        "porthole_answer_logs",
+        "Answers whose events are kept for resuming (streaming, or finished within resume_ttl_secs).",
+        state.answers.len().to_string(),
+    );
+    gauge(
         "porthole_draining",
         "1 while the server shuts down.",
         u8::from(state.lifecycle.is_shutting_down()).to_string(),

@@ -90,7 +90,11 @@ async fn the_openapi_spec_documents_the_chat_stream_and_its_events() {
 
 #[tokio::test]
 async fn metrics_count_open_streams_and_live_tasks() {
-    let app = spawn_with_mock(Script::numbered(1_000, 20), |_| {}).await;
+    // No resume grace: the answer ends as soon as its reader leaves.
+    let app = spawn_with_mock(Script::numbered(1_000, 20), |s| {
+        s.chat.resume_grace_secs = 0
+    })
+    .await;
     let gauge = |text: &str, name: &str| -> u64 {
         text.lines()
             .find_map(|l| l.strip_prefix(&format!("{name} ")))
@@ -106,6 +110,7 @@ async fn metrics_count_open_streams_and_live_tasks() {
     reader.next().await;
     let during = app.get("/metrics").await.text().await.expect("text");
     assert_eq!(gauge(&during, "porthole_open_streams"), 1);
+    assert_eq!(gauge(&during, "porthole_answer_logs"), 1);
     drop(reader);
     let mut open = 1;
     for _ in 0..50 {
