@@ -600,3 +600,51 @@ async fn identify_binds_the_conversation_to_the_verified_user_and_a_wrong_hash_s
         "reset starts a new visitor"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_launcher_and_panel_keep_their_size_whatever_the_host_does_to_zoom_transforms_and_fonts()
+ {
+    let h = Harness::start(Script::words("Still readable.", 5), |_| {})
+        .await
+        .expect("harness");
+    for (name, css) in [
+        ("body-zoom", "body { zoom: 2 !important; }"),
+        ("root-zoom", "html { zoom: 1.5 !important; }"),
+        (
+            "root-and-body-zoom-transform-fonts",
+            "html { zoom: 0.8 !important; font-size: 40px !important; } \
+             body { zoom: 2 !important; transform: translateX(30px) scale(0.9) !important; } \
+             *, *::before, *::after { box-sizing: content-box !important; }",
+        ),
+    ] {
+        let url = host_page(&h, &format!("<style>{css}</style>"), vec![]).await;
+        let page = open_host(&h, &url, 1024, 768, false).await;
+        // The launcher: 56 px, 20 px from the corner, on top.
+        let launcher = launcher_center(&page, 1024.0, 768.0).await;
+        page.click(launcher).await.expect("click");
+        wait_shadow(&page, "div.shown").await.expect("panel shown");
+        let panel = rect(&page, "div").await;
+        assert!(
+            (panel[2] - 380.0).abs() < 1.0,
+            "{name}: panel width {panel:?}"
+        );
+        assert!(
+            panel[1] >= 0.0 && panel[1] + panel[3] <= 768.0 && panel[0] + panel[2] <= 1024.0,
+            "{name}: the panel runs off the screen: {panel:?}"
+        );
+        // Its header (and close button) is reachable: the point near its
+        // top right belongs to the widget.
+        let (x, y) = (panel[0] + panel[2] - 24.0, panel[1] + 24.0);
+        let hit = eval(
+            &page,
+            &format!("document.elementFromPoint({x}, {y})?.tagName"),
+        )
+        .await
+        .expect("hit");
+        assert_eq!(hit, "PORTHOLE-WIDGET", "{name}: the header is covered");
+        wait_event(&page, "ready", 1).await;
+        screenshot(&page, &screenshot_dir().join(format!("host-{name}.png")))
+            .await
+            .expect("screenshot");
+    }
+}

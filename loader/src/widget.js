@@ -25,7 +25,10 @@
     if (!/^#[0-9a-fA-F]{6}$/.test(color)) color = "#4f46e5";
     var host = d.createElement("porthole-widget");
     var root = host.attachShadow({ mode: "open" });
-    var css = ":host{all:initial!important;position:fixed!important;z-index:2147483000!important;bottom:0!important;" + side + ":0!important;display:block!important;width:0!important;height:0!important;visibility:visible!important;opacity:1!important;transform:none!important}" +
+    // The host hangs off <html>, outside <body>, so the page's body zoom and
+    // transforms never reach it; the root's own zoom is undone here.
+    var zoom = parseFloat(getComputedStyle(d.documentElement).zoom) || 1;
+    var css = ":host{all:initial!important;zoom:" + 1 / zoom + "!important;position:fixed!important;z-index:2147483000!important;bottom:0!important;" + side + ":0!important;display:block!important;width:0!important;height:0!important;visibility:visible!important;opacity:1!important;transform:none!important}" +
       "button{all:initial;position:fixed;bottom:max(20px,env(safe-area-inset-bottom));" + side + ":20px;width:56px;height:56px;border-radius:50%;background:" + color + ";color:#fff;cursor:pointer;display:grid;place-items:center;box-shadow:0 6px 20px rgba(0,0,0,.25);transition:transform .2s}" +
       "button:hover{transform:scale(1.06)}button:focus-visible{outline:3px solid " + color + ";outline-offset:3px}" +
       "svg{width:26px;height:26px;fill:none;stroke:currentColor;stroke-width:2;stroke-linecap:round;stroke-linejoin:round}" +
@@ -138,7 +141,7 @@
     var cancelIdle = w.requestIdleCallback
       ? (function (h) { return function () { w.cancelIdleCallback(h); }; })(w.requestIdleCallback(onIdle, { timeout: 3000 }))
       : (function (h) { return function () { clearTimeout(h); }; })(setTimeout(onIdle, 1500));
-    (d.body || d.documentElement).appendChild(host);
+    d.documentElement.appendChild(host);
     if ((ds.open || settings.open) === "true" || settings.open === true) setOpen(true, "api");
 
     self.id = id;
