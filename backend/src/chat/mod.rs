@@ -27,6 +27,7 @@ use protocol::event::{DoneEvent, MetaEvent};
 use protocol::{ApiError, ChatRequest, ErrorCode, StreamEvent, Usage};
 use salvo::http::StatusCode;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::error::AppError;
 use crate::ids::new_id;
@@ -295,14 +296,13 @@ pub async fn start(
     if !sources.is_empty() {
         opening.push(StreamEvent::Sources(sources));
     }
-    state.lifecycle.tracker().spawn(relay.run(
-        opening,
-        first,
-        stream,
-        answer,
-        shutdown,
-        provider.name(),
-    ));
+    // The relay outlives the request: it keeps the request's span, so its
+    // log lines carry the request id too.
+    state.lifecycle.tracker().spawn(
+        relay
+            .run(opening, first, stream, answer, shutdown, provider.name())
+            .instrument(tracing::Span::current()),
+    );
     Ok(body)
 }
 

@@ -152,7 +152,14 @@ fn widget_router() -> Router {
 
 /// The application router, without docs.
 pub fn router(state: Arc<AppState>) -> Router {
+    // Every request gets an id: in `X-Request-Id` on the response and on
+    // every log line of the request (a span). Behind a trusted proxy
+    // (`limits.trust_forwarded_for`) the proxy's own id is kept, so its
+    // access log and ours name the same request.
+    let request_id =
+        salvo::request_id::RequestId::new().overwrite(!state.settings.limits.trust_forwarded_for);
     Router::new()
+        .hoop(request_id)
         .hoop(affix_state::inject(state))
         .push(Router::with_path("health").get(health))
         .push(Router::with_path("ready").get(ready))
@@ -193,6 +200,12 @@ pub fn openapi(router: &Router) -> OpenApi {
 
 /// The whole service: router, docs, CORS and JSON errors.
 pub fn service(state: Arc<AppState>) -> Service {
+    // Every request gets an id, also one no route matches: in
+    // `X-Request-Id` on the response and on every log line of the request
+    // (a span). Behind a trusted proxy (`limits.trust_forwarded_for`) the
+    // proxy's own id is kept, so its access log and ours name one request.
+    let request_id =
+        salvo::request_id::RequestId::new().overwrite(!state.settings.limits.trust_forwarded_for);
     let router = router(state);
     let doc = openapi(&router);
     let router = router
@@ -226,12 +239,14 @@ pub fn service(state: Arc<AppState>) -> Service {
                 "ratelimit-policy",
                 "ratelimit-scope",
                 protocol::api::CONVERSATION_HEADER,
+                "x-request-id",
             ]
             .map(HeaderName::from_static),
         ))
         .max_age(86_400)
         .into_handler();
     Service::new(router)
+        .hoop(request_id)
         .hoop(cors)
         .catcher(Catcher::default().hoop(json_catcher))
 }

@@ -123,3 +123,79 @@ async fn metrics_count_open_streams_and_live_tasks() {
     }
     assert_eq!(open, 0, "the stream's task ended when the visitor left");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_has_a_request_id_and_the_requests_log_lines_carry_it() {
+    use tokio::io::AsyncBufReadExt;
+    let mock = mock_upstream::MockUpstream::start(
+        Script::numbered(20, 5).with_fault(mock_upstream::Fault::ResetAfter(3)),
+    )
+    .await
+    .expect("mock");
+    let dir = crate::helpers::temp_dir("request-id");
+    let config = crate::helpers::write_config(
+        &dir,
+        &format!(
+            "[log]\nformat = \"json\"\n[upstream]\nprovider = \"openai\"\nbase_url = \"{}\"\napi_key = \"sk-test\"\n[[widgets]]\nid = \"test\"\npublic_key = \"{}\"\n",
+            mock.base_url(),
+            crate::helpers::KEY
+        ),
+    );
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_porthole"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("binary starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("listening in time")
+        .expect("readable")
+        .expect("a line");
+    let base = line.rsplit(' ').next().expect("url").to_owned();
+    let client = reqwest::Client::new();
+    // Any response, even a 404, names its request.
+    let r = client
+        .get(format!("{base}/nope"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 404);
+    assert!(r.headers().contains_key("x-request-id"));
+    // A chat whose upstream breaks mid-answer: the warning comes from the
+    // relay task, after the response started, and still carries the id.
+    let session = crate::helpers::page_session(&client, &base, "test", crate::helpers::KEY).await;
+    let r = client
+        .post(format!("{base}/api/v1/chat"))
+        .header("x-api-key", crate::helpers::KEY)
+        .bearer_auth(&session)
+        .json(&serde_json::json!({"message": "hello"}))
+        .send()
+        .await
+        .expect("sent");
+    let id = r.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(id.len() >= 20, "{id}");
+    let _ = r.text().await;
+    let stderr = child.stderr.take().expect("stderr");
+    let mut log = tokio::io::BufReader::new(stderr).lines();
+    let found = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Ok(Some(line)) = log.next_line().await {
+            if line.contains("upstream failed mid-answer") {
+                return Some(line);
+            }
+        }
+        None
+    })
+    .await
+    .expect("the relay's warning in time")
+    .expect("the relay's warning");
+    assert!(found.contains(&id), "no request id in: {found}");
+    let _ = child.kill().await;
+}
