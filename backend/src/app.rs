@@ -95,6 +95,7 @@ impl Application {
             ingest,
             embedder,
             answers: Default::default(),
+            metrics: Default::default(),
             sessions,
             limiter: Default::default(),
             ledger: Default::default(),

@@ -44,6 +44,11 @@ impl AppError {
         self.body.code
     }
 
+    /// The HTTP status it is sent with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message)
     }

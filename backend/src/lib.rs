@@ -32,6 +32,7 @@ pub mod ids;
 pub mod ingest;
 pub mod knowledge;
 pub mod limits;
+pub mod metrics;
 pub mod provider;
 pub mod state;
 pub mod store;

@@ -32,6 +32,8 @@ pub struct AppState {
     pub provider: Arc<dyn ChatProvider>,
     /// The events of answers in flight (and recently finished), for resumes.
     pub answers: Arc<crate::chat::log::AnswerLogs>,
+    /// What `/metrics` shows.
+    pub metrics: crate::metrics::Metrics,
     pub lifecycle: Lifecycle,
     /// The built widget; `None` when it was not built.
     pub assets: Option<crate::assets::WidgetAssets>,

@@ -34,6 +34,7 @@ use crate::ids::new_id;
 use crate::limits::{
     Budget, Ledger, Limits, Reserved, StreamPermit, estimate_tokens, until_refill,
 };
+use crate::metrics::Outcome;
 use crate::provider::{
     Delta, DeltaStream, PromptMessage, PromptRequest, PromptRole, ProviderError,
 };
@@ -73,6 +74,7 @@ pub async fn start(
     request: ChatRequest,
 ) -> Result<impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send + 'static, AppError>
 {
+    let began = Instant::now();
     // The history of a continued conversation, for the prompt.
     let not_found = || {
         AppError::new(
@@ -86,7 +88,10 @@ pub async fn start(
             .store
             .messages(&widget.id, owner, id)
             .await
-            .map_err(store_failed)?
+            .map_err(|e| {
+                state.metrics.store_error();
+                store_failed(e)
+            })?
             .ok_or_else(not_found)?,
         None => Vec::new(),
     };
@@ -193,7 +198,10 @@ pub async fn start(
             }
             match e {
                 StoreError::NoSuchConversation(_) => not_found(),
-                other => store_failed(other),
+                other => {
+                    state.metrics.store_error();
+                    store_failed(other)
+                }
             }
         })?;
     let answer = Answer {
@@ -234,6 +242,7 @@ pub async fn start(
     let outcome = match first {
         Ok(Ok((stream, Some(Ok(first))))) => Ok((stream, first)),
         Err(_) => {
+            state.metrics.upstream_error("first_token_timeout");
             tracing::warn!(widget = %widget.id, provider = provider.name(), "no first token in time");
             Err(AppError::new(
                 StatusCode::GATEWAY_TIMEOUT,
@@ -241,8 +250,12 @@ pub async fn start(
                 "The assistant took too long to answer. Please try again.",
             ))
         }
-        Ok(Err(e)) | Ok(Ok((_, Some(Err(e))))) => Err(provider_error(&e, provider.name())),
+        Ok(Err(e)) | Ok(Ok((_, Some(Err(e))))) => {
+            state.metrics.upstream_error(error_kind(&e));
+            Err(provider_error(&e, provider.name()))
+        }
         Ok(Ok((_, None))) => {
+            state.metrics.upstream_error("empty");
             tracing::warn!(
                 provider = provider.name(),
                 "upstream ended without any output"
@@ -255,7 +268,10 @@ pub async fn start(
         }
     };
     let (stream, first) = match outcome {
-        Ok(started) => started,
+        Ok(started) => {
+            state.metrics.first_token(began.elapsed().as_secs_f64());
+            started
+        }
         Err(error) => {
             answer
                 .store(String::new(), MessageStatus::Error, None)
@@ -289,6 +305,7 @@ pub async fn start(
         usage: None,
         budget_left: reserved.map(|r| r.saturating_sub(prompt_tokens)),
         _permit: permit,
+        failed: None,
     };
     let shutdown = state.lifecycle.cut_token();
     // `meta` first; `sources`, when there are some, before the first chunk.
@@ -304,6 +321,18 @@ pub async fn start(
             .instrument(tracing::Span::current()),
     );
     Ok(body)
+}
+
+/// A provider failure's kind, for the metrics.
+fn error_kind(e: &ProviderError) -> &'static str {
+    match e {
+        ProviderError::Status { status: 429, .. } => "rate_limited",
+        ProviderError::Status { status, .. } if *status >= 500 => "server_error",
+        ProviderError::Status { .. } => "refused",
+        ProviderError::Connect(_) => "connect",
+        ProviderError::Stream(_) => "stream",
+        ProviderError::Malformed(_) => "malformed",
+    }
 }
 
 /// The client-facing error for a provider failure; the cause is logged.
@@ -356,7 +385,10 @@ async fn reserve_budget(
             .store
             .spent(&widget.id, &crate::limits::day_string(today.0))
             .await
-            .map_err(store_failed)?;
+            .map_err(|e| {
+                state.metrics.store_error();
+                store_failed(e)
+            })?;
         state.ledger.load(widget.id.as_str(), today, day, month);
     }
     let want = prompt_tokens + max_completion;
@@ -416,6 +448,13 @@ impl Answer {
         let spent = usage.map_or(0, |u| {
             u64::from(u.prompt_tokens) + u64::from(u.completion_tokens)
         });
+        if let Some(u) = usage {
+            self.state.metrics.tokens(
+                &self.widget,
+                u64::from(u.prompt_tokens),
+                u64::from(u.completion_tokens),
+            );
+        }
         self.state.ledger.settle(&self.widget, self.reserved, spent);
         let stored = self
             .state
@@ -469,6 +508,8 @@ struct Relay {
     budget_left: Option<u64>,
     /// The session's stream slot, given back when the relay ends.
     _permit: StreamPermit,
+    /// The code of the `error` event that ended it, if one did.
+    failed: Option<ErrorCode>,
 }
 
 /// What applying a delta led to.
@@ -512,6 +553,7 @@ impl Relay {
     }
 
     fn fail(&mut self, code: ErrorCode, message: &str) -> End {
+        self.failed = Some(code);
         self.send(&StreamEvent::Error(ApiError::new(code, message)));
         End::Failed
     }
@@ -541,6 +583,7 @@ impl Relay {
         shutdown: tokio_util::sync::CancellationToken,
         provider: &'static str,
     ) {
+        let began = Instant::now();
         let log = self.log.clone();
         let abandoned = log.abandoned(self.grace);
         tokio::pin!(abandoned);
@@ -570,11 +613,13 @@ impl Relay {
                                 break 'relay self.over_budget();
                             },
                             Some(Err(e)) => {
+                                answer.state.metrics.upstream_error(error_kind(&e));
                                 tracing::warn!(error = %e, provider, "upstream failed mid-answer");
                                 break 'relay self.fail(ErrorCode::UpstreamError, "The answer was interrupted. Please try again.");
                             }
                             None if self.finish.is_some() => break 'relay self.finish_done(),
                             None => {
+                                answer.state.metrics.upstream_error("no_finish");
                                 tracing::warn!(provider, "upstream ended without a finish reason");
                                 break 'relay self.fail(ErrorCode::UpstreamError, "The answer ended early. Please try again.");
                             }
@@ -585,6 +630,7 @@ impl Relay {
                             // The answer is complete; only the end marker is late.
                             break 'relay self.finish_done();
                         }
+                        answer.state.metrics.upstream_error("idle_timeout");
                         tracing::warn!(provider, "upstream went silent");
                         break 'relay self.fail(ErrorCode::UpstreamTimeout, "The assistant stopped answering. Please try again.");
                     }
@@ -612,6 +658,14 @@ impl Relay {
             End::Done | End::Failed => {}
         }
         self.log.end();
+        let metrics = &answer.state.metrics;
+        metrics.answer_duration(began.elapsed().as_secs_f64());
+        match end {
+            End::Done => metrics.chat(Outcome::Answered, None),
+            End::Failed => metrics.chat(Outcome::Failed, self.failed.map(ErrorCode::as_str)),
+            End::ClientGone => metrics.chat(Outcome::Abandoned, None),
+            End::Stopped => metrics.chat(Outcome::Stopped, None),
+        }
         let status = match &end {
             End::Done => MessageStatus::Complete,
             End::ClientGone | End::Stopped => MessageStatus::Interrupted,

@@ -11,6 +11,7 @@ use salvo::prelude::*;
 use crate::chat::{accepting, start};
 use crate::error::AppError;
 use crate::limits::{Limits, Refusal, Scope};
+use crate::metrics::Outcome;
 use crate::state::AppState;
 use crate::store::Owner;
 use crate::tenants::Widget;
@@ -77,7 +78,12 @@ pub async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         .admit(widget.id.as_str(), limits, &owner.visitor, ip)
     {
         Ok(permit) => permit,
-        Err(refusal) => return rate_limited(res, refusal),
+        Err(refusal) => {
+            state
+                .metrics
+                .chat(Outcome::Refused, Some(ErrorCode::RateLimited.as_str()));
+            return rate_limited(res, refusal);
+        }
     };
     let started = match accepting(&state) {
         Ok(()) => match read_request(&state, req).await {
@@ -92,7 +98,15 @@ pub async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             sse_headers(res);
             res.stream(body);
         }
-        Err(e) => e.render(res),
+        Err(e) => {
+            let outcome = if e.status().is_client_error() {
+                Outcome::Refused
+            } else {
+                Outcome::Failed
+            };
+            state.metrics.chat(outcome, Some(e.code().as_str()));
+            e.render(res)
+        }
     }
 }
 
@@ -206,6 +220,7 @@ pub async fn resume(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     };
     match answer_log(state, widget, owner, &id).await {
         Ok(log) => {
+            state.metrics.resume();
             let heartbeat =
                 std::time::Duration::from_secs(state.settings.chat.heartbeat_secs.max(1));
             res.status_code(StatusCode::OK);

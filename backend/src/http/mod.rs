@@ -60,9 +60,11 @@ async fn ready(depot: &mut Depot, res: &mut Response) {
     }
 }
 
-/// Prometheus metrics, in the text format: open streams, the runtime's
-/// live tasks, widgets, the process's resident memory. Counts only; keep it
-/// off the public internet all the same (see the nginx example).
+/// Prometheus metrics, in the text format (`crate::metrics`): chat
+/// outcomes, latencies, upstream errors, tokens, resumes, store errors, and
+/// gauges read now (open streams, answer logs, widgets, the runtime's live
+/// tasks, resident memory). Counts only; keep it off the public internet
+/// all the same (see the nginx example).
 #[handler]
 async fn metrics(depot: &mut Depot, res: &mut Response) {
     let Ok(state) = depot.get_typed::<Arc<AppState>>() else {
@@ -81,44 +83,40 @@ async fn metrics(depot: &mut Depot, res: &mut Response) {
                 .and_then(|kib| kib.parse::<u64>().ok())
         })
         .map(|kib| kib * 1024);
-    let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, value: String| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
-        ));
-    };
-    gauge(
+    let m = &state.metrics;
+    m.gauge(
         "porthole_open_streams",
         "Answers streaming now.",
-        state.lifecycle.open_streams().to_string(),
+        state.lifecycle.open_streams() as f64,
     );
-    gauge(
-        "porthole_runtime_alive_tasks",
-        "Tasks alive in the async runtime.",
-        tasks.to_string(),
-    );
-    gauge(
-        "porthole_widgets",
-        "Enabled widgets.",
-        state.widgets.get().len().to_string(),
-    );
-    if let Some(rss) = rss {
-        gauge(
-            "porthole_resident_memory_bytes",
-            "Resident memory of the process.",
-            rss.to_string(),
-        );
-    }
-    gauge(
+    m.gauge(
         "porthole_answer_logs",
         "Answers whose events are kept for resuming (streaming, or finished within resume_ttl_secs).",
-        state.answers.len().to_string(),
+        state.answers.len() as f64,
     );
-    gauge(
+    m.gauge(
+        "porthole_runtime_alive_tasks",
+        "Tasks alive in the async runtime.",
+        tasks as f64,
+    );
+    m.gauge(
+        "porthole_widgets",
+        "Enabled widgets.",
+        state.widgets.get().len() as f64,
+    );
+    if let Some(rss) = rss {
+        m.gauge(
+            "porthole_resident_memory_bytes",
+            "Resident memory of the process.",
+            rss as f64,
+        );
+    }
+    m.gauge(
         "porthole_draining",
         "1 while the server shuts down.",
-        u8::from(state.lifecycle.is_shutting_down()).to_string(),
+        f64::from(u8::from(state.lifecycle.is_shutting_down())),
     );
+    let out = m.render();
     let _ = res.add_header("content-type", "text/plain; version=0.0.4", true);
     let _ = res.add_header("cache-control", "no-store", true);
     res.body(out);

@@ -124,6 +124,49 @@ async fn metrics_count_open_streams_and_live_tasks() {
     assert_eq!(open, 0, "the stream's task ended when the visitor left");
 }
 
+#[tokio::test]
+async fn metrics_count_chat_outcomes_latencies_tokens_and_resumes() {
+    let app = spawn_with_mock(Script::words("Three words here.", 1), |_| {}).await;
+    let events = crate::helpers::EventReader::new(app.ask("hello").await)
+        .collect()
+        .await;
+    let id = match &events[0] {
+        protocol::StreamEvent::Meta(m) => m.message_id.clone(),
+        other => panic!("{other:?}"),
+    };
+    // A refusal: an empty message.
+    let (status, _) = api_error(app.ask("   ").await).await;
+    assert_eq!(status, 422);
+    // A resume of the finished answer.
+    let r = app
+        .client
+        .get(app.url(&format!("/api/v1/chat/{id}/stream")))
+        .header("x-api-key", crate::helpers::KEY)
+        .bearer_auth(&app.session)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    let _ = r.text().await;
+    let text = app.get("/metrics").await.text().await.expect("text");
+    for line in [
+        "porthole_chat_requests_total{outcome=\"answered\",code=\"\"} 1",
+        "porthole_chat_requests_total{outcome=\"refused\",code=\"empty_message\"} 1",
+        "porthole_first_token_seconds_count 1",
+        "porthole_answer_duration_seconds_count 1",
+        "porthole_resumes_total 1",
+        "# TYPE porthole_first_token_seconds histogram",
+    ] {
+        assert!(text.contains(line), "{line} missing in:\n{text}");
+    }
+    assert!(
+        text.lines().any(|l| l
+            .starts_with("porthole_tokens_total{widget=\"test\",kind=\"completion\"} ")
+            && !l.ends_with(" 0")),
+        "{text}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_response_has_a_request_id_and_the_requests_log_lines_carry_it() {
     use tokio::io::AsyncBufReadExt;
