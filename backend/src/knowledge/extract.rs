@@ -152,6 +152,7 @@ pub enum FileKind {
     Html,
     Text,
     Pdf,
+    Docx,
 }
 
 impl FileKind {
@@ -167,11 +168,15 @@ impl FileKind {
                 "the file does not start like a PDF".into(),
             )),
             _ if looks_pdf => Ok(Self::Pdf),
+            "docx" if bytes.starts_with(b"PK\x03\x04") => Ok(Self::Docx),
+            "docx" => Err(ExtractError::Unsupported(
+                "the file does not look like a Word document (.docx)".into(),
+            )),
             "md" | "markdown" | "mdx" => Ok(Self::Markdown),
             "html" | "htm" | "xhtml" => Ok(Self::Html),
             "txt" | "text" | "" => Ok(Self::Text),
             other => Err(ExtractError::Unsupported(format!(
-                "files of type .{other} are not supported: use Markdown, HTML, plain text or PDF"
+                "files of type .{other} are not supported: use Markdown, HTML, plain text, PDF or Word (.docx)"
             ))),
         }
     }
@@ -199,8 +204,27 @@ pub fn file(name: &str, bytes: &[u8]) -> Result<Extracted, ExtractError> {
             Ok(out)
         }
         FileKind::Pdf => pdf(name, bytes),
+        FileKind::Docx => {
+            let (markdown, title) = super::docx::to_markdown(bytes, DOCX_MAX_XML_BYTES)
+                .map_err(ExtractError::Unsupported)?;
+            if markdown.is_empty() {
+                return Err(ExtractError::Empty);
+            }
+            Ok(Extracted {
+                title: if title.is_empty() {
+                    title_of(name)
+                } else {
+                    title
+                },
+                markdown,
+                ..Default::default()
+            })
+        }
     }
 }
+
+/// The most XML a Word document's part may unpack to.
+const DOCX_MAX_XML_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A PDF's text, page by page (pdf-extract, on lopdf).
 fn pdf(name: &str, bytes: &[u8]) -> Result<Extracted, ExtractError> {

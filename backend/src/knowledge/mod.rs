@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 
 pub mod chunk;
 pub mod crawl;
+pub mod docx;
 pub mod embed;
 pub mod extract;
 

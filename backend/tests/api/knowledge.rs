@@ -533,6 +533,58 @@ async fn a_pdf_is_read_page_by_page_and_cited_with_its_page_number() {
     );
 }
 
+/// A Word document (.docx) as Word writes its text parts.
+fn docx_of(body: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut out);
+    let options = zip::write::SimpleFileOptions::default();
+    zip.start_file("[Content_Types].xml", options)
+        .expect("part");
+    zip.write_all(br#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="xml" ContentType="application/xml"/></Types>"#).expect("write");
+    zip.start_file("word/document.xml", options).expect("part");
+    zip.write_all(format!(r#"<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>{body}</w:body></w:document>"#).as_bytes()).expect("write");
+    zip.finish().expect("zip");
+    out.into_inner()
+}
+
+#[tokio::test]
+async fn a_word_document_is_read_with_its_headings_and_cited_by_section() {
+    let k = knowledge_app(None, |_| {}).await;
+    let doc = docx_of(
+        r#"<w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>Returns policy</w:t></w:r></w:p>
+<w:p><w:r><w:t>We want you to be happy with every order you place with us.</w:t></w:r></w:p>
+<w:p><w:pPr><w:pStyle w:val="Heading2"/></w:pPr><w:r><w:t>Refund window</w:t></w:r></w:p>
+<w:p><w:r><w:t>Unused items can be returned within 45 days for a full refund to the original card.</w:t></w:r></w:p>"#,
+    );
+    let source = k
+        .add(json!({"kind": "file", "name": "returns.docx", "content_base64": b64(&doc)}))
+        .await;
+    let done = k.synced(source["id"].as_str().expect("id")).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    let sources = sources_of(
+        &k.ask("How many days do I have to return unused items for a refund?")
+            .await,
+    );
+    assert!(!sources.is_empty());
+    assert_eq!(
+        sources[0].title, "returns › Returns policy > Refund window",
+        "{sources:?}"
+    );
+    // A ".docx" that is not one is refused when it is added.
+    let r = k
+        .admin(
+            "POST",
+            "/sources",
+            Some(
+                json!({"kind": "file", "name": "fake.docx", "content_base64": b64(b"plain text")}),
+            ),
+        )
+        .await;
+    let (status, code) = api_error(r).await;
+    assert_eq!((status, code.as_str()), (422, "invalid_field"));
+}
+
 #[tokio::test]
 async fn private_and_metadata_addresses_are_refused_by_default() {
     let site = DocSite::start().await;
