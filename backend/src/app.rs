@@ -94,7 +94,11 @@ impl Application {
             knowledge: store,
             ingest,
             embedder,
-            answers: Default::default(),
+            answers: Arc::new(crate::chat::log::AnswerLogs::new(
+                std::time::Duration::from_secs(settings.chat.resume_ttl_secs),
+                usize::try_from(settings.chat.resume_buffer_mib.saturating_mul(1 << 20))
+                    .unwrap_or(usize::MAX),
+            )),
             metrics: Default::default(),
             sessions,
             limiter: Default::default(),

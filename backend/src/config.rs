@@ -157,6 +157,9 @@ pub struct ChatSettings {
     /// How long a finished answer's events stay for a late resume, in
     /// seconds; after that `stream_expired` (the history has the answer).
     pub resume_ttl_secs: u64,
+    /// Memory for finished answers' events, in MiB: past it the oldest are
+    /// dropped first (running answers are never dropped).
+    pub resume_buffer_mib: u64,
 }
 
 impl Default for ChatSettings {
@@ -167,7 +170,8 @@ impl Default for ChatSettings {
             history_messages: 20,
             heartbeat_secs: 15,
             resume_grace_secs: 30,
-            resume_ttl_secs: 600,
+            resume_ttl_secs: 120,
+            resume_buffer_mib: 64,
         }
     }
 }

@@ -10,11 +10,14 @@
 //! nobody came back; the Stop button ([`AnswerLog::stop`]) cancels at once.
 //! A finished answer's log is kept for a while (`resume_ttl_secs`) so a late
 //! reader still replays it to its end; after that, the history API has it.
+//! Finished logs are also held to a memory budget (`resume_buffer_mib`):
+//! past it the oldest go first, so a busy server's memory stays flat
+//! whatever its answer rate.
 //!
 //! This log is the process's own: one node. A shared log (Redis) lets any
 //! replica serve it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,6 +25,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::Stream;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::Owner;
@@ -157,12 +161,33 @@ impl Drop for Reader {
 }
 
 /// The logs of this process's answers, by message id.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AnswerLogs {
     logs: Mutex<HashMap<String, Arc<AnswerLog>>>,
+    /// Finished logs, oldest first: (message id, bytes, kept until), and
+    /// their bytes in all. One TTL for all, so this is also expiry order.
+    finished: Mutex<(VecDeque<(String, usize, Instant)>, usize)>,
+    ttl: Duration,
+    max_finished_bytes: usize,
+}
+
+impl Default for AnswerLogs {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(120), 64 << 20)
+    }
 }
 
 impl AnswerLogs {
+    /// Finished logs are kept `ttl`, and at most `max_finished_bytes` of them.
+    pub fn new(ttl: Duration, max_finished_bytes: usize) -> Self {
+        Self {
+            logs: Mutex::default(),
+            finished: Mutex::default(),
+            ttl,
+            max_finished_bytes,
+        }
+    }
+
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<AnswerLog>>> {
         self.logs.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -189,28 +214,64 @@ impl AnswerLogs {
     }
 
     pub fn get(&self, message_id: &str) -> Option<Arc<AnswerLog>> {
+        self.sweep();
         self.map().get(message_id).cloned()
     }
 
-    /// Drops a finished answer's log after `ttl`.
-    pub fn expire(self: &Arc<Self>, message_id: &str, ttl: Duration) {
-        let logs = Arc::downgrade(self);
-        let id = message_id.to_owned();
-        tokio::spawn(async move {
-            tokio::time::sleep(ttl).await;
-            if let Some(logs) = logs.upgrade() {
-                logs.map().remove(&id);
+    /// The answer has ended: its log is kept for the TTL, within the budget.
+    pub fn finished(&self, message_id: &str) {
+        let bytes = self
+            .map()
+            .get(message_id)
+            .map_or(0, |log| log.frames().iter().map(Bytes::len).sum());
+        {
+            let mut finished = self.finished.lock().unwrap_or_else(|p| p.into_inner());
+            finished
+                .0
+                .push_back((message_id.to_owned(), bytes, Instant::now() + self.ttl));
+            finished.1 += bytes;
+        }
+        self.sweep();
+    }
+
+    /// Drops finished logs past their TTL, and the oldest past the budget.
+    fn sweep(&self) {
+        let now = Instant::now();
+        let mut gone = Vec::new();
+        {
+            let mut finished = self.finished.lock().unwrap_or_else(|p| p.into_inner());
+            while let Some((_, bytes, until)) = finished.0.front() {
+                if *until > now && finished.1 <= self.max_finished_bytes {
+                    break;
+                }
+                let bytes = *bytes;
+                if let Some((id, _, _)) = finished.0.pop_front() {
+                    gone.push(id);
+                }
+                finished.1 -= bytes;
             }
-        });
+        }
+        if !gone.is_empty() {
+            let mut map = self.map();
+            for id in gone {
+                map.remove(&id);
+            }
+        }
     }
 
     /// Answers being relayed or kept for replay.
     pub fn len(&self) -> usize {
+        self.sweep();
         self.map().len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Bytes of finished logs kept for replay.
+    pub fn finished_bytes(&self) -> usize {
+        self.finished.lock().unwrap_or_else(|p| p.into_inner()).1
     }
 }
 
@@ -256,6 +317,32 @@ mod tests {
         // Past the end: nothing, at once.
         assert_eq!(text(log.follow(Some(2), Duration::from_secs(5))).await, "");
         assert!(logs.get("m1").is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn finished_logs_go_after_their_ttl_and_the_oldest_first_past_the_budget() {
+        let logs = AnswerLogs::new(Duration::from_secs(60), 10);
+        for id in ["a", "b", "c"] {
+            let log = logs.open(id, "w", &owner(), "c");
+            log.push(Bytes::from("1234"));
+            log.end();
+            logs.finished(id);
+        }
+        // 12 bytes against a budget of 10: the oldest went.
+        assert!(logs.get("a").is_none());
+        assert!(logs.get("b").is_some() && logs.get("c").is_some());
+        assert_eq!(logs.finished_bytes(), 8);
+        // A running answer is never dropped for the budget.
+        let running = logs.open("r", "w", &owner(), "c");
+        running.push(Bytes::from("x".repeat(100)));
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        assert_eq!(
+            logs.len(),
+            1,
+            "the finished ones expired, the running one stays"
+        );
+        assert!(logs.get("r").is_some());
+        assert_eq!(logs.finished_bytes(), 0);
     }
 
     #[tokio::test]

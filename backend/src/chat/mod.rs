@@ -683,7 +683,6 @@ impl Relay {
         answer
             .store(std::mem::take(&mut self.text), status, self.usage)
             .await;
-        let ttl = Duration::from_secs(answer.state.settings.chat.resume_ttl_secs);
-        answer.state.answers.expire(&answer.message_id, ttl);
+        answer.state.answers.finished(&answer.message_id);
     }
 }
