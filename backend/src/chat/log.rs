@@ -160,13 +160,18 @@ impl Drop for Reader {
     }
 }
 
+/// Finished logs kept for replay: (message id, bytes, kept until), and
+/// their bytes in all.
+#[derive(Debug, Default)]
+struct Finished(VecDeque<(String, usize, Instant)>, usize);
+
 /// The logs of this process's answers, by message id.
 #[derive(Debug)]
 pub struct AnswerLogs {
     logs: Mutex<HashMap<String, Arc<AnswerLog>>>,
-    /// Finished logs, oldest first: (message id, bytes, kept until), and
-    /// their bytes in all. One TTL for all, so this is also expiry order.
-    finished: Mutex<(VecDeque<(String, usize, Instant)>, usize)>,
+    /// Finished logs, oldest first. One TTL for all, so this is also the
+    /// order they expire in.
+    finished: Mutex<Finished>,
     ttl: Duration,
     max_finished_bytes: usize,
 }
