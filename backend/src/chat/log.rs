@@ -61,6 +61,27 @@ impl AnswerLog {
         self.progress.send_modify(|p| p.0 = len);
     }
 
+    /// Moves the frames into one allocation (each frame a slice of it) and
+    /// returns the memory they hold: a finished log kept for replay costs
+    /// its bytes, not an allocation per event.
+    fn compact(&self) -> usize {
+        let mut frames = self.frames();
+        let total: usize = frames.iter().map(Bytes::len).sum();
+        let mut all = bytes::BytesMut::with_capacity(total);
+        for f in frames.iter() {
+            all.extend_from_slice(f);
+        }
+        let all = all.freeze();
+        let mut at = 0;
+        for f in frames.iter_mut() {
+            let n = f.len();
+            *f = all.slice(at..at + n);
+            at += n;
+        }
+        frames.shrink_to_fit();
+        total + frames.len() * std::mem::size_of::<Bytes>()
+    }
+
     /// The terminal event has been appended: readers end after it.
     pub fn end(&self) {
         self.progress.send_modify(|p| p.1 = true);
@@ -225,10 +246,8 @@ impl AnswerLogs {
 
     /// The answer has ended: its log is kept for the TTL, within the budget.
     pub fn finished(&self, message_id: &str) {
-        let bytes = self
-            .map()
-            .get(message_id)
-            .map_or(0, |log| log.frames().iter().map(Bytes::len).sum());
+        let log = self.map().get(message_id).cloned();
+        let bytes = log.map_or(0, |log| log.compact());
         {
             let mut finished = self.finished.lock().unwrap_or_else(|p| p.into_inner());
             finished
@@ -321,22 +340,34 @@ mod tests {
         writer.await.unwrap();
         // Past the end: nothing, at once.
         assert_eq!(text(log.follow(Some(2), Duration::from_secs(5))).await, "");
+        // Kept for replay in one allocation, it replays the same.
+        logs.finished("m1");
+        assert_eq!(
+            text(log.follow(Some(0), Duration::from_secs(5))).await,
+            "b\nc\n"
+        );
         assert!(logs.get("m1").is_some());
     }
 
     #[tokio::test(start_paused = true)]
     async fn finished_logs_go_after_their_ttl_and_the_oldest_first_past_the_budget() {
-        let logs = AnswerLogs::new(Duration::from_secs(60), 10);
+        let logs = AnswerLogs::new(
+            Duration::from_secs(60),
+            2 * (4 + std::mem::size_of::<Bytes>()) + 1,
+        );
         for id in ["a", "b", "c"] {
             let log = logs.open(id, "w", &owner(), "c");
             log.push(Bytes::from("1234"));
             log.end();
             logs.finished(id);
         }
-        // 12 bytes against a budget of 10: the oldest went.
+        // Each holds 4 bytes and one slice handle; the budget keeps two.
         assert!(logs.get("a").is_none());
         assert!(logs.get("b").is_some() && logs.get("c").is_some());
-        assert_eq!(logs.finished_bytes(), 8);
+        assert_eq!(
+            logs.finished_bytes(),
+            2 * (4 + std::mem::size_of::<Bytes>())
+        );
         // A running answer is never dropped for the budget.
         let running = logs.open("r", "w", &owner(), "c");
         running.push(Bytes::from("x".repeat(100)));
