@@ -6,16 +6,19 @@
 //! - `cli/`: the `porthole` command (serve, widget, admin-key, healthcheck).
 //! - `app`, `state`: building and running the server; what handlers reach.
 //! - `http/`: salvo only: the router, hoops and one file per route group.
-//! - `chat/`: a turn: prompt, relay, the answer's lifecycle.
+//! - `chat/`: a turn: prompt, grounding, relay, the answer's lifecycle and
+//!   its resumable event log.
 //! - `admin/`: managing widgets and keys (the admin API and the CLI).
 //! - `assets/`: the built widget, its iframe document and the loader script.
 //! - `ingest/`: knowledge sources through fetch, extraction and chunking into the store.
 //! - `provider/`: the OpenAI-compatible and offline answerers.
 //! - `store/`: the store traits and their SQLite implementation.
 //! - `tenants/`: widgets, keys, sessions, identity verification.
-//! - `knowledge/`: crawler, extraction, chunking, the question analyser.
+//! - `knowledge/`: crawler, extraction (HTML, PDF, DOCX), chunking, the
+//!   question analyser, the embeddings client.
 //! - `limits/`: rate limits and budgets.
-//! - `config`, `error`, `telemetry`, `ids`: settings, the API error, logs, ids.
+//! - `config`, `error`, `telemetry`, `metrics`, `ids`: settings, the API
+//!   error, logs, Prometheus metrics, ids.
 //!
 //! `scripts/check-layers` fails the build when a lower folder imports a
 //! higher one.
