@@ -476,16 +476,10 @@ pub fn parse_sitemap(xml: &[u8]) -> Result<(bool, Vec<String>), String> {
             }
             Ok(Event::GeneralRef(r)) => {
                 if let Some(loc) = loc.as_mut() {
-                    let name = r.decode().map_err(|e| e.to_string())?;
-                    let c = match name.as_ref() {
-                        "amp" => Some('&'),
-                        "lt" => Some('<'),
-                        "gt" => Some('>'),
-                        "quot" => Some('"'),
-                        "apos" => Some('\''),
-                        _ => r.resolve_char_ref().ok().flatten(),
-                    };
-                    loc.push(c.ok_or_else(|| format!("unknown entity &{name};"))?);
+                    let c = super::xml_char(&r)?.ok_or_else(|| {
+                        format!("unknown entity &{};", String::from_utf8_lossy(&r))
+                    })?;
+                    loc.push(c);
                 }
             }
             Ok(Event::End(_)) => {

@@ -129,16 +129,7 @@ fn body(xml: &[u8]) -> Result<String, String> {
                 para.push_str(&t.decode().map_err(|e| e.to_string())?);
             }
             Event::GeneralRef(r) if in_text => {
-                let name = r.decode().map_err(|e| e.to_string())?;
-                let c = match name.as_ref() {
-                    "amp" => Some('&'),
-                    "lt" => Some('<'),
-                    "gt" => Some('>'),
-                    "quot" => Some('"'),
-                    "apos" => Some('\''),
-                    _ => r.resolve_char_ref().ok().flatten(),
-                };
-                if let Some(c) = c {
+                if let Some(c) = super::xml_char(&r)? {
                     para.push(c);
                 }
             }

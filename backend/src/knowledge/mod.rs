@@ -91,6 +91,21 @@ impl KnowledgeSettings {
     }
 }
 
+/// The character an XML entity or character reference stands for (`&amp;`,
+/// `&#233;`), which quick-xml hands over apart from the text around it;
+/// `None` for an entity XML does not predefine.
+pub fn xml_char(r: &quick_xml::events::BytesRef<'_>) -> Result<Option<char>, String> {
+    let name = r.decode().map_err(|e| e.to_string())?;
+    Ok(match name.as_ref() {
+        "amp" => Some('&'),
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "quot" => Some('"'),
+        "apos" => Some('\''),
+        _ => r.resolve_char_ref().ok().flatten(),
+    })
+}
+
 /// A chunk must cover at least this share of the question to answer it,
 /// unless the widget sets its own threshold.
 pub const MIN_COVERAGE: f64 = 0.5;
