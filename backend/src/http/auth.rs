@@ -85,6 +85,23 @@ fn check(
 /// Requires the widget's `X-API-Key` and `Authorization: Bearer <session
 /// token>` from the widget's page, checked before anything reads the body;
 /// puts the widget and the visitor ([`Owner`]) in the depot.
+/// What [`require_session`] put in the depot for a visitor's request: the
+/// state, the widget and the visitor. `None` (logged) when a handler is
+/// reached without that hoop, a wiring mistake.
+pub fn visitor(depot: &Depot) -> Option<(Arc<AppState>, Arc<Widget>, Owner)> {
+    match (
+        depot.get_typed::<Arc<AppState>>(),
+        depot.get_typed::<Arc<Widget>>(),
+        depot.get_typed::<Owner>(),
+    ) {
+        (Ok(state), Ok(widget), Ok(owner)) => Some((state.clone(), widget.clone(), owner.clone())),
+        _ => {
+            tracing::error!("handler reached without state, widget or session");
+            None
+        }
+    }
+}
+
 #[handler]
 pub async fn require_session(
     req: &mut Request,

@@ -60,16 +60,10 @@ pub struct SseEvent {
     )
 )]
 pub async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
-    let (Ok(state), Ok(widget), Ok(owner)) = (
-        depot.get_typed::<Arc<AppState>>(),
-        depot.get_typed::<Arc<Widget>>(),
-        depot.get_typed::<Owner>(),
-    ) else {
-        tracing::error!("chat handler reached without state, widget or session");
+    let Some((state, widget, owner)) = super::auth::visitor(depot) else {
         AppError::internal().render(res);
         return;
     };
-    let (state, widget, owner) = (state.clone(), widget.clone(), owner.clone());
     // Limits first: a refused request costs nothing, its body is not read.
     let limits = Limits::of(&state.settings.limits, &widget.limits);
     let ip = client_ip(req, state.settings.limits.trust_forwarded_for);
@@ -205,11 +199,7 @@ fn last_event_id(req: &Request) -> Result<Option<u64>, AppError> {
     )
 )]
 pub async fn resume(req: &mut Request, depot: &mut Depot, res: &mut Response) {
-    let (Ok(state), Ok(widget), Ok(owner)) = (
-        depot.get_typed::<Arc<AppState>>(),
-        depot.get_typed::<Arc<Widget>>(),
-        depot.get_typed::<Owner>(),
-    ) else {
+    let Some((state, widget, owner)) = super::auth::visitor(depot) else {
         AppError::internal().render(res);
         return;
     };
@@ -218,7 +208,7 @@ pub async fn resume(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         Ok(after) => after,
         Err(e) => return e.render(res),
     };
-    match answer_log(state, widget, owner, &id).await {
+    match answer_log(&state, &widget, &owner, &id).await {
         Ok(log) => {
             state.metrics.resume();
             let heartbeat =
@@ -248,16 +238,12 @@ pub async fn resume(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     )
 )]
 pub async fn stop(req: &mut Request, depot: &mut Depot, res: &mut Response) {
-    let (Ok(state), Ok(widget), Ok(owner)) = (
-        depot.get_typed::<Arc<AppState>>(),
-        depot.get_typed::<Arc<Widget>>(),
-        depot.get_typed::<Owner>(),
-    ) else {
+    let Some((state, widget, owner)) = super::auth::visitor(depot) else {
         AppError::internal().render(res);
         return;
     };
     let id = req.param::<String>("message_id").unwrap_or_default();
-    match answer_log(state, widget, owner, &id).await {
+    match answer_log(&state, &widget, &owner, &id).await {
         Ok(log) => {
             log.stop();
             res.status_code(StatusCode::NO_CONTENT);

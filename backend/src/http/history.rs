@@ -1,17 +1,12 @@
 //! `GET /api/v1/conversations/{id}`: the messages of a conversation, so the
 //! widget can show the history after a reload.
 
-use std::sync::Arc;
-
 use protocol::ErrorCode;
 use protocol::widget::ConversationView;
 use salvo::http::StatusCode;
 use salvo::prelude::*;
 
 use crate::error::AppError;
-use crate::state::AppState;
-use crate::store::Owner;
-use crate::tenants::Widget;
 
 /// The messages of one of this visitor's (or verified user's) conversations, oldest first.
 #[endpoint(
@@ -28,11 +23,7 @@ use crate::tenants::Widget;
     )
 )]
 pub async fn conversation(req: &mut Request, depot: &mut Depot, res: &mut Response) {
-    let (Ok(state), Ok(widget), Ok(owner)) = (
-        depot.get_typed::<Arc<AppState>>(),
-        depot.get_typed::<Arc<Widget>>(),
-        depot.get_typed::<Owner>(),
-    ) else {
+    let Some((state, widget, owner)) = super::auth::visitor(depot) else {
         AppError::internal().render(res);
         return;
     };
@@ -44,7 +35,7 @@ pub async fn conversation(req: &mut Request, depot: &mut Depot, res: &mut Respon
             "There is no such conversation.",
         )
     };
-    match state.store.messages(&widget.id, owner, &id).await {
+    match state.store.messages(&widget.id, &owner, &id).await {
         Ok(Some(messages)) => {
             let _ = res.add_header("cache-control", "no-store", true);
             res.render(Json(ConversationView {
