@@ -75,3 +75,54 @@ ensure_podman() {
   mkdir -p "$_ph_root/target"
   printf '[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\n' > "$CONTAINERS_CONF"
 }
+
+# PostgreSQL and Redis for the store, limiter and stream-log tests: Debian's
+# packages, installed when missing and started when not already running (a
+# server already listening is used as it is). Exports the URLs the tests read
+# and PORTHOLE_REQUIRE_SERVICES=1, so a test that cannot reach them fails
+# instead of skipping.
+ensure_postgres() {
+  export PORTHOLE_REQUIRE_SERVICES=1
+  if [ -n "${PORTHOLE_TEST_DATABASE_URL:-}" ]; then return; fi
+  local port=5432
+  if ! command -v pg_lsclusters >/dev/null 2>&1; then
+    echo "== installing PostgreSQL from Debian"
+    _ph_apt postgresql
+  fi
+  if ! pg_isready -q -h 127.0.0.1 -p "$port"; then
+    local version
+    version="$(ls /usr/lib/postgresql | sort -n | tail -1)"
+    if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep -qx "$version main"; then
+      pg_createcluster "$version" main >/dev/null
+    fi
+    echo "== starting PostgreSQL $version"
+    pg_ctlcluster "$version" main start
+    for _ in $(seq 1 60); do pg_isready -q -h 127.0.0.1 -p "$port" && break; sleep 0.5; done
+  fi
+  # A role and a database of the tests' own, made afresh each run (each
+  # test makes its own schema in it).
+  runuser -u postgres -- psql -q -p "$port" -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+SELECT 'CREATE ROLE porthole LOGIN PASSWORD ''porthole'''
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'porthole') \gexec
+DROP DATABASE IF EXISTS porthole_test WITH (FORCE);
+CREATE DATABASE porthole_test OWNER porthole;
+SQL
+  export PORTHOLE_TEST_DATABASE_URL="postgres://porthole:porthole@127.0.0.1:$port/porthole_test"
+}
+
+ensure_redis() {
+  export PORTHOLE_REQUIRE_SERVICES=1
+  if [ -n "${PORTHOLE_TEST_REDIS_URL:-}" ]; then return; fi
+  local port=6379
+  if ! command -v redis-server >/dev/null 2>&1; then
+    echo "== installing Redis from Debian"
+    _ph_apt redis-server
+  fi
+  if ! redis-cli -p "$port" ping >/dev/null 2>&1; then
+    echo "== starting Redis"
+    redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
+      --logfile "$_ph_root/target/redis.log" >/dev/null
+    for _ in $(seq 1 40); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.25; done
+  fi
+  export PORTHOLE_TEST_REDIS_URL="redis://127.0.0.1:$port/"
+}

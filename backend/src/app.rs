@@ -16,8 +16,8 @@ use crate::ingest::Ingestor;
 use crate::provider::{ChatProvider, OfflineProvider, OpenAiProvider};
 use crate::state::{AppState, Lifecycle};
 use crate::store::tenants::{refresh_widgets, reload_widgets};
-use crate::store::{ConversationStore, SqliteStore};
 use crate::store::{KeyHash, TenantStore};
+use crate::store::{Location, Store};
 use crate::tenants::session::SessionKeys;
 use crate::tenants::{DEMO_KEY, WidgetDef, Widgets};
 
@@ -38,13 +38,13 @@ impl Application {
                 settings.offline.word_delay_ms,
             ))),
         };
-        let store = Arc::new(
-            SqliteStore::open(&settings.store.path)
-                .await
-                .with_context(|| format!("opening the store {}", settings.store.path.display()))?,
-        );
+        let store = open_store(&settings.store).await?;
+        // One process owns a SQLite file: what it left streaming is gone.
+        // Replicas share PostgreSQL: only answers whose lease ran out are.
+        let lease = Duration::from_secs(settings.chat.answer_lease_secs.max(1));
+        let shared = matches!(store_location(&settings.store), Location::Postgres(_));
         let recovered = store
-            .recover()
+            .recover(shared.then_some(lease))
             .await
             .context("recovering interrupted answers")?;
         if recovered > 0 {
@@ -242,5 +242,37 @@ async fn follow_widget_changes(state: std::sync::Weak<AppState>) {
         if let Err(e) = refresh_widgets(&state.widgets, &*state.tenants).await {
             tracing::warn!(error = %e, "reading widget changes failed");
         }
+        // With replicas sharing the store: end the answers of a replica
+        // that died (their lease ran out), every half lease.
+        let lease = state.settings.chat.answer_lease_secs.max(1);
+        if matches!(store_location(&state.settings.store), Location::Postgres(_))
+            && ticks.is_multiple_of(lease.div_ceil(2))
+        {
+            match state.store.recover(Some(Duration::from_secs(lease))).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(
+                    answers = n,
+                    "answers of a replica that stopped renewing them are marked interrupted"
+                ),
+                Err(e) => tracing::warn!(error = %e, "ending dead replicas' answers failed"),
+            }
+        }
     }
+}
+
+/// Where the settings put the store: PostgreSQL when a URL is set, else
+/// the SQLite file.
+pub fn store_location(settings: &crate::config::StoreSettings) -> Location {
+    match &settings.url {
+        Some(url) => Location::Postgres(url.clone()),
+        None => Location::Sqlite(settings.path.clone()),
+    }
+}
+
+/// Opens (and migrates) the store the settings name.
+pub async fn open_store(settings: &crate::config::StoreSettings) -> anyhow::Result<Arc<dyn Store>> {
+    let location = store_location(settings);
+    crate::store::open(&location)
+        .await
+        .with_context(|| format!("opening the store {location}"))
 }

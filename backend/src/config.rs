@@ -160,6 +160,11 @@ pub struct ChatSettings {
     /// Memory for finished answers' events, in MiB: past it the oldest are
     /// dropped first (running answers are never dropped).
     pub resume_buffer_mib: u64,
+    /// A running answer's lease on its stored row, in seconds: its replica
+    /// renews it while the answer runs, and an answer whose lease ran out
+    /// (its replica died) is marked interrupted by whichever replica sees
+    /// it first. Used with a shared (PostgreSQL) store.
+    pub answer_lease_secs: u64,
 }
 
 impl Default for ChatSettings {
@@ -172,6 +177,7 @@ impl Default for ChatSettings {
             resume_grace_secs: 30,
             resume_ttl_secs: 120,
             resume_buffer_mib: 64,
+            answer_lease_secs: 45,
         }
     }
 }
@@ -194,12 +200,16 @@ impl Default for OfflineSettings {
 pub struct StoreSettings {
     /// The SQLite database file, created on first run (`PORTHOLE_DB`).
     pub path: PathBuf,
+    /// A PostgreSQL database (`postgres://…`, or `DATABASE_URL`) instead of
+    /// the SQLite file: for several replicas.
+    pub url: Option<String>,
 }
 
 impl Default for StoreSettings {
     fn default() -> Self {
         Self {
             path: PathBuf::from("data/porthole.db"),
+            url: None,
         }
     }
 }
@@ -470,6 +480,9 @@ impl Settings {
         if let Some(path) = env("PORTHOLE_DB").filter(|p| !p.trim().is_empty()) {
             self.store.path = PathBuf::from(path);
         }
+        if let Some(url) = env("DATABASE_URL").filter(|u| !u.trim().is_empty()) {
+            self.store.url = Some(url);
+        }
         if let Some(filter) = env("PORTHOLE_LOG") {
             self.log.filter = filter;
         }
@@ -506,7 +519,21 @@ impl Settings {
 
     /// Checks what serde cannot: ranges, formats, uniqueness.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.store.url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "store.url",
+                "must be a PostgreSQL URL (postgres://user:password@host/database)",
+            ));
+        }
         let up = &self.upstream;
+        if self.chat.answer_lease_secs.saturating_mul(1000) <= up.first_token_timeout_ms {
+            return Err(invalid(
+                "chat.answer_lease_secs",
+                "must be longer than upstream.first_token_timeout_ms (an answer waiting for its first token is not renewed)",
+            ));
+        }
         if !(up.base_url.starts_with("http://") || up.base_url.starts_with("https://")) {
             return Err(invalid(
                 "upstream.base_url",

@@ -598,6 +598,11 @@ impl Relay {
             let mut checkpoint =
                 tokio::time::interval_at(Instant::now() + CHECKPOINT_EVERY, CHECKPOINT_EVERY);
             let mut saved_len = 0;
+            // The answer's lease on its row is renewed at least this often,
+            // new text or not (a replica that dies stops renewing it).
+            let renew_every =
+                Duration::from_secs(answer.state.settings.chat.answer_lease_secs.max(1)) / 3;
+            let mut saved_at = Instant::now();
             loop {
                 tokio::select! {
                     biased;
@@ -635,9 +640,10 @@ impl Relay {
                         break 'relay self.fail(ErrorCode::UpstreamTimeout, "The assistant stopped answering. Please try again.");
                     }
                     _ = checkpoint.tick() => {
-                        if self.text.len() != saved_len {
+                        if self.text.len() != saved_len || saved_at.elapsed() >= renew_every {
                             answer.checkpoint(&self.text).await;
                             saved_len = self.text.len();
+                            saved_at = Instant::now();
                         }
                     }
                 }

@@ -15,8 +15,8 @@ use clap::{Args, Subcommand};
 use crate::Settings;
 use crate::admin::knowledge::{SourceInput, add_source};
 use crate::ingest::Ingestor;
-use crate::store::SqliteStore;
-use crate::store::knowledge::{KnowledgeStore, SourceInfo, SourceKind, SyncStatus};
+use crate::store::Store;
+use crate::store::knowledge::{SourceInfo, SourceKind, SyncStatus};
 
 #[derive(Debug, Subcommand)]
 pub enum KnowledgeCommand {
@@ -135,10 +135,9 @@ impl What {
 
 pub async fn run(
     settings: &Settings,
-    store: SqliteStore,
+    store: Arc<dyn Store>,
     cmd: KnowledgeCommand,
 ) -> anyhow::Result<()> {
-    let store = Arc::new(store);
     match cmd {
         KnowledgeCommand::Add {
             widget,
@@ -215,7 +214,7 @@ fn line(s: &SourceInfo) -> String {
 /// Runs the sync here while a bar follows its progress in the store.
 async fn sync_and_watch(
     settings: &Settings,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     id: &str,
 ) -> anyhow::Result<()> {
     let embedder = crate::knowledge::embed::Embedder::new(&settings.embeddings)

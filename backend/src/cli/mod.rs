@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use crate::admin::{self, WidgetInput};
 use crate::limits::WidgetLimits;
-use crate::store::SqliteStore;
-use crate::store::{KeyHash, TenantStore};
+use crate::store::KeyHash;
+use crate::store::Store;
 use crate::{Application, Settings};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -46,6 +46,9 @@ enum Command {
     /// Adds, lists, syncs and removes a widget's knowledge sources.
     #[command(subcommand)]
     Knowledge(knowledge::KnowledgeCommand),
+    /// Applies the store's migrations (a replica also applies them when it
+    /// starts, one at a time; run this first to roll out a new release).
+    Migrate,
     /// Manages admin keys for the admin API.
     #[command(subcommand, name = "admin-key")]
     AdminKey(AdminKeyCommand),
@@ -329,6 +332,7 @@ pub fn main() -> ExitCode {
             let store = open_store(&settings).await?;
             knowledge::run(&settings, store, cmd).await
         }),
+        Command::Migrate => runtime.block_on(migrate(&settings)),
         Command::AdminKey(AdminKeyCommand::Create { name }) => {
             runtime.block_on(admin_key_create(&settings, &name))
         }
@@ -347,10 +351,37 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn open_store(settings: &Settings) -> anyhow::Result<SqliteStore> {
-    SqliteStore::open(&settings.store.path)
-        .await
-        .with_context(|| format!("opening the store {}", settings.store.path.display()))
+async fn open_store(settings: &Settings) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    crate::app::open_store(&settings.store).await
+}
+
+/// Applies the store's migrations and says what it did.
+async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let location = crate::app::store_location(&settings.store);
+    let ran = match &location {
+        crate::store::Location::Postgres(url) => {
+            let options = url
+                .parse()
+                .with_context(|| format!("reading the store URL {location}"))?;
+            let store = crate::store::PgStore::connect(options, 1)
+                .await
+                .with_context(|| format!("connecting to {location}"))?;
+            store
+                .migrate()
+                .await
+                .with_context(|| format!("migrating {location}"))?
+        }
+        // SQLite migrates when it opens (one process writes the file).
+        crate::store::Location::Sqlite(_) => {
+            open_store(settings).await?;
+            0
+        }
+    };
+    match ran {
+        0 => println!("The store {location} is up to date."),
+        n => println!("Applied {n} migration(s) to {location}."),
+    }
+    Ok(())
 }
 
 async fn widget_command(settings: &Settings, cmd: WidgetCommand) -> anyhow::Result<()> {
@@ -361,7 +392,7 @@ async fn widget_command(settings: &Settings, cmd: WidgetCommand) -> anyhow::Resu
             let (mut input, secret) = settings.input(&WidgetLimits::default())?;
             input.title = Some(name);
             input.id = id;
-            let created = admin::create_widget(&store, input, &origin).await?;
+            let created = admin::create_widget(&*store, input, &origin).await?;
             println!("Created widget {}.", created.widget.id);
             println!("Public key: {}", created.public_key);
             if let Some(secret) = secret {
@@ -400,14 +431,14 @@ async fn widget_command(settings: &Settings, cmd: WidgetCommand) -> anyhow::Resu
                 .ok_or_else(|| admin::AdminError::NotFound(id.clone()))?;
             let (mut input, secret) = settings.input(&current.limits)?;
             input.title = name;
-            let def = admin::update_widget(&store, &id, input).await?;
+            let def = admin::update_widget(&*store, &id, input).await?;
             println!("Updated widget {}.", def.id);
             if let Some(secret) = secret {
                 println!("Identity verification secret (keep it on your server): {secret}");
             }
         }
         WidgetCommand::RotateKey { id } => {
-            let rotated = admin::rotate_key(&store, &id, &origin).await?;
+            let rotated = admin::rotate_key(&*store, &id, &origin).await?;
             println!("New public key: {}", rotated.public_key);
             println!(
                 "The old key no longer works. Replace the snippet on your site with:\n\n{}",

@@ -122,7 +122,7 @@ pub trait ConversationStore: Send + Sync + std::fmt::Debug {
         owner: &Owner,
         id: &str,
     ) -> Result<Option<String>, StoreError>;
-    /// Saves what an answer has so far.
+    /// Saves what an answer has so far, renewing its lease.
     async fn checkpoint_answer(&self, id: &str, content: &str) -> Result<(), StoreError>;
     /// Ends an answer (once: an answer already ended is left as it is) and
     /// adds its tokens to the widget's usage of the day.
@@ -135,9 +135,12 @@ pub trait ConversationStore: Send + Sync + std::fmt::Debug {
     ) -> Result<(), StoreError>;
     /// Tokens `widget` used on `day` (YYYY-MM-DD, UTC) and in its month.
     async fn spent(&self, widget: &WidgetId, day: &str) -> Result<(u64, u64), StoreError>;
-    /// Marks answers a previous process left `streaming` as `interrupted`;
-    /// returns how many. Run once at start.
-    async fn recover(&self) -> Result<u64, StoreError>;
+    /// Marks answers left `streaming` by a process that is gone as
+    /// `interrupted`; returns how many. `None`: every streaming answer is
+    /// gone (the start of the only process using the store); `Some(lease)`:
+    /// those not renewed ([`Self::checkpoint_answer`]) for `lease`, which
+    /// replicas sharing a store run at start and then now and then.
+    async fn recover(&self, lease: Option<std::time::Duration>) -> Result<u64, StoreError>;
     /// Whether the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }

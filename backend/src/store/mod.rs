@@ -2,7 +2,7 @@
 //! traits every store implements ([`ConversationStore`] for conversations,
 //! [`TenantStore`] for widgets, keys and usage) and their implementations,
 //! each with its own migrations: [`sqlite`] (the default, a file under
-//! `./data`); a PostgreSQL store sits beside it.
+//! `./data`) and [`postgres`] (for several replicas). [`open`] picks one.
 //!
 //! May use: `tenants` (the widget types it stores), `limits` (calendar
 //! days), `ids`. Never `http`, `chat` or `state`: the store knows rows, not
@@ -10,11 +10,17 @@
 
 pub mod conversations;
 pub mod knowledge;
+pub mod postgres;
+pub(crate) mod rows;
 pub mod sqlite;
 pub mod tenants;
+#[cfg(test)]
+pub(crate) mod tests;
+pub(crate) mod vectors;
 
 pub use conversations::{ConversationStore, MessageStatus, NewAnswer, Owner, Role, StoredMessage};
 pub use knowledge::KnowledgeStore;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use tenants::{AdminMessage, ConversationSummary, DailyUsage, KeyHash, TenantStore};
 
@@ -32,4 +38,44 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         Self::Unavailable(e.to_string())
     }
+}
+
+/// Everything a server keeps: conversations, tenants and knowledge.
+pub trait Store: ConversationStore + TenantStore + KnowledgeStore {}
+
+impl<T: ConversationStore + TenantStore + KnowledgeStore> Store for T {}
+
+/// Where the store is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file, created on first use.
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL database (`postgres://…`).
+    Postgres(String),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "{}", path.display()),
+            // The URL without its password.
+            Self::Postgres(url) => match url::Url::parse(url) {
+                Ok(mut u) => {
+                    if u.password().is_some() {
+                        let _ = u.set_password(Some("***"));
+                    }
+                    write!(f, "{u}")
+                }
+                Err(_) => f.write_str("postgres://(unparsable URL)"),
+            },
+        }
+    }
+}
+
+/// Opens (and migrates) the store at `location`.
+pub async fn open(location: &Location) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    Ok(match location {
+        Location::Sqlite(path) => std::sync::Arc::new(SqliteStore::open(path).await?),
+        Location::Postgres(url) => std::sync::Arc::new(PgStore::open(url).await?),
+    })
 }

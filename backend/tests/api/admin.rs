@@ -16,6 +16,7 @@ async fn admin_app(mock: Option<MockUpstream>) -> (TestApp, std::path::PathBuf, 
     let mut settings = test_settings(mock.as_ref().map(|m| m.base_url()));
     let dir = temp_dir("admin");
     settings.store.path = dir.join("porthole.db");
+    settings.store.url = crate::helpers::postgres_store(&dir);
     let config = write_config(&dir, "");
     let app = spawn_app(settings, mock, false).await;
     let key = admin_key(&config);

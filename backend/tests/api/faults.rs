@@ -3,7 +3,7 @@ use std::time::Duration;
 use mock_upstream::{Fault, Script};
 use protocol::{ErrorCode, StreamEvent};
 
-use porthole::store::{AdminMessage, TenantStore};
+use porthole::store::AdminMessage;
 use protocol::widget::{MessageStatus, Role};
 
 use crate::helpers::{EventReader, TestApp, api_error, spawn_with_mock, text_of};
@@ -26,7 +26,7 @@ async fn stored(app: &TestApp, db: &std::path::Path) -> Vec<(Role, MessageStatus
     }
     assert_eq!(open, 0, "a relay task is still running");
     let conversation = only_conversation(db).await;
-    let store = porthole::store::SqliteStore::open(db).await.expect("store");
+    let store = crate::helpers::open_store(db).await;
     let messages: Vec<AdminMessage> = store
         .conversation_messages("test", &conversation, 10, 0)
         .await
@@ -70,7 +70,7 @@ async fn status_for(fault: Fault) -> (u16, String, Option<String>) {
 
 /// The id of the test widget's only conversation.
 async fn only_conversation(db: &std::path::Path) -> String {
-    let store = porthole::store::SqliteStore::open(db).await.expect("store");
+    let store = crate::helpers::open_store(db).await;
     let (conversations, _) = store.conversations("test", 10, None).await.expect("list");
     assert_eq!(conversations.len(), 1);
     conversations[0].id.clone()

@@ -21,6 +21,58 @@ pub fn temp_dir(label: &str) -> std::path::PathBuf {
     dir
 }
 
+/// With `PORTHOLE_TEST_STORE=postgres` (scripts/test runs the suite once
+/// so), the store of the test folder `dir` is a schema of its own on the
+/// PostgreSQL server of `PORTHOLE_TEST_DATABASE_URL` instead of the SQLite
+/// file in it: made fresh the first time it is asked for, the same after.
+pub fn postgres_store(dir: &std::path::Path) -> Option<String> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static SCHEMAS: Mutex<Option<HashMap<std::path::PathBuf, String>>> = Mutex::new(None);
+    if std::env::var("PORTHOLE_TEST_STORE").as_deref() != Ok("postgres") {
+        return None;
+    }
+    let mut schemas = SCHEMAS.lock().unwrap_or_else(|p| p.into_inner());
+    let schemas = schemas.get_or_insert_with(HashMap::new);
+    if let Some(url) = schemas.get(dir) {
+        return Some(url.clone());
+    }
+    let url = std::env::var("PORTHOLE_TEST_DATABASE_URL")
+        .expect("PORTHOLE_TEST_STORE=postgres needs PORTHOLE_TEST_DATABASE_URL");
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let schema = format!("api_{name}");
+    // Settings are made outside any runtime's reach: a thread of its own.
+    let made = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(porthole::store::postgres::testing::fresh_schema(
+                &url, &schema,
+            ))
+    })
+    .join()
+    .expect("the schema thread")
+    .expect("a fresh PostgreSQL schema");
+    schemas.insert(dir.to_owned(), made.clone());
+    Some(made)
+}
+
+/// The store of the test folder holding `db` (its SQLite file, or its
+/// PostgreSQL schema under `PORTHOLE_TEST_STORE=postgres`), opened as a
+/// second process would.
+pub async fn open_store(db: &std::path::Path) -> std::sync::Arc<dyn porthole::store::Store> {
+    let dir = db.parent().expect("the database is in a folder");
+    let location = match postgres_store(dir) {
+        Some(url) => porthole::store::Location::Postgres(url),
+        None => porthole::store::Location::Sqlite(db.to_owned()),
+    };
+    porthole::store::open(&location).await.expect("store")
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
@@ -38,7 +90,9 @@ pub fn test_settings(base_url: Option<String>) -> Settings {
         shutdown_deadline_ms: 2_000,
         ..Settings::default()
     };
-    settings.store.path = temp_dir("api").join("porthole.db");
+    let dir = temp_dir("api");
+    settings.store.path = dir.join("porthole.db");
+    settings.store.url = postgres_store(&dir);
     settings.upstream.first_token_timeout_ms = 2_000;
     settings.upstream.idle_timeout_ms = 1_000;
     settings.offline.word_delay_ms = 1;
@@ -292,12 +346,25 @@ pub fn cli(config: &std::path::Path, args: &[&str]) -> (bool, String, String) {
 /// Writes a config file in `dir` for a server on port 0 with its database
 /// there; `more` is appended (widgets, upstream).
 pub fn write_config(dir: &std::path::Path, more: &str) -> std::path::PathBuf {
+    let url = postgres_store(dir)
+        .map(|url| format!("url = \"{url}\"\n"))
+        .unwrap_or_default();
+    write_config_with(dir, &url, more)
+}
+
+/// [`write_config`] with the SQLite file whatever the suite's store (a
+/// test of SQLite itself).
+pub fn write_sqlite_config(dir: &std::path::Path, more: &str) -> std::path::PathBuf {
+    write_config_with(dir, "", more)
+}
+
+fn write_config_with(dir: &std::path::Path, store: &str, more: &str) -> std::path::PathBuf {
     let path = dir.join("porthole.toml");
     std::fs::write(
         &path,
         format!(
-            "addr = \"127.0.0.1:0\"\n[store]\npath = \"{}\"\n{more}",
-            dir.join("porthole.db").display()
+            "addr = \"127.0.0.1:0\"\n[store]\npath = \"{}\"\n{store}{more}",
+            dir.join("porthole.db").display(),
         ),
     )
     .expect("config written");

@@ -7,7 +7,6 @@ use mock_upstream::{MockUpstream, Script};
 use porthole::Settings;
 use porthole::config::WidgetSettings;
 use porthole::limits::WidgetLimits;
-use porthole::store::TenantStore;
 use protocol::StreamEvent;
 use serde_json::json;
 
@@ -324,7 +323,7 @@ async fn a_500_turn_conversation_is_trimmed_to_the_history_budget() {
 /// The stored answers of the test widget's newest conversation.
 async fn stored_answers(app: &TestApp, db: &std::path::Path) -> Vec<porthole::store::AdminMessage> {
     let _ = app;
-    let store = porthole::store::SqliteStore::open(db).await.expect("store");
+    let store = crate::helpers::open_store(db).await;
     let (conversations, _) = store.conversations("test", 1, None).await.expect("list");
     store
         .conversation_messages("test", &conversations[0].id, 100, 0)
@@ -513,12 +512,10 @@ async fn concurrent_answers_reserve_their_tokens_before_the_model_and_never_over
         answered >= 1 && refused >= 1,
         "{answered} answered, {refused} refused"
     );
-    let store = porthole::store::SqliteStore::open(&db)
-        .await
-        .expect("store");
+    let store = crate::helpers::open_store(&db).await;
     let today = porthole::limits::day_string(porthole::limits::Ledger::today().0);
     let widget = porthole::tenants::WidgetId::parse("test").expect("id");
-    let (spent, _) = porthole::store::ConversationStore::spent(&store, &widget, &today)
+    let (spent, _) = porthole::store::ConversationStore::spent(&*store, &widget, &today)
         .await
         .expect("spent");
     assert!(

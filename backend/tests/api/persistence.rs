@@ -11,7 +11,7 @@ fn config(dir: &std::path::Path, upstream: &str) -> std::path::PathBuf {
     write_config(
         dir,
         &format!(
-            "[upstream]\nprovider = \"openai\"\nbase_url = \"{upstream}\"\napi_key = \"sk-test\"\n[[widgets]]\nid = \"test\"\npublic_key = \"{KEY}\"\n"
+            "[chat]\nanswer_lease_secs = 3\n[upstream]\nprovider = \"openai\"\nbase_url = \"{upstream}\"\napi_key = \"sk-test\"\nfirst_token_timeout_ms = 2000\n[[widgets]]\nid = \"test\"\npublic_key = \"{KEY}\"\n"
         ),
     )
 }
@@ -84,17 +84,31 @@ async fn a_server_killed_mid_answer_loses_nothing_earlier_and_marks_the_partial_
 
     // The session from before the crash still works: the signing secret
     // lives in the database.
+    // A SQLite file has one process: the new one ends the answer as it
+    // starts. On PostgreSQL (replicas) the answer's lease must run out
+    // first: 3 s here, then the next sweep (every half lease).
+    let killed = tokio::time::Instant::now();
     let (_server, base) = start_binary(&config).await;
-    let view: ConversationView = client
-        .get(format!("{base}/api/v1/conversations/{conversation}"))
-        .header("x-api-key", KEY)
-        .bearer_auth(&session)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("history");
+    let view = loop {
+        let view: ConversationView = client
+            .get(format!("{base}/api/v1/conversations/{conversation}"))
+            .header("x-api-key", KEY)
+            .bearer_auth(&session)
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("history");
+        if view.messages[3].status != MessageStatus::Streaming {
+            break view;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(3 + 2 + 3),
+            "still streaming past the lease and a sweep"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let got: Vec<(Role, MessageStatus)> =
         view.messages.iter().map(|m| (m.role, m.status)).collect();
     assert_eq!(

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     EventReader, admin_key, cli, page_session, start_binary_with, temp_dir, write_config,
+    write_sqlite_config,
 };
 
 async fn admin_get(client: &reqwest::Client, base: &str, key: &str, path: &str) -> Value {
@@ -27,7 +28,7 @@ async fn migrations_upgrade_a_database_made_by_the_previous_release() {
     )
     .expect("fixture copied");
     // The config that release ran with.
-    let config = write_config(
+    let config = write_sqlite_config(
         &dir,
         "[[widgets]]\nid = \"acme\"\npublic_key = \"pk_acme_0001\"\ntitle = \"Acme help\"\nallowed_sites = [\"https://acme.example\"]\n",
     );

@@ -2,20 +2,19 @@
 //! index over the chunks' analysed terms, ranked by its built-in BM25.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use sqlx::Row;
 
-use futures_util::TryStreamExt;
-
-use super::{SqliteStore, now_ms};
+use super::SqliteStore;
 use crate::knowledge::embed;
 use crate::store::StoreError;
 use crate::store::knowledge::{
     FoundChunk, KnowledgeStore, NewPage, NewSource, PageError, PageState, Search, SourceInfo,
     SourceKind, SyncStatus,
 };
+use crate::store::rows::{count_u32, embedding_input, now_ms};
+use crate::store::vectors::Vectors;
 
 /// A widget's token in the index: `w` and its id in hex, one token whatever
 /// the tokenizer does with `-` and `_` (so `a-b` and `a_b` never meet).
@@ -67,9 +66,7 @@ const SOURCE_COLUMNS: &str = "s.id, s.widget_id, s.kind, s.name, s.url, s.status
 
 fn source_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SourceInfo, StoreError> {
     let kind: String = row.try_get("kind")?;
-    let u = |name: &str| -> Result<u32, StoreError> {
-        Ok(row.try_get::<i64, _>(name)?.clamp(0, i64::from(u32::MAX)) as u32)
-    };
+    let u = |name: &str| -> Result<u32, StoreError> { Ok(count_u32(row.try_get(name)?)) };
     Ok(SourceInfo {
         id: row.try_get("id")?,
         widget_id: row.try_get("widget_id")?,
@@ -94,16 +91,6 @@ fn source_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SourceInfo, StoreErr
     })
 }
 
-/// A widget's vectors of one model: (chunk id, vector).
-type Vectors = Arc<Vec<(i64, Vec<f32>)>>;
-
-/// Widgets' vectors in memory, each with the widget's vector version when
-/// it was read: a query reads the version (one indexed row) and the
-/// vectors only when it moved, so the store stays the truth and a sync by
-/// another process (the CLI) is seen at the next query.
-#[derive(Debug, Default)]
-pub struct VectorCache(Mutex<HashMap<(String, String), (i64, Vectors)>>);
-
 impl SqliteStore {
     async fn widget_vectors(&self, widget: &str, model: &str) -> Result<Vectors, StoreError> {
         let version: i64 = sqlx::query_scalar(
@@ -112,34 +99,18 @@ impl SqliteStore {
         .bind(widget)
         .fetch_one(&self.reader)
         .await?;
-        let key = (widget.to_owned(), model.to_owned());
-        if let Some((v, vectors)) = self.vectors.lock().get(&key)
-            && *v == version
-        {
-            return Ok(vectors.clone());
+        if let Some(vectors) = self.vectors.get(widget, model, version) {
+            return Ok(vectors);
         }
-        let mut rows = sqlx::query_as::<_, (i64, Vec<u8>)>(
+        let rows = sqlx::query_as::<_, (i64, Vec<u8>)>(
             "SELECT id, embedding FROM knowledge_chunks \
              WHERE widget_id = ? AND embedding_model = ? AND embedding IS NOT NULL",
         )
         .bind(widget)
         .bind(model)
-        .fetch(&self.reader);
-        let mut vectors = Vec::new();
-        while let Some((id, bytes)) = rows.try_next().await? {
-            if let Some(v) = embed::from_bytes(&bytes) {
-                vectors.push((id, v));
-            }
-        }
-        let vectors = Arc::new(vectors);
-        self.vectors.lock().insert(key, (version, vectors.clone()));
-        Ok(vectors)
-    }
-}
-
-impl VectorCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), (i64, Vectors)>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(self.vectors.put(widget, model, version, rows))
     }
 }
 
@@ -571,19 +542,7 @@ impl KnowledgeStore for SqliteStore {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, title, heading, text)| {
-                let context = [title.trim(), heading.trim()]
-                    .into_iter()
-                    .filter(|s| !s.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(" > ");
-                let input = if context.is_empty() {
-                    text
-                } else {
-                    format!("{context}\n\n{text}")
-                };
-                (id, input)
-            })
+            .map(|(id, title, heading, text)| (id, embedding_input(&title, &heading, text)))
             .collect())
     }
 
@@ -615,18 +574,7 @@ impl KnowledgeStore for SqliteStore {
         limit: u32,
     ) -> Result<Vec<FoundChunk>, StoreError> {
         let vectors = self.widget_vectors(widget, model).await?;
-        // An exact scan of the widget's vectors: at 10,000 chunks of 256
-        // dimensions, about a millisecond.
-        let keep = limit.max(1) as usize;
-        let mut best: Vec<(i64, f32)> = Vec::with_capacity(keep + 1);
-        for (id, v) in vectors.iter() {
-            let sim = embed::cosine(vector, v);
-            if best.len() < keep || sim > best[best.len() - 1].1 {
-                let at = best.partition_point(|(_, s)| *s >= sim);
-                best.insert(at, (*id, sim));
-                best.truncate(keep);
-            }
-        }
+        let best = crate::store::vectors::nearest(&vectors, vector, limit);
         if best.is_empty() {
             return Ok(Vec::new());
         }
@@ -653,253 +601,5 @@ impl KnowledgeStore for SqliteStore {
             }
         }
         Ok(hits)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::knowledge::{index_terms, question_terms};
-    use crate::store::knowledge::NewChunk;
-    use crate::store::{KeyHash, TenantStore};
-    use crate::tenants::{WidgetDef, WidgetId};
-
-    fn temp_db() -> std::path::PathBuf {
-        std::env::temp_dir()
-            .join(format!("porthole-kstore-{}", crate::ids::new_id("t")))
-            .join("k.db")
-    }
-
-    async fn store_with(widgets: &[&str]) -> SqliteStore {
-        store_at(&temp_db(), widgets).await
-    }
-
-    async fn store_at(path: &std::path::Path, widgets: &[&str]) -> SqliteStore {
-        let store = SqliteStore::open(path).await.unwrap();
-        for w in widgets {
-            let def = WidgetDef::new(WidgetId::parse(w).unwrap(), w, "admin");
-            store
-                .create_widget(&def, &KeyHash::of(&format!("pk_{w}")))
-                .await
-                .unwrap();
-        }
-        store
-    }
-
-    async fn page(store: &SqliteStore, widget: &str, url: &str, chunks: &[(&str, &str)]) {
-        let source = format!("src_{}", widget.replace('-', "dash"));
-        let _ = store
-            .add_source(&NewSource {
-                id: source.clone(),
-                widget_id: widget.into(),
-                kind: SourceKind::Text,
-                name: "t".into(),
-                url: None,
-                body: None,
-                sync_every_secs: None,
-            })
-            .await;
-        let page = NewPage {
-            url: url.into(),
-            title: String::new(),
-            etag: None,
-            last_modified: None,
-            content_hash: url.into(),
-            chunks: chunks
-                .iter()
-                .map(|(h, t)| NewChunk {
-                    heading: (*h).into(),
-                    anchor: None,
-                    page_no: None,
-                    text: (*t).into(),
-                    terms: index_terms(h, t),
-                })
-                .collect(),
-        };
-        store.put_page(&source, widget, &page).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_search_finds_one_term_or_many_and_counts_them_in_its_widget_only() {
-        let store = store_with(&["a-b", "a_b"]).await;
-        page(
-            &store,
-            "a-b",
-            "p1",
-            &[
-                ("Shipping", "We ship to 40 countries."),
-                ("Returns", "Free returns for 30 days."),
-            ],
-        )
-        .await;
-        page(
-            &store,
-            "a_b",
-            "p2",
-            &[("Shipping", "Shipping is free over 50 euros.")],
-        )
-        .await;
-        let one = store
-            .search("a-b", &question_terms("shipping"), 5)
-            .await
-            .unwrap();
-        assert_eq!(one.total_chunks, 2);
-        assert_eq!(one.hits.len(), 1);
-        assert_eq!(one.hits[0].heading, "Shipping");
-        let term = &question_terms("shipping")[0];
-        assert_eq!(one.doc_freq.get(term), Some(&1), "{:?}", one.doc_freq);
-        let many = store
-            .search("a-b", &question_terms("free returns and shipping"), 5)
-            .await
-            .unwrap();
-        assert_eq!(many.hits.len(), 2);
-        assert_eq!(many.hits[0].heading, "Returns");
-        assert_eq!(
-            many.doc_freq.get("free"),
-            Some(&1),
-            "a_b's chunk is not counted"
-        );
-        let other = store
-            .search("a_b", &question_terms("returns"), 5)
-            .await
-            .unwrap();
-        assert!(other.hits.is_empty(), "a-b's chunks never show in a_b");
-        let none = store.search("a-b", &[], 5).await.unwrap();
-        assert!(none.hits.is_empty());
-    }
-
-    #[tokio::test]
-    async fn vectors_are_stored_per_model_searched_in_their_widget_and_kept_for_unchanged_text() {
-        let path = temp_db();
-        let store = store_at(&path, &["vec", "other"]).await;
-        let chunks = [
-            ("Shipping", "We ship to 40 countries."),
-            ("Returns", "Free returns for 30 days."),
-        ];
-        page(&store, "vec", "p1", &chunks).await;
-        page(&store, "other", "p9", &[("Shipping", "Elsewhere.")]).await;
-        let todo = store.chunks_to_embed("src_vec", "m1", 10).await.unwrap();
-        assert_eq!(todo.len(), 2);
-        assert_eq!(todo[0].1, "Shipping\n\nWe ship to 40 countries.");
-        let ids: Vec<i64> = todo.iter().map(|(id, _)| *id).collect();
-        store
-            .put_embeddings("m1", &[(ids[0], vec![1.0, 0.0]), (ids[1], vec![0.0, 1.0])])
-            .await
-            .unwrap();
-        let other = store.chunks_to_embed("src_other", "m1", 10).await.unwrap();
-        store
-            .put_embeddings("m1", &[(other[0].0, vec![1.0, 0.0])])
-            .await
-            .unwrap();
-        assert!(
-            store
-                .chunks_to_embed("src_vec", "m1", 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        // Another model's vectors are not this one's.
-        assert_eq!(
-            store
-                .chunks_to_embed("src_vec", "m2", 10)
-                .await
-                .unwrap()
-                .len(),
-            2
-        );
-        assert!(
-            store
-                .nearest("vec", "m2", &[1.0, 0.0], 5)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-
-        let near = store.nearest("vec", "m1", &[0.1, 0.9], 5).await.unwrap();
-        assert_eq!(near.len(), 2, "only this widget's chunks");
-        assert_eq!(near[0].heading, "Returns");
-        assert!((near[0].score - 0.9939).abs() < 1e-3, "{}", near[0].score);
-        assert!(near[0].terms.contains("return"), "{:?}", near[0].terms);
-        assert_eq!(
-            store
-                .nearest("vec", "m1", &[1.0, 0.0], 1)
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
-
-        // The page changes one chunk: the other keeps its vector.
-        page(
-            &store,
-            "vec",
-            "p1",
-            &[chunks[0], ("Returns", "Returns are free for 60 days.")],
-        )
-        .await;
-        let todo = store.chunks_to_embed("src_vec", "m1", 10).await.unwrap();
-        assert_eq!(todo.len(), 1);
-        assert!(todo[0].1.contains("60 days"), "{todo:?}");
-        let info = store.source("src_vec").await.unwrap().unwrap();
-        assert_eq!((info.chunks, info.chunks_embedded), (2, 1));
-        // The vectors kept in memory follow: the replaced chunk's went...
-        let near = store.nearest("vec", "m1", &[0.1, 0.9], 5).await.unwrap();
-        assert_eq!(near.len(), 1);
-        assert_eq!(near[0].heading, "Shipping");
-        // ...and another process's new vector is seen at the next query.
-        let cli = SqliteStore::open(&path).await.unwrap();
-        cli.put_embeddings("m1", &[(todo[0].0, vec![0.0, 1.0])])
-            .await
-            .unwrap();
-        let near = store.nearest("vec", "m1", &[0.1, 0.9], 5).await.unwrap();
-        assert_eq!(near.len(), 2);
-        assert!(near[0].text.contains("60 days"), "{near:?}");
-    }
-
-    #[tokio::test]
-    async fn a_scheduled_source_is_due_again_only_when_its_interval_has_passed() {
-        let store = store_with(&["sched"]).await;
-        store
-            .add_source(&NewSource {
-                id: "src_daily".into(),
-                widget_id: "sched".into(),
-                kind: SourceKind::Url,
-                name: "daily".into(),
-                url: Some("https://example.com/".into()),
-                body: None,
-                sync_every_secs: Some(86_400),
-            })
-            .await
-            .unwrap();
-        let now = now_ms() as u64;
-        assert_eq!(store.due_sources(now).await.unwrap(), vec!["src_daily"]);
-        assert!(store.claim_source("src_daily", 60_000).await.unwrap());
-        // Claimed: nobody else takes it, nor is it due.
-        assert!(!store.claim_source("src_daily", 60_000).await.unwrap());
-        store
-            .set_progress("src_daily", 60_000, SyncStatus::Ready, 1, 1, 0, None)
-            .await
-            .unwrap();
-        let synced = store
-            .source("src_daily")
-            .await
-            .unwrap()
-            .unwrap()
-            .synced_at
-            .unwrap();
-        assert!(store.due_sources(now).await.unwrap().is_empty());
-        assert!(!store.claim_source("src_daily", 60_000).await.unwrap());
-        let day = 86_400_000;
-        assert!(
-            store
-                .due_sources(synced + day - 1)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        assert_eq!(
-            store.due_sources(synced + day).await.unwrap(),
-            vec!["src_daily"]
-        );
     }
 }

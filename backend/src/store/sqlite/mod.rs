@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use protocol::Usage;
@@ -14,51 +14,14 @@ use sqlx::sqlite::{
 };
 
 use super::conversations::millis;
-use super::{ConversationStore, MessageStatus, NewAnswer, Owner, Role, StoreError, StoredMessage};
+pub(crate) use super::rows::now_ms;
+use super::rows::{role_from, status_from, status_str, usage_columns, usage_from};
+use super::{ConversationStore, MessageStatus, NewAnswer, Owner, StoreError, StoredMessage};
 use crate::ids::new_id;
 use crate::tenants::WidgetId;
 
 pub mod knowledge;
 mod tenants;
-
-fn status_str(s: MessageStatus) -> &'static str {
-    match s {
-        MessageStatus::Complete => "complete",
-        MessageStatus::Interrupted => "interrupted",
-        MessageStatus::Error => "error",
-        MessageStatus::Streaming => "streaming",
-    }
-}
-
-/// A stored `status` column; anything unknown reads as `interrupted`.
-pub(crate) fn status_from(s: &str) -> MessageStatus {
-    match s {
-        "complete" => MessageStatus::Complete,
-        "error" => MessageStatus::Error,
-        "streaming" => MessageStatus::Streaming,
-        _ => MessageStatus::Interrupted,
-    }
-}
-
-/// A stored `role` column.
-pub(crate) fn role_from(s: &str) -> Role {
-    if s == "user" {
-        Role::User
-    } else {
-        Role::Assistant
-    }
-}
-
-fn usage_columns(usage: Option<Usage>) -> (Option<i64>, Option<i64>) {
-    usage
-        .map(|u| {
-            (
-                Some(i64::from(u.prompt_tokens)),
-                Some(i64::from(u.completion_tokens)),
-            )
-        })
-        .unwrap_or((None, None))
-}
 
 /// Conversations in a SQLite file (WAL; a committed write survives the
 /// process being killed). SQLite has one writer at a time: writes go through
@@ -72,7 +35,7 @@ pub struct SqliteStore {
     turns: tokio::sync::mpsc::Sender<TurnRequest>,
     /// Each widget's vectors of one model, read once and kept while the
     /// widget's vector version stays (`knowledge::VectorCache`).
-    pub(crate) vectors: std::sync::Arc<knowledge::VectorCache>,
+    pub(crate) vectors: std::sync::Arc<super::vectors::VectorCache>,
 }
 
 /// A turn waiting for the group commit.
@@ -87,11 +50,6 @@ struct TurnRequest {
     sources: Option<String>,
     unanswered: bool,
     reply: tokio::sync::oneshot::Sender<Result<String, StoreError>>,
-}
-
-/// Now, in milliseconds since the Unix epoch, as the tables store times.
-fn now_ms() -> i64 {
-    millis(SystemTime::now()) as i64
 }
 
 /// The most turns one group commit writes.
@@ -367,11 +325,7 @@ impl ConversationStore for SqliteStore {
             let status = status_from(&row.try_get::<String, _>("status")?);
             let prompt: Option<i64> = row.try_get("prompt_tokens")?;
             let completion: Option<i64> = row.try_get("completion_tokens")?;
-            let usage = prompt.zip(completion).map(|(p, c)| Usage {
-                prompt_tokens: p as u32,
-                completion_tokens: c as u32,
-                total_tokens: (p + c) as u32,
-            });
+            let usage = usage_from(prompt, completion);
             let created: i64 = row.try_get("created_at")?;
             let sources = row
                 .try_get::<Option<String>, _>("sources")?
@@ -408,11 +362,14 @@ impl ConversationStore for SqliteStore {
     }
 
     async fn checkpoint_answer(&self, id: &str, content: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE messages SET content = ? WHERE id = ? AND status = 'streaming'")
-            .bind(content)
-            .bind(id)
-            .execute(&self.writer)
-            .await?;
+        sqlx::query(
+            "UPDATE messages SET content = ?, touched_at = ? WHERE id = ? AND status = 'streaming'",
+        )
+        .bind(content)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 
@@ -456,11 +413,15 @@ impl ConversationStore for SqliteStore {
         Ok((today.max(0) as u64, month.max(0) as u64))
     }
 
-    async fn recover(&self) -> Result<u64, StoreError> {
-        let done =
-            sqlx::query("UPDATE messages SET status = 'interrupted' WHERE status = 'streaming'")
-                .execute(&self.writer)
-                .await?;
+    async fn recover(&self, lease: Option<Duration>) -> Result<u64, StoreError> {
+        let before = lease.map_or(i64::MAX, |l| now_ms() - l.as_millis() as i64);
+        let done = sqlx::query(
+            "UPDATE messages SET status = 'interrupted' WHERE status = 'streaming' \
+             AND COALESCE(touched_at, created_at) < ?",
+        )
+        .bind(before)
+        .execute(&self.writer)
+        .await?;
         Ok(done.rows_affected())
     }
 
@@ -473,178 +434,13 @@ impl ConversationStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::tests::{me, user};
 
     fn temp_db(name: &str) -> std::path::PathBuf {
         let dir =
             std::env::temp_dir().join(format!("porthole-store-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir.join("sub/porthole.db")
-    }
-
-    fn me() -> Owner {
-        Owner {
-            visitor: "vis_me".into(),
-            user: None,
-        }
-    }
-
-    fn user(content: &str) -> StoredMessage {
-        StoredMessage {
-            id: new_id("msg"),
-            role: Role::User,
-            content: content.into(),
-            status: MessageStatus::Complete,
-            usage: None,
-            created_at: SystemTime::now(),
-            sources: Vec::new(),
-        }
-    }
-
-    #[tokio::test]
-    async fn conversations_belong_to_their_widget_and_keep_their_order() {
-        let store = SqliteStore::open(&temp_db("order")).await.unwrap();
-        let a = WidgetId::parse("a").unwrap();
-        let b = WidgetId::parse("b").unwrap();
-        let conv = store
-            .start_turn(&a, &me(), None, user("m0"), &new_id("msg"))
-            .await
-            .unwrap();
-        for i in 1..3 {
-            let again = store
-                .start_turn(
-                    &a,
-                    &me(),
-                    Some(&conv),
-                    user(&format!("m{i}")),
-                    &new_id("msg"),
-                )
-                .await
-                .unwrap();
-            assert_eq!(again, conv);
-        }
-        let got = store.messages(&a, &me(), &conv).await.unwrap().unwrap();
-        let texts: Vec<_> = got.iter().map(|m| (m.role, m.content.as_str())).collect();
-        assert_eq!(
-            texts,
-            [
-                (Role::User, "m0"),
-                (Role::Assistant, ""),
-                (Role::User, "m1"),
-                (Role::Assistant, ""),
-                (Role::User, "m2"),
-                (Role::Assistant, ""),
-            ]
-        );
-        assert!(store.messages(&b, &me(), &conv).await.unwrap().is_none());
-        assert!(
-            store
-                .messages(&a, &me(), "conv_nope")
-                .await
-                .unwrap()
-                .is_none()
-        );
-        // Another widget's conversation, or none: refused, and nothing written.
-        for (widget, id) in [(&b, conv.as_str()), (&a, "conv_nope")] {
-            let refused = store
-                .start_turn(widget, &me(), Some(id), user("x"), &new_id("msg"))
-                .await;
-            assert!(
-                matches!(refused, Err(StoreError::NoSuchConversation(_))),
-                "{refused:?}"
-            );
-        }
-        assert_eq!(
-            store
-                .messages(&a, &me(), &conv)
-                .await
-                .unwrap()
-                .unwrap()
-                .len(),
-            6
-        );
-    }
-
-    #[tokio::test]
-    async fn only_the_visitor_or_the_verified_user_reads_a_conversation() {
-        let store = SqliteStore::open(&temp_db("owner")).await.unwrap();
-        let w = WidgetId::parse("w").unwrap();
-        let anon = |v: &str| Owner {
-            visitor: v.into(),
-            user: None,
-        };
-        let alice = |v: &str| Owner {
-            visitor: v.into(),
-            user: Some("alice".into()),
-        };
-        let mine = store
-            .start_turn(&w, &anon("vis_a"), None, user("q"), &new_id("msg"))
-            .await
-            .unwrap();
-        let hers = store
-            .start_turn(&w, &alice("vis_a"), None, user("q"), &new_id("msg"))
-            .await
-            .unwrap();
-        let read = |o: Owner, c: String| {
-            let store = store.clone();
-            let w = w.clone();
-            async move { store.messages(&w, &o, &c).await.unwrap().is_some() }
-        };
-        assert!(read(anon("vis_a"), mine.clone()).await);
-        assert!(!read(anon("vis_b"), mine.clone()).await);
-        // Alice on another device reads hers; the same browser, anonymous
-        // again (logged out, or a wrong hash), does not.
-        assert!(read(alice("vis_z"), hers.clone()).await);
-        assert!(!read(anon("vis_a"), hers.clone()).await);
-        let bob = Owner {
-            visitor: "vis_a".into(),
-            user: Some("bob".into()),
-        };
-        assert!(!read(bob.clone(), hers.clone()).await);
-        // Her anonymous conversation stays hers once she is identified.
-        assert!(read(alice("vis_a"), mine.clone()).await);
-        let refused = store
-            .start_turn(&w, &bob, Some(&hers), user("x"), &new_id("msg"))
-            .await;
-        assert!(matches!(refused, Err(StoreError::NoSuchConversation(_))));
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_burst_of_turns_is_written_together_and_each_conversation_stays_in_order() {
-        let store = std::sync::Arc::new(SqliteStore::open(&temp_db("burst")).await.unwrap());
-        let w = WidgetId::parse("w").unwrap();
-        let shared = store
-            .start_turn(&w, &me(), None, user("first"), &new_id("msg"))
-            .await
-            .unwrap();
-        let mut tasks = Vec::new();
-        for i in 0..60 {
-            let (store, w, shared) = (store.clone(), w.clone(), shared.clone());
-            tasks.push(tokio::spawn(async move {
-                // Every third turn continues the shared conversation.
-                let conversation = (i % 3 == 0).then_some(shared);
-                store
-                    .start_turn(
-                        &w,
-                        &me(),
-                        conversation.as_deref(),
-                        user(&format!("q{i}")),
-                        &new_id("msg"),
-                    )
-                    .await
-            }));
-        }
-        let mut ids = std::collections::HashSet::new();
-        for t in tasks {
-            ids.insert(t.await.unwrap().expect("every turn is stored"));
-        }
-        assert_eq!(ids.len(), 41, "40 new conversations and the shared one");
-        let got = store.messages(&w, &me(), &shared).await.unwrap().unwrap();
-        assert_eq!(got.len(), 2 * 21);
-        // Question, answer, question, answer…: each turn's pair is adjacent.
-        for pair in got.chunks(2) {
-            assert_eq!((pair[0].role, pair[1].role), (Role::User, Role::Assistant));
-            assert_eq!(pair[1].status, MessageStatus::Streaming);
-        }
     }
 
     #[tokio::test]
@@ -663,7 +459,7 @@ mod tests {
         };
         // A new process: the streaming answer is recovered as interrupted.
         let store = SqliteStore::open(&path).await.unwrap();
-        assert_eq!(store.recover().await.unwrap(), 1);
+        assert_eq!(store.recover(None).await.unwrap(), 1);
         let got = store.messages(&w, &me(), &conv).await.unwrap().unwrap();
         assert_eq!(got[1].id, id);
         assert_eq!(

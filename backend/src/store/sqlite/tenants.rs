@@ -2,18 +2,14 @@
 //! keys, and what admins read about conversations and usage.
 
 use async_trait::async_trait;
-use serde::Serialize;
 use sqlx::Row;
 
-use super::{SqliteStore, now_ms, role_from, status_from};
+use super::SqliteStore;
+use crate::store::rows::{json_text, now_ms, role_from, status_from};
 use crate::store::{
     AdminMessage, ConversationSummary, DailyUsage, KeyHash, StoreError, TenantStore,
 };
 use crate::tenants::WidgetDef;
-
-fn json_text<T: Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_default()
-}
 
 const WIDGET_COLUMNS: &str = "id, title, greeting, starters, theme, system_prompt, model, \
      temperature, max_tokens, knowledge, unknown_reply, min_relevance, verification_secret, disabled, \
