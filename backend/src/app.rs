@@ -13,6 +13,7 @@ use tokio::net::TcpSocket;
 use crate::config::{ProviderKind, Settings};
 use crate::http as routes;
 use crate::ingest::Ingestor;
+use crate::limits::shared::SharedLimits;
 use crate::provider::{ChatProvider, OfflineProvider, OpenAiProvider};
 use crate::state::{AppState, Lifecycle};
 use crate::store::tenants::{refresh_widgets, reload_widgets};
@@ -110,6 +111,9 @@ impl Application {
             settings,
         });
         tokio::spawn(follow_widget_changes(Arc::downgrade(&state)));
+        if let Some(url) = state.settings.redis.url.clone() {
+            share_limits(&state, &url).await;
+        }
         tokio::spawn(state.ingest.clone().run(state.lifecycle.cut_token()));
         Ok(Self {
             addr,
@@ -256,6 +260,35 @@ async fn follow_widget_changes(state: std::sync::Weak<AppState>) {
                 ),
                 Err(e) => tracing::warn!(error = %e, "ending dead replicas' answers failed"),
             }
+        }
+    }
+}
+
+/// Connects the limiter to Redis; when Redis is down at start, the limits
+/// stay local (with a warning) and a task keeps trying every few seconds.
+async fn share_limits(state: &Arc<AppState>, url: &str) {
+    let prefix = state.settings.redis.key_prefix.clone();
+    match SharedLimits::connect(url, &prefix).await {
+        Ok(shared) => {
+            state.limiter.share(shared);
+            tracing::info!("rate limits and stream caps are shared through Redis");
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Redis is unreachable: limits are this replica's alone until it answers");
+            let (state, url) = (Arc::downgrade(state), url.to_owned());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    let Some(state) = state.upgrade() else { return };
+                    if let Ok(shared) = SharedLimits::connect(&url, &prefix).await {
+                        state.limiter.share(shared);
+                        tracing::info!(
+                            "Redis answers: rate limits and stream caps are shared again"
+                        );
+                        return;
+                    }
+                }
+            });
         }
     }
 }

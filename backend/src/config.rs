@@ -24,6 +24,7 @@ pub struct Settings {
     /// when unset.
     pub embeddings: crate::knowledge::embed::EmbeddingSettings,
     pub store: StoreSettings,
+    pub redis: RedisSettings,
     pub session: SessionSettings,
     /// Default limits; each widget may override them (`limits`).
     pub limits: crate::limits::LimitSettings,
@@ -46,6 +47,7 @@ impl Default for Settings {
             knowledge: Default::default(),
             embeddings: Default::default(),
             store: StoreSettings::default(),
+            redis: RedisSettings::default(),
             session: SessionSettings::default(),
             limits: crate::limits::LimitSettings::default(),
             public_url: None,
@@ -210,6 +212,27 @@ impl Default for StoreSettings {
         Self {
             path: PathBuf::from("data/porthole.db"),
             url: None,
+        }
+    }
+}
+
+/// Redis, for what replicas share (`[redis]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSettings {
+    /// `redis://host:port/db` (or `REDIS_URL`); none: limits stay in
+    /// each process.
+    pub url: Option<String>,
+    /// Prefix of every key Porthole writes, so several deployments can
+    /// share one Redis.
+    pub key_prefix: String,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            key_prefix: "porthole:".into(),
         }
     }
 }
@@ -483,6 +506,9 @@ impl Settings {
         if let Some(url) = env("DATABASE_URL").filter(|u| !u.trim().is_empty()) {
             self.store.url = Some(url);
         }
+        if let Some(url) = env("REDIS_URL").filter(|u| !u.trim().is_empty()) {
+            self.redis.url = Some(url);
+        }
         if let Some(filter) = env("PORTHOLE_LOG") {
             self.log.filter = filter;
         }
@@ -519,6 +545,14 @@ impl Settings {
 
     /// Checks what serde cannot: ranges, formats, uniqueness.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.redis.url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return Err(invalid(
+                "redis.url",
+                "must be a Redis URL (redis://host:port/db)",
+            ));
+        }
         if let Some(url) = &self.store.url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {

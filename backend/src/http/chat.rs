@@ -70,6 +70,7 @@ pub async fn chat(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let permit = match state
         .limiter
         .admit(widget.id.as_str(), limits, &owner.visitor, ip)
+        .await
     {
         Ok(permit) => permit,
         Err(refusal) => {

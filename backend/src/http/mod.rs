@@ -49,7 +49,14 @@ async fn ready(depot: &mut Depot, res: &mut Response) {
     } else {
         None
     };
+    // Without Redis a replica still serves, with limits of its own: ready,
+    // and it says so.
+    let redis_down = state.limiter.shared().is_some_and(|s| !s.is_up())
+        || (state.settings.redis.url.is_some() && state.limiter.shared().is_none());
     match status {
+        None if redis_down => res.render(Json(HealthStatus {
+            status: "degraded: Redis unreachable, limits are this replica's alone".into(),
+        })),
         None => res.render(Json(HealthStatus {
             status: "ok".into(),
         })),
@@ -99,6 +106,19 @@ async fn metrics(depot: &mut Depot, res: &mut Response) {
         "Tasks alive in the async runtime.",
         tasks as f64,
     );
+    if state.settings.redis.url.is_some() {
+        let shared = state.limiter.shared();
+        m.gauge(
+            "porthole_redis_up",
+            "1 when the last call to Redis succeeded; 0 while limits fall back to this replica's.",
+            f64::from(u8::from(shared.is_some_and(|s| s.is_up()))),
+        );
+        m.gauge(
+            "porthole_redis_errors",
+            "Calls to Redis that failed or timed out since the start.",
+            shared.map_or(0, |s| s.errors()) as f64,
+        );
+    }
     m.gauge(
         "porthole_widgets",
         "Enabled widgets.",

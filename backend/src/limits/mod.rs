@@ -4,8 +4,12 @@
 //! and monthly token budgets per widget.
 //!
 //! Every limit has a server default (`[limits]`) that a widget can override
-//! (its `limits`). Limits live in this process: with several replicas each
-//! enforces its own share (a shared store for them is future work).
+//! (its `limits`). With Redis configured, the rate limits and stream caps
+//! are shared by every replica ([`shared`]); without it, or while Redis is
+//! unreachable, each process enforces them alone (governor), with a
+//! warning.
+
+pub mod shared;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -197,26 +201,52 @@ pub struct Limiter {
     clock: DefaultClock,
     buckets: Mutex<HashMap<String, Arc<Buckets>>>,
     streams: Arc<Mutex<HashMap<(String, String), u32>>>,
+    /// The limits replicas share, once Redis has been reached.
+    shared: std::sync::OnceLock<shared::SharedLimits>,
+    /// When falling back to local limits was last logged.
+    warned: Mutex<Option<std::time::Instant>>,
 }
 
 /// Holds one of a session's stream slots until dropped.
 #[derive(Debug)]
-pub struct StreamPermit {
-    streams: Arc<Mutex<HashMap<(String, String), u32>>>,
-    key: (String, String),
+pub struct StreamPermit(Slot);
+
+#[derive(Debug)]
+enum Slot {
+    Local {
+        streams: Arc<Mutex<HashMap<(String, String), u32>>>,
+        key: (String, String),
+    },
+    Shared {
+        limits: shared::SharedLimits,
+        widget: String,
+        visitor: String,
+    },
 }
 
 impl Drop for StreamPermit {
     fn drop(&mut self) {
-        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = streams.get_mut(&self.key) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                streams.remove(&self.key);
+        match &self.0 {
+            Slot::Local { streams, key } => {
+                let mut streams = streams.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(n) = streams.get_mut(key) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        streams.remove(key);
+                    }
+                }
             }
+            Slot::Shared {
+                limits,
+                widget,
+                visitor,
+            } => limits.give_stream(widget, visitor),
         }
     }
 }
+
+/// How often falling back to local limits is logged, at most.
+const WARN_EVERY: Duration = Duration::from_secs(10);
 
 impl Limiter {
     fn buckets(&self, widget: &str, limits: Limits) -> Arc<Buckets> {
@@ -232,9 +262,72 @@ impl Limiter {
         }
     }
 
+    /// Shares the limits through Redis from now on.
+    pub fn share(&self, limits: shared::SharedLimits) {
+        let _ = self.shared.set(limits);
+    }
+
+    /// The shared limits, once Redis was reached.
+    pub fn shared(&self) -> Option<&shared::SharedLimits> {
+        self.shared.get()
+    }
+
     /// Takes one request from the IP's, the session's and the key's buckets
-    /// and a stream slot for the session, or says which limit refused.
-    pub fn admit(
+    /// and a stream slot for the session, or says which limit refused: in
+    /// Redis when it is configured and answers, else in this process.
+    pub async fn admit(
+        &self,
+        widget: &str,
+        limits: Limits,
+        visitor: &str,
+        ip: IpAddr,
+    ) -> Result<StreamPermit, Refusal> {
+        if let Some(shared) = self.shared.get() {
+            match Self::admit_shared(shared, widget, limits, visitor, ip).await {
+                Ok(decided) => return decided,
+                Err(e) => self.warn_fallback(&e),
+            }
+        }
+        self.admit_local(widget, limits, visitor, ip)
+    }
+
+    async fn admit_shared(
+        shared: &shared::SharedLimits,
+        widget: &str,
+        limits: Limits,
+        visitor: &str,
+        ip: IpAddr,
+    ) -> Result<Result<StreamPermit, Refusal>, shared::SharedError> {
+        if let Err(refusal) = shared.check_rates(widget, limits, visitor, ip).await? {
+            return Ok(Err(refusal));
+        }
+        if !shared
+            .take_stream(widget, visitor, limits.streams_per_session)
+            .await?
+        {
+            return Ok(Err(Refusal {
+                scope: Scope::Streams,
+                limit: limits.streams_per_session,
+                retry_after: Duration::from_secs(1),
+            }));
+        }
+        Ok(Ok(StreamPermit(Slot::Shared {
+            limits: shared.clone(),
+            widget: widget.to_owned(),
+            visitor: visitor.to_owned(),
+        })))
+    }
+
+    fn warn_fallback(&self, e: &shared::SharedError) {
+        let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+        if warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+            *warned = Some(std::time::Instant::now());
+            tracing::warn!(error = %e, "Redis is unreachable: rate limits and stream caps are this replica's alone until it is back");
+        }
+    }
+
+    /// [`Self::admit`] in this process alone.
+    pub fn admit_local(
         &self,
         widget: &str,
         limits: Limits,
@@ -266,10 +359,10 @@ impl Limiter {
             });
         }
         *open += 1;
-        Ok(StreamPermit {
+        Ok(StreamPermit(Slot::Local {
             streams: self.streams.clone(),
             key,
-        })
+        }))
     }
 
     /// Forgets buckets that are full again (idle sessions and IPs), so
@@ -524,15 +617,15 @@ mod tests {
         for _ in 0..3 {
             permits.push(
                 limiter
-                    .admit("w", l, "vis_a", ip)
+                    .admit_local("w", l, "vis_a", ip)
                     .expect("within the burst"),
             );
         }
-        let refused = limiter.admit("w", l, "vis_a", ip).unwrap_err();
+        let refused = limiter.admit_local("w", l, "vis_a", ip).unwrap_err();
         assert_eq!(refused.scope, Scope::Session);
         assert!(refused.retry_after > Duration::from_secs(10), "{refused:?}");
         // Another session is not affected.
-        assert!(limiter.admit("w", l, "vis_b", ip).is_ok());
+        assert!(limiter.admit_local("w", l, "vis_b", ip).is_ok());
     }
 
     #[test]
@@ -540,14 +633,14 @@ mod tests {
         let limiter = Limiter::default();
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let l = limits(100, 2);
-        let a = limiter.admit("w", l, "v", ip).unwrap();
-        let _b = limiter.admit("w", l, "v", ip).unwrap();
+        let a = limiter.admit_local("w", l, "v", ip).unwrap();
+        let _b = limiter.admit_local("w", l, "v", ip).unwrap();
         assert_eq!(
-            limiter.admit("w", l, "v", ip).unwrap_err().scope,
+            limiter.admit_local("w", l, "v", ip).unwrap_err().scope,
             Scope::Streams
         );
         drop(a);
-        assert!(limiter.admit("w", l, "v", ip).is_ok());
+        assert!(limiter.admit_local("w", l, "v", ip).is_ok());
     }
 
     #[test]

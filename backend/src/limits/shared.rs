@@ -1,0 +1,383 @@
+//! Limits shared by replicas, in Redis (redis-rs with its reconnecting
+//! connection manager): per key, session and IP rate limits as one GCRA
+//! Lua script on Redis's clock (all three checked, and only then all
+//! three taken, in one atomic step), and the per-session stream cap as a
+//! counter. Any Redis error is returned, so the caller can fall back to the
+//! local limiter; nothing here waits longer than [`REDIS_TIMEOUT`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+
+use super::{Limits, Refusal, Scope};
+
+/// The longest a limit check waits for Redis before falling back.
+pub const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// How long a session's stream count outlives its last change: a replica
+/// killed with streams open leaves counts that nobody decrements; they
+/// clear after this.
+const STREAM_COUNT_TTL_MS: u64 = 10 * 60 * 1000;
+
+/// GCRA over any number of keys, each with its own limit a minute (burst:
+/// the whole minute's allowance, as governor's quotas). KEYS: the buckets;
+/// ARGV: their limits. Returns `{0, 0}` when admitted (every bucket
+/// taken), else `{i, ms}`: bucket `i` (from 1) refused, retry in `ms`.
+const GCRA: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local next_tat = {}
+for i = 1, #KEYS do
+  local limit = tonumber(ARGV[i])
+  local interval = 60000 / limit
+  local tolerance = interval * (limit - 1)
+  local tat = tonumber(redis.call('GET', KEYS[i])) or now
+  if tat < now then tat = now end
+  if tat - now > tolerance then
+    return {i, math.ceil(tat - tolerance - now)}
+  end
+  next_tat[i] = tat + interval
+end
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], tostring(next_tat[i]), 'PX', math.max(1, math.ceil(next_tat[i] - now)))
+end
+return {0, 0}
+"#;
+
+/// Takes a stream slot: KEYS[1] the session's count, ARGV[1] the cap,
+/// ARGV[2] the count's time to live. 1 when taken, 0 when full.
+const TAKE_STREAM: &str = r#"
+local n = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if n > tonumber(ARGV[1]) then
+  redis.call('DECR', KEYS[1])
+  return 0
+end
+return 1
+"#;
+
+/// Gives a stream slot back (never below zero).
+const GIVE_STREAM: &str = r#"
+local n = redis.call('DECR', KEYS[1])
+if n <= 0 then redis.call('DEL', KEYS[1]) end
+return n
+"#;
+
+#[derive(Clone)]
+pub struct SharedLimits {
+    conn: ConnectionManager,
+    prefix: String,
+    gcra: Arc<redis::Script>,
+    take_stream: Arc<redis::Script>,
+    give_stream: Arc<redis::Script>,
+    /// Whether the last call reached Redis.
+    up: Arc<AtomicBool>,
+    errors: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for SharedLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedLimits")
+            .field("prefix", &self.prefix)
+            .field("up", &self.up.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why Redis could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SharedError {
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("Redis did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+impl SharedLimits {
+    /// Connects to `url` (`redis://…`). The connection manager reconnects
+    /// by itself after a drop; a server down at start is an error here.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, SharedError> {
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(1);
+        let conn = tokio::time::timeout(
+            Duration::from_secs(3),
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        .map_err(|_| SharedError::Timeout(Duration::from_secs(3)))??;
+        Ok(Self {
+            conn,
+            prefix: prefix.to_owned(),
+            gcra: Arc::new(redis::Script::new(GCRA)),
+            take_stream: Arc::new(redis::Script::new(TAKE_STREAM)),
+            give_stream: Arc::new(redis::Script::new(GIVE_STREAM)),
+            up: Arc::new(AtomicBool::new(true)),
+            errors: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Whether the last call reached Redis.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Calls that failed to reach Redis since the start.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        call: redis::ScriptInvocation<'_>,
+    ) -> Result<T, SharedError> {
+        let mut conn = self.conn.clone();
+        let result = match tokio::time::timeout(REDIS_TIMEOUT, call.invoke_async(&mut conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(SharedError::Redis(e)),
+            Err(_) => Err(SharedError::Timeout(REDIS_TIMEOUT)),
+        };
+        self.up.store(result.is_ok(), Ordering::Relaxed);
+        if result.is_err() {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// The rate limits of one request: IP, session, then key; all taken or
+    /// none.
+    pub async fn check_rates(
+        &self,
+        widget: &str,
+        limits: Limits,
+        visitor: &str,
+        ip: std::net::IpAddr,
+    ) -> Result<Result<(), Refusal>, SharedError> {
+        let p = &self.prefix;
+        // Each key's limit is in its name: a changed limit starts afresh.
+        let buckets = [
+            (
+                Scope::Ip,
+                limits.per_ip,
+                format!("{p}rate:ip:{widget}:{ip}:{}", limits.per_ip),
+            ),
+            (
+                Scope::Session,
+                limits.per_session,
+                format!("{p}rate:session:{widget}:{visitor}:{}", limits.per_session),
+            ),
+            (
+                Scope::Key,
+                limits.per_key,
+                format!("{p}rate:key:{widget}:{}", limits.per_key),
+            ),
+        ];
+        let mut call = self.gcra.prepare_invoke();
+        for (_, _, key) in &buckets {
+            call.key(key);
+        }
+        for (_, limit, _) in &buckets {
+            call.arg(limit.max(&1));
+        }
+        let (refused, wait_ms): (usize, u64) = self.run(call).await?;
+        Ok(match refused.checked_sub(1).and_then(|i| buckets.get(i)) {
+            None => Ok(()),
+            Some((scope, limit, _)) => Err(Refusal {
+                scope: *scope,
+                limit: *limit,
+                retry_after: Duration::from_millis(wait_ms.max(1)),
+            }),
+        })
+    }
+
+    fn stream_key(&self, widget: &str, visitor: &str) -> String {
+        format!("{}streams:{widget}:{visitor}", self.prefix)
+    }
+
+    /// Takes one of the session's stream slots; `false` when all are taken.
+    pub async fn take_stream(
+        &self,
+        widget: &str,
+        visitor: &str,
+        cap: u32,
+    ) -> Result<bool, SharedError> {
+        let mut call = self.take_stream.prepare_invoke();
+        call.key(self.stream_key(widget, visitor))
+            .arg(cap)
+            .arg(STREAM_COUNT_TTL_MS);
+        let taken: i64 = self.run(call).await?;
+        Ok(taken == 1)
+    }
+
+    /// Gives a slot back, in the background (a permit is dropped in sync
+    /// code).
+    pub fn give_stream(&self, widget: &str, visitor: &str) {
+        let this = self.clone();
+        let key = self.stream_key(widget, visitor);
+        tokio::spawn(async move {
+            let mut call = this.give_stream.prepare_invoke();
+            call.key(key);
+            if let Err(e) = this.run::<i64>(call).await {
+                tracing::warn!(error = %e, "giving a stream slot back to Redis failed (it expires by itself)");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::{LimitSettings, Limiter, WidgetLimits};
+
+    /// The Redis the tests use (`PORTHOLE_TEST_REDIS_URL`); skipped without
+    /// one unless `PORTHOLE_REQUIRE_SERVICES` is set (scripts/test), when
+    /// the test fails.
+    fn redis_url() -> Option<String> {
+        match std::env::var("PORTHOLE_TEST_REDIS_URL") {
+            Ok(url) if !url.trim().is_empty() => Some(url),
+            _ if std::env::var_os("PORTHOLE_REQUIRE_SERVICES").is_some() => {
+                panic!("PORTHOLE_REQUIRE_SERVICES is set but PORTHOLE_TEST_REDIS_URL is not")
+            }
+            _ => {
+                eprintln!("Redis not configured (PORTHOLE_TEST_REDIS_URL): skipped");
+                None
+            }
+        }
+    }
+
+    fn limits(per_session: u32, streams: u32) -> Limits {
+        let mut l = Limits::of(&LimitSettings::default(), &WidgetLimits::default());
+        l.per_session = per_session;
+        l.streams_per_session = streams;
+        l
+    }
+
+    /// Two replicas' limiters on one Redis, under a prefix of this run's.
+    async fn replicas(url: &str) -> (Limiter, Limiter) {
+        let prefix = format!("test:{}:", crate::ids::new_id("run"));
+        let (a, b) = (Limiter::default(), Limiter::default());
+        a.share(SharedLimits::connect(url, &prefix).await.unwrap());
+        b.share(SharedLimits::connect(url, &prefix).await.unwrap());
+        (a, b)
+    }
+
+    #[tokio::test]
+    async fn a_rate_of_n_a_minute_admits_n_across_replicas_not_2n() {
+        let Some(url) = redis_url() else { return };
+        let (a, b) = replicas(&url).await;
+        let ip = "203.0.113.9".parse().unwrap();
+        let l = limits(6, 100);
+        let mut admitted = 0;
+        let mut permits = Vec::new();
+        for i in 0..12 {
+            let replica = if i % 2 == 0 { &a } else { &b };
+            match replica.admit("w", l, "vis_1", ip).await {
+                Ok(p) => {
+                    admitted += 1;
+                    permits.push(p);
+                }
+                Err(r) => {
+                    assert_eq!((r.scope, r.limit), (Scope::Session, 6));
+                    // One request every ten seconds refills: the wait says so.
+                    assert!(
+                        r.retry_after > Duration::from_secs(5)
+                            && r.retry_after <= Duration::from_secs(10),
+                        "{:?}",
+                        r.retry_after
+                    );
+                }
+            }
+        }
+        assert_eq!(admitted, 6);
+        assert!(a.shared().unwrap().is_up());
+        // Another session has its own allowance; the refused ones took
+        // nothing from the IP's or the key's.
+        assert!(b.admit("w", l, "vis_2", ip).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_sessions_stream_cap_holds_across_replicas_and_frees_on_drop() {
+        let Some(url) = redis_url() else { return };
+        let (a, b) = replicas(&url).await;
+        let ip = "203.0.113.10".parse().unwrap();
+        let l = limits(100, 2);
+        let one = a.admit("w", l, "vis_s", ip).await.unwrap();
+        let _two = b.admit("w", l, "vis_s", ip).await.unwrap();
+        let third = a.admit("w", l, "vis_s", ip).await.unwrap_err();
+        assert_eq!((third.scope, third.limit), (Scope::Streams, 2));
+        drop(one);
+        // The slot goes back in the background.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            match b.admit("w", l, "vis_s", ip).await {
+                Ok(_) => break,
+                Err(_) => {
+                    assert!(tokio::time::Instant::now() < deadline, "slot never freed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn when_redis_goes_away_limits_fall_back_to_the_replica_at_once() {
+        // A Redis of this test's own, stopped halfway.
+        if redis_url().is_none() {
+            return;
+        }
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut server = tokio::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server (scripts/test installs it)");
+        let url = format!("redis://127.0.0.1:{port}/");
+        let mut shared = None;
+        for _ in 0..50 {
+            if let Ok(s) = SharedLimits::connect(&url, "fallback:").await {
+                shared = Some(s);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let limiter = Limiter::default();
+        limiter.share(shared.expect("the test's Redis answers"));
+        let ip = "203.0.113.11".parse().unwrap();
+        let l = limits(3, 100);
+        for _ in 0..3 {
+            limiter.admit("w", l, "vis_f", ip).await.unwrap();
+        }
+        assert!(limiter.admit("w", l, "vis_f", ip).await.is_err());
+        server.kill().await.unwrap();
+        // Redis gone: the replica's own limiter decides, quickly, and says
+        // Redis is down (its allowance starts full).
+        let started = tokio::time::Instant::now();
+        for _ in 0..3 {
+            limiter.admit("w", l, "vis_f", ip).await.unwrap();
+        }
+        assert!(limiter.admit("w", l, "vis_f", ip).await.is_err());
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        let shared = limiter.shared().unwrap();
+        assert!(!shared.is_up());
+        assert!(shared.errors() >= 1);
+    }
+}
