@@ -51,8 +51,7 @@ async fn ready(depot: &mut Depot, res: &mut Response) {
     };
     // Without Redis a replica still serves, with limits of its own: ready,
     // and it says so.
-    let redis_down = state.limiter.shared().is_some_and(|s| !s.is_up())
-        || (state.settings.redis.url.is_some() && state.limiter.shared().is_none());
+    let redis_down = state.settings.redis.url.is_some() && !state.limiter.redis_up();
     match status {
         None if redis_down => res.render(Json(HealthStatus {
             status: "degraded: Redis unreachable, limits are this replica's alone".into(),
@@ -111,7 +110,7 @@ async fn metrics(depot: &mut Depot, res: &mut Response) {
         m.gauge(
             "porthole_redis_up",
             "1 when the last call to Redis succeeded; 0 while limits fall back to this replica's.",
-            f64::from(u8::from(shared.is_some_and(|s| s.is_up()))),
+            f64::from(u8::from(state.limiter.redis_up())),
         );
         m.gauge(
             "porthole_redis_errors",

@@ -272,6 +272,12 @@ impl Limiter {
         self.shared.get()
     }
 
+    /// Whether the limits are shared now: Redis was reached and its last
+    /// call succeeded.
+    pub fn redis_up(&self) -> bool {
+        self.shared().is_some_and(|s| s.is_up())
+    }
+
     /// Takes one request from the IP's, the session's and the key's buckets
     /// and a stream slot for the session, or says which limit refused: in
     /// Redis when it is configured and answers, else in this process.

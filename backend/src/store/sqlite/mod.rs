@@ -478,27 +478,7 @@ mod tests {
             .unwrap();
         let got = store.messages(&w, &me(), &conv).await.unwrap().unwrap();
         assert_eq!(got[1].status, MessageStatus::Interrupted);
-        // A new answer: finishing records its usage, in the day's total
-        // too; a checkpoint or a second finish after the end changes nothing.
-        let id = new_id("msg");
-        store
-            .start_turn(&w, &me(), Some(&conv), user("again"), &id)
-            .await
-            .unwrap();
-        for _ in 0..2 {
-            store
-                .finish_answer(&id, "whole", MessageStatus::Complete, Some(usage))
-                .await
-                .unwrap();
-        }
-        store.checkpoint_answer(&id, "late").await.unwrap();
-        let got = store.messages(&w, &me(), &conv).await.unwrap().unwrap();
-        assert_eq!(
-            (got[3].content.as_str(), got[3].status, got[3].usage),
-            ("whole", MessageStatus::Complete, Some(usage))
-        );
-        let today = crate::limits::day_string(crate::limits::Ledger::today().0);
-        assert_eq!(store.spent(&w, &today).await.unwrap(), (7, 7));
-        assert_eq!(store.spent(&w, "1999-01-01").await.unwrap(), (0, 0));
+        // Ending a new answer once, and its usage: store::tests, on every
+        // store.
     }
 }
