@@ -110,7 +110,10 @@ impl Application {
             loader: crate::assets::LoaderScript::new(),
             settings,
         });
-        tokio::spawn(follow_widget_changes(Arc::downgrade(&state)));
+        tokio::spawn(follow_widget_changes(
+            Arc::downgrade(&state),
+            shared.then_some(lease),
+        ));
         if let Some(url) = state.settings.redis.url.clone() {
             share_limits(&state, &url).await;
         }
@@ -229,9 +232,10 @@ async fn prepare_tenants(
 /// How often a server looks for widget changes made by another process.
 const FOLLOW_WIDGETS_EVERY: Duration = Duration::from_secs(1);
 
-/// Picks up widgets changed by the CLI or another replica, and tidies the
-/// rate limiters; ends with the server.
-async fn follow_widget_changes(state: std::sync::Weak<AppState>) {
+/// Picks up widgets changed by the CLI or another replica, tidies the rate
+/// limiters and, with a store shared by replicas (`answer_lease`), ends
+/// dead replicas' answers; ends with the server.
+async fn follow_widget_changes(state: std::sync::Weak<AppState>, answer_lease: Option<Duration>) {
     let mut tick = tokio::time::interval(FOLLOW_WIDGETS_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ticks: u64 = 0;
@@ -248,11 +252,10 @@ async fn follow_widget_changes(state: std::sync::Weak<AppState>) {
         }
         // With replicas sharing the store: end the answers of a replica
         // that died (their lease ran out), every half lease.
-        let lease = state.settings.chat.answer_lease_secs.max(1);
-        if matches!(store_location(&state.settings.store), Location::Postgres(_))
-            && ticks.is_multiple_of(lease.div_ceil(2))
+        if let Some(lease) = answer_lease
+            && ticks.is_multiple_of(lease.as_secs().div_ceil(2))
         {
-            match state.store.recover(Some(Duration::from_secs(lease))).await {
+            match state.store.recover(Some(lease)).await {
                 Ok(0) => {}
                 Ok(n) => tracing::warn!(
                     answers = n,

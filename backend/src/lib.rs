@@ -3,7 +3,8 @@
 //!
 //! One folder per subsystem; imports point down this list, never up:
 //!
-//! - `cli/`: the `porthole` command (serve, widget, admin-key, healthcheck).
+//! - `cli/`: the `porthole` command (serve, migrate, widget, knowledge,
+//!   admin-key, healthcheck).
 //! - `app`, `state`: building and running the server; what handlers reach.
 //! - `http/`: salvo only: the router, hoops and one file per route group.
 //! - `chat/`: a turn: prompt, grounding, relay, the answer's lifecycle and
@@ -12,13 +13,15 @@
 //! - `assets/`: the built widget, its iframe document and the loader script.
 //! - `ingest/`: knowledge sources through fetch, extraction and chunking into the store.
 //! - `provider/`: the OpenAI-compatible and offline answerers.
-//! - `store/`: the store traits and their SQLite implementation.
+//! - `store/`: the store traits and their SQLite and PostgreSQL
+//!   implementations.
 //! - `tenants/`: widgets, keys, sessions, identity verification.
 //! - `knowledge/`: crawler, extraction (HTML, PDF, DOCX), chunking, the
 //!   question analyser, the embeddings client.
-//! - `limits/`: rate limits and budgets.
-//! - `config`, `error`, `telemetry`, `metrics`, `ids`: settings, the API
-//!   error, logs, Prometheus metrics, ids.
+//! - `limits/`: rate limits (in the process, or shared through Redis) and
+//!   budgets.
+//! - `config`, `error`, `telemetry`, `metrics`, `ids`, `testing`: settings,
+//!   the API error, logs, Prometheus metrics, ids, the test servers' URLs.
 //!
 //! `scripts/check-layers` fails the build when a lower folder imports a
 //! higher one.
@@ -41,6 +44,7 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod tenants;
+pub mod testing;
 
 pub use app::Application;
 pub use config::Settings;

@@ -233,20 +233,8 @@ mod tests {
     use super::*;
     use crate::limits::{LimitSettings, Limiter, WidgetLimits};
 
-    /// The Redis the tests use (`PORTHOLE_TEST_REDIS_URL`); skipped without
-    /// one unless `PORTHOLE_REQUIRE_SERVICES` is set (scripts/test), when
-    /// the test fails.
     fn redis_url() -> Option<String> {
-        match std::env::var("PORTHOLE_TEST_REDIS_URL") {
-            Ok(url) if !url.trim().is_empty() => Some(url),
-            _ if std::env::var_os("PORTHOLE_REQUIRE_SERVICES").is_some() => {
-                panic!("PORTHOLE_REQUIRE_SERVICES is set but PORTHOLE_TEST_REDIS_URL is not")
-            }
-            _ => {
-                eprintln!("Redis not configured (PORTHOLE_TEST_REDIS_URL): skipped");
-                None
-            }
-        }
+        crate::testing::service_url("PORTHOLE_TEST_REDIS_URL", "Redis")
     }
 
     fn limits(per_session: u32, streams: u32) -> Limits {

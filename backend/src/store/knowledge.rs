@@ -194,6 +194,35 @@ pub struct Search {
     pub doc_freq: HashMap<String, u64>,
 }
 
+/// The id of the source that mirrors a widget's own `knowledge` text.
+pub fn widget_knowledge_source(widget: &str) -> String {
+    format!("src_{widget}_knowledge")
+}
+
+/// `terms` without repeats, in their order.
+pub(crate) fn distinct_terms(terms: &[String]) -> Vec<&String> {
+    let mut distinct: Vec<&String> = Vec::new();
+    for t in terms {
+        if !distinct.contains(&t) {
+            distinct.push(t);
+        }
+    }
+    distinct
+}
+
+/// The topics of heading paths ("Install > Docker" is "Docker"): each
+/// once, in the paths' order, at most `limit`.
+pub(crate) fn topics_of(paths: Vec<String>, limit: u32) -> Vec<String> {
+    let mut topics: Vec<String> = Vec::new();
+    for path in paths {
+        let last = path.rsplit(" > ").next().unwrap_or(&path).trim().to_owned();
+        if !last.is_empty() && !topics.contains(&last) && topics.len() < limit as usize {
+            topics.push(last);
+        }
+    }
+    topics
+}
+
 #[async_trait]
 pub trait KnowledgeStore: Send + Sync + std::fmt::Debug {
     /// Adds a source, `pending` its first sync. `Conflict` if the id exists.

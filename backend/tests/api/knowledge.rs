@@ -63,6 +63,11 @@ impl KnowledgeApp {
         serde_json::from_str(&text).expect("JSON")
     }
 
+    /// Adds a source; its id.
+    async fn add_id(&self, body: Value) -> String {
+        self.add(body).await["id"].as_str().expect("id").to_owned()
+    }
+
     /// Polls the source until its sync has ended.
     async fn synced(&self, id: &str) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -253,11 +258,8 @@ async fn a_resync_takes_exactly_the_changed_removed_and_added_pages() {
     acme_site(&site);
     let k = knowledge_app(None, |_| {}).await;
     let id = k
-        .add(json!({"kind": "site", "url": site.url("/sitemap-docs.xml")}))
-        .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+        .add_id(json!({"kind": "site", "url": site.url("/sitemap-docs.xml")}))
+        .await;
     k.synced(&id).await;
     assert_eq!(site.fetched("/docs/install"), 1);
 
@@ -347,11 +349,8 @@ async fn embeddings_are_made_in_batches_fused_at_query_time_and_never_redone_for
     })
     .await;
     let id = k
-        .add(json!({"kind": "site", "url": site.url("/sitemap-docs.xml")}))
-        .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+        .add_id(json!({"kind": "site", "url": site.url("/sitemap-docs.xml")}))
+        .await;
     let done = k.synced(&id).await;
     assert_eq!(done["status"], "ready", "{done}");
     assert_eq!(done["chunks_embedded"], 0, "{done}");
@@ -642,11 +641,8 @@ async fn redirect_loops_and_long_chains_fail_their_page_only() {
     site.sitemap("/sitemap.xml", &["/loop-a", "/hop0", "/moved"]);
     let k = knowledge_app(None, |_| {}).await;
     let id = k
-        .add(json!({"kind": "site", "url": site.url("/sitemap.xml")}))
-        .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+        .add_id(json!({"kind": "site", "url": site.url("/sitemap.xml")}))
+        .await;
     let done = k.synced(&id).await;
     assert_eq!(
         (done["status"].as_str(), done["pages_failed"].as_u64()),
@@ -708,11 +704,8 @@ async fn bad_input_fails_its_page_or_source_and_nothing_else() {
     let k = knowledge_app(None, |s| s.knowledge.max_page_bytes = 64 * 1024).await;
 
     let id = k
-        .add(json!({"kind": "site", "url": site.url("/loop.xml")}))
-        .await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+        .add_id(json!({"kind": "site", "url": site.url("/loop.xml")}))
+        .await;
     let done = k.synced(&id).await;
     assert_eq!(done["status"], "ready", "{done}");
     assert_eq!(

@@ -16,10 +16,9 @@ use super::PgStore;
 use crate::store::StoreError;
 use crate::store::knowledge::{
     FoundChunk, KnowledgeStore, NewPage, NewSource, PageError, PageState, Search, SourceInfo,
-    SourceKind, SyncStatus,
+    SourceKind, SyncStatus, distinct_terms, topics_of, widget_knowledge_source,
 };
 use crate::store::rows::{count_u32, embedding_input, now_ms};
-use crate::store::sqlite::knowledge::widget_knowledge_source;
 use crate::store::vectors::Vectors;
 
 /// Keeps the widget's `knowledge` text as its first source (as the SQLite
@@ -102,6 +101,11 @@ fn tsvector_of(terms: &str) -> (String, i32) {
     (out, i32::try_from(count).unwrap_or(i32::MAX))
 }
 
+/// FTS5's idf of a term in `n` of `total` chunks (never below 1e-6).
+fn idf(total: f64, n: f64) -> f64 {
+    ((total - n + 0.5) / (n + 0.5)).ln().max(1e-6)
+}
+
 /// FTS5's BM25 of one chunk's terms for the query `terms`.
 fn bm25(
     terms: &[String],
@@ -126,8 +130,7 @@ fn bm25(
                 return 0.0;
             }
             let n = doc_freq.get(t).copied().unwrap_or(0) as f64;
-            let idf = ((total - n + 0.5) / (n + 0.5)).ln().max(1e-6);
-            idf * f * (K1 + 1.0) / (f + norm)
+            idf(total, n) * f * (K1 + 1.0) / (f + norm)
         })
         .sum()
 }
@@ -562,12 +565,7 @@ impl KnowledgeStore for PgStore {
                 ..Search::default()
             });
         }
-        let mut distinct: Vec<&String> = Vec::new();
-        for t in terms {
-            if !distinct.contains(&t) {
-                distinct.push(t);
-            }
-        }
+        let distinct = distinct_terms(terms);
         let queries: Vec<String> = distinct.iter().map(|t| lexeme(t)).collect();
         // Each term's count in the widget, through the GIN index.
         let counts: Vec<(i32, i64)> = sqlx::query_as(
@@ -590,10 +588,10 @@ impl KnowledgeStore for PgStore {
         let weights: Vec<f64> = distinct
             .iter()
             .map(|t| {
-                let n = doc_freq.get(*t).copied().unwrap_or(0) as f64;
-                (((total_chunks as f64) - n + 0.5) / (n + 0.5))
-                    .ln()
-                    .max(1e-6)
+                idf(
+                    total_chunks as f64,
+                    doc_freq.get(*t).copied().unwrap_or(0) as f64,
+                )
             })
             .collect();
         let any = queries.join(" | ");
@@ -646,14 +644,7 @@ impl KnowledgeStore for PgStore {
         .bind(i64::from(limit) * 4)
         .fetch_all(&self.pool)
         .await?;
-        let mut topics: Vec<String> = Vec::new();
-        for path in paths {
-            let last = path.rsplit(" > ").next().unwrap_or(&path).trim().to_owned();
-            if !last.is_empty() && !topics.contains(&last) && topics.len() < limit as usize {
-                topics.push(last);
-            }
-        }
-        Ok(topics)
+        Ok(topics_of(paths, limit))
     }
 
     async fn chunk_count(&self, widget: &str) -> Result<u64, StoreError> {

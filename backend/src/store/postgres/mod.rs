@@ -72,24 +72,22 @@ impl PgStore {
     /// a second replica waits, then finds nothing to do). Returns how many
     /// ran.
     pub async fn migrate(&self) -> Result<usize, StoreError> {
-        let applied = |pool: &PgPool| {
-            let pool = pool.clone();
-            async move {
-                let n: i64 =
-                    sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-                        .fetch_one(&pool)
-                        .await
-                        .unwrap_or(0);
-                n
-            }
-        };
-        let before = applied(&self.pool).await;
+        let before = self.applied_migrations().await;
         MIGRATOR
             .run(&self.pool)
             .await
             .map_err(|e| StoreError::Unavailable(format!("migrating PostgreSQL: {e}")))?;
-        let after = applied(&self.pool).await;
+        let after = self.applied_migrations().await;
         Ok(usize::try_from(after - before).unwrap_or(0))
+    }
+
+    /// Migrations applied so far (0 before the first, when sqlx's table
+    /// does not exist yet).
+    async fn applied_migrations(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or(0)
     }
 
     /// Whether `conversation` is `widget`'s and `owner` may read it.
@@ -325,19 +323,7 @@ pub mod testing {
     /// one, PostgreSQL tests are skipped, unless `PORTHOLE_REQUIRE_SERVICES`
     /// is set (as `scripts/test` does), when they fail.
     pub fn server_url() -> Option<String> {
-        match std::env::var("PORTHOLE_TEST_DATABASE_URL") {
-            Ok(url) if !url.trim().is_empty() => Some(url),
-            _ if std::env::var_os("PORTHOLE_REQUIRE_SERVICES").is_some() => panic!(
-                "PORTHOLE_REQUIRE_SERVICES is set but PORTHOLE_TEST_DATABASE_URL is not: \
-                 run the tests through scripts/test, which starts PostgreSQL"
-            ),
-            _ => {
-                eprintln!(
-                    "PostgreSQL not configured (PORTHOLE_TEST_DATABASE_URL): its half of this test is skipped"
-                );
-                None
-            }
-        }
+        crate::testing::service_url("PORTHOLE_TEST_DATABASE_URL", "PostgreSQL")
     }
 
     /// Drops and creates schema `name` on `url`'s database; returns a URL

@@ -11,7 +11,7 @@ use crate::knowledge::embed;
 use crate::store::StoreError;
 use crate::store::knowledge::{
     FoundChunk, KnowledgeStore, NewPage, NewSource, PageError, PageState, Search, SourceInfo,
-    SourceKind, SyncStatus,
+    SourceKind, SyncStatus, distinct_terms, topics_of, widget_knowledge_source,
 };
 use crate::store::rows::{count_u32, embedding_input, now_ms};
 use crate::store::vectors::Vectors;
@@ -20,11 +20,6 @@ use crate::store::vectors::Vectors;
 /// the tokenizer does with `-` and `_` (so `a-b` and `a_b` never meet).
 fn widget_token(widget: &str) -> String {
     format!("w{}", hex::encode(widget))
-}
-
-/// The id of the source that mirrors a widget's own `knowledge` text.
-pub fn widget_knowledge_source(widget: &str) -> String {
-    format!("src_{widget}_knowledge")
 }
 
 /// Keeps the widget's `knowledge` text as its first source: created or
@@ -463,12 +458,7 @@ impl KnowledgeStore for SqliteStore {
         // Each term's count in the widget, in one statement and in the
         // index alone (a join to the chunks would make SQLite probe the index
         // once per chunk: seconds at 10,000 chunks).
-        let mut distinct: Vec<&String> = Vec::new();
-        for t in terms {
-            if !distinct.contains(&t) {
-                distinct.push(t);
-            }
-        }
+        let distinct = distinct_terms(terms);
         let counts = vec![
             "(SELECT COUNT(*) FROM knowledge_fts WHERE knowledge_fts MATCH ?)";
             distinct.len()
@@ -504,14 +494,7 @@ impl KnowledgeStore for SqliteStore {
         .bind(i64::from(limit) * 4)
         .fetch_all(&self.reader)
         .await?;
-        let mut topics: Vec<String> = Vec::new();
-        for path in paths {
-            let last = path.rsplit(" > ").next().unwrap_or(&path).trim().to_owned();
-            if !last.is_empty() && !topics.contains(&last) && topics.len() < limit as usize {
-                topics.push(last);
-            }
-        }
-        Ok(topics)
+        Ok(topics_of(paths, limit))
     }
 
     async fn chunk_count(&self, widget: &str) -> Result<u64, StoreError> {
