@@ -167,16 +167,10 @@ fn widget_router() -> Router {
         .push(Router::with_path("{id}").get(widget_page::page))
 }
 
-/// The application router, without docs.
+/// The application router, without docs (its requests' ids are given by
+/// [`service`], around it).
 pub fn router(state: Arc<AppState>) -> Router {
-    // Every request gets an id: in `X-Request-Id` on the response and on
-    // every log line of the request (a span). Behind a trusted proxy
-    // (`limits.trust_forwarded_for`) the proxy's own id is kept, so its
-    // access log and ours name the same request.
-    let request_id =
-        salvo::request_id::RequestId::new().overwrite(!state.settings.limits.trust_forwarded_for);
     Router::new()
-        .hoop(request_id)
         .hoop(affix_state::inject(state))
         .push(Router::with_path("health").get(health))
         .push(Router::with_path("ready").get(ready))

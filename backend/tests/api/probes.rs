@@ -240,5 +240,17 @@ async fn every_response_has_a_request_id_and_the_requests_log_lines_carry_it() {
     .expect("the relay's warning in time")
     .expect("the relay's warning");
     assert!(found.contains(&id), "no request id in: {found}");
+    // One id per request: every span's id on the line is the response's.
+    let line: serde_json::Value = serde_json::from_str(&found).expect("a JSON log line");
+    let spans = line["spans"].as_array().expect("spans");
+    assert!(!spans.is_empty(), "{found}");
+    for span in spans {
+        let other = span["request_id"].as_str().unwrap_or_default();
+        assert_eq!(
+            other.trim_matches('"'),
+            id,
+            "a second request id in: {found}"
+        );
+    }
     let _ = child.kill().await;
 }
