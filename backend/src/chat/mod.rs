@@ -42,7 +42,9 @@ use crate::state::AppState;
 use crate::store::{MessageStatus, NewAnswer, Owner, Role, StoreError, StoredMessage};
 use crate::tenants::Widget;
 
-fn store_failed(e: impl std::fmt::Display) -> AppError {
+/// A store failure: logged, counted, and a 503 for the visitor.
+fn store_failed(state: &AppState, e: impl std::fmt::Display) -> AppError {
+    state.metrics.store_error();
     tracing::error!(error = %e, "store failed");
     AppError::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -88,10 +90,7 @@ pub async fn start(
             .store
             .messages(&widget.id, owner, id)
             .await
-            .map_err(|e| {
-                state.metrics.store_error();
-                store_failed(e)
-            })?
+            .map_err(|e| store_failed(state, e))?
             .ok_or_else(not_found)?,
         None => Vec::new(),
     };
@@ -198,10 +197,7 @@ pub async fn start(
             }
             match e {
                 StoreError::NoSuchConversation(_) => not_found(),
-                other => {
-                    state.metrics.store_error();
-                    store_failed(other)
-                }
+                other => store_failed(state, other),
             }
         })?;
     let answer = Answer {
@@ -385,10 +381,7 @@ async fn reserve_budget(
             .store
             .spent(&widget.id, &crate::limits::day_string(today.0))
             .await
-            .map_err(|e| {
-                state.metrics.store_error();
-                store_failed(e)
-            })?;
+            .map_err(|e| store_failed(state, e))?;
         state.ledger.load(widget.id.as_str(), today, day, month);
     }
     let want = prompt_tokens + max_completion;
@@ -651,41 +644,36 @@ impl Relay {
         };
         // Cancel upstream now, before the store write.
         drop(stream);
-        // Whoever reads the log later gets its end.
-        match end {
-            End::ClientGone => self.send(&StreamEvent::Error(ApiError::new(
-                ErrorCode::Interrupted,
-                "Nobody was reading, so the answer was stopped. Please ask again.",
-            ))),
-            End::Stopped => self.send(&StreamEvent::Done(DoneEvent {
-                finish_reason: "stopped".into(),
-                usage: None,
-            })),
-            End::Done | End::Failed => {}
-        }
+        // Each end: the event a later reader gets last (when the relay has
+        // not sent one), its count, and how the answer is stored.
+        let (outcome, status) = match end {
+            End::Done => (Outcome::Answered, MessageStatus::Complete),
+            // A failure mid-answer keeps what came as `interrupted`;
+            // `error` is for an answer that has nothing to keep.
+            End::Failed if self.text.is_empty() => (Outcome::Failed, MessageStatus::Error),
+            End::Failed => (Outcome::Failed, MessageStatus::Interrupted),
+            End::ClientGone => {
+                self.send(&StreamEvent::Error(ApiError::new(
+                    ErrorCode::Interrupted,
+                    "Nobody was reading, so the answer was stopped. Please ask again.",
+                )));
+                tracing::info!(conversation = %answer.conversation_id, "nobody read the answer for the grace period; upstream cancelled");
+                (Outcome::Abandoned, MessageStatus::Interrupted)
+            }
+            End::Stopped => {
+                self.send(&StreamEvent::Done(DoneEvent {
+                    finish_reason: "stopped".into(),
+                    usage: None,
+                }));
+                tracing::info!(conversation = %answer.conversation_id, "the visitor stopped the answer; upstream cancelled");
+                (Outcome::Stopped, MessageStatus::Interrupted)
+            }
+        };
         self.log.end();
         let metrics = &answer.state.metrics;
         metrics.answer_duration(began.elapsed().as_secs_f64());
-        match end {
-            End::Done => metrics.chat(Outcome::Answered, None),
-            End::Failed => metrics.chat(Outcome::Failed, self.failed.map(ErrorCode::as_str)),
-            End::ClientGone => metrics.chat(Outcome::Abandoned, None),
-            End::Stopped => metrics.chat(Outcome::Stopped, None),
-        }
-        let status = match &end {
-            End::Done => MessageStatus::Complete,
-            End::ClientGone | End::Stopped => MessageStatus::Interrupted,
-            // A failure mid-answer keeps what came as `interrupted`;
-            // `error` is for an answer that has nothing to keep.
-            End::Failed if self.text.is_empty() => MessageStatus::Error,
-            End::Failed => MessageStatus::Interrupted,
-        };
-        if matches!(end, End::ClientGone) {
-            tracing::info!(conversation = %answer.conversation_id, "nobody read the answer for the grace period; upstream cancelled");
-        }
-        if matches!(end, End::Stopped) {
-            tracing::info!(conversation = %answer.conversation_id, "the visitor stopped the answer; upstream cancelled");
-        }
+        // Only a failure has a code (`fail` sets it).
+        metrics.chat(outcome, self.failed.map(ErrorCode::as_str));
         answer
             .store(std::mem::take(&mut self.text), status, self.usage)
             .await;
