@@ -115,6 +115,9 @@ pub enum ErrorCode {
     RateLimited,
     /// The widget's daily or monthly token budget is used up.
     BudgetExceeded,
+    /// The budgets are kept where replicas share them (Redis) and that is
+    /// unreachable: no answer is started blind; see `Retry-After`.
+    BudgetUnavailable,
     /// The body is not valid JSON of the expected shape.
     InvalidRequest,
     /// The message is empty or only white space.
@@ -160,6 +163,7 @@ impl ErrorCode {
             Self::Conflict => "conflict",
             Self::RateLimited => "rate_limited",
             Self::BudgetExceeded => "budget_exceeded",
+            Self::BudgetUnavailable => "budget_unavailable",
             Self::InvalidRequest => "invalid_request",
             Self::EmptyMessage => "empty_message",
             Self::MessageTooLong => "message_too_long",
@@ -239,6 +243,7 @@ mod tests {
             ErrorCode::Conflict,
             ErrorCode::RateLimited,
             ErrorCode::BudgetExceeded,
+            ErrorCode::BudgetUnavailable,
             ErrorCode::InvalidRequest,
             ErrorCode::EmptyMessage,
             ErrorCode::MessageTooLong,

@@ -31,6 +31,7 @@ use tracing::Instrument;
 
 use crate::error::AppError;
 use crate::ids::new_id;
+use crate::limits::shared::SharedReserve;
 use crate::limits::{
     Budget, Ledger, Limits, Reserved, StreamPermit, estimate_tokens, until_refill,
 };
@@ -161,7 +162,7 @@ pub async fn start(
             .max_tokens
             .unwrap_or(state.settings.upstream.max_tokens),
     );
-    let reserved = reserve_budget(state, widget, &limits, prompt_tokens, max_completion).await?;
+    let hold = reserve_budget(state, widget, &limits, prompt_tokens, max_completion).await?;
 
     // The visitor's message is committed, and the answer's row exists (so a
     // crash leaves a trace), before the model is asked: one transaction.
@@ -181,7 +182,7 @@ pub async fn start(
         sources: grounding.sources.clone(),
         unanswered: grounding.unanswered,
     };
-    let conversation_id = state
+    let turn = state
         .store
         .begin_turn(
             &widget.id,
@@ -190,23 +191,26 @@ pub async fn start(
             question,
             &new_answer,
         )
-        .await
-        .map_err(|e| {
-            if let Some(r) = reserved {
-                state.ledger.settle(widget.id.as_str(), r, 0);
+        .await;
+    let conversation_id = match turn {
+        Ok(id) => id,
+        Err(e) => {
+            if let Some(hold) = &hold {
+                release(state, widget.id.as_str(), hold, 0).await;
             }
-            match e {
+            return Err(match e {
                 StoreError::NoSuchConversation(_) => not_found(),
                 other => store_failed(state, other),
-            }
-        })?;
+            });
+        }
+    };
     let answer = Answer {
         state: state.clone(),
         widget: widget.id.to_string(),
         conversation_id: conversation_id.clone(),
         message_id: answer_id,
         prompt_tokens,
-        reserved: reserved.unwrap_or(0),
+        hold: hold.clone(),
     };
     let prompt = PromptRequest {
         history,
@@ -299,9 +303,10 @@ pub async fn start(
         text: String::new(),
         finish: None,
         usage: None,
-        budget_left: reserved.map(|r| r.saturating_sub(prompt_tokens)),
+        budget_left: hold.map(|h| h.tokens.saturating_sub(prompt_tokens)),
         _permit: permit,
         failed: None,
+        terminal: None,
     };
     let shutdown = state.lifecycle.cut_token();
     // `meta` first; `sources`, when there are some, before the first chunk.
@@ -363,32 +368,40 @@ const MESSAGE_OVERHEAD_TOKENS: u64 = 4;
 /// The fewest completion tokens worth starting an answer for.
 const MIN_COMPLETION_TOKENS: u64 = 16;
 
-/// Reserves the answer's tokens from the widget's budget (loading its
-/// totals from the store the first time each day): `Ok(None)` when it has
-/// no budget, else the tokens granted; 429 `budget_exceeded` when it is
-/// spent (`Retry-After`: until it refills) or held by answers in flight
-/// (`Retry-After`: a few seconds).
+/// An answer's hold on its widget's budget: the tokens granted, and the
+/// reservation's id when the budgets are shared through Redis.
+#[derive(Debug, Clone)]
+struct Hold {
+    tokens: u64,
+    shared: Option<String>,
+}
+
+/// Reserves the answer's tokens from the widget's budget: `Ok(None)` when
+/// it has no budget, else its hold; 429 `budget_exceeded` when it is spent
+/// (`Retry-After`: until it refills) or held by answers in flight
+/// (`Retry-After`: a few seconds); with Redis configured and unreachable,
+/// 503 `budget_unavailable` (no answer starts without its budget checked).
 async fn reserve_budget(
     state: &AppState,
     widget: &Widget,
     limits: &Limits,
     prompt_tokens: u64,
     max_completion: u64,
-) -> Result<Option<u64>, AppError> {
-    let today = Ledger::today();
-    if !state.ledger.knows(widget.id.as_str(), today) {
-        let (day, month) = state
-            .store
-            .spent(&widget.id, &crate::limits::day_string(today.0))
-            .await
-            .map_err(|e| store_failed(state, e))?;
-        state.ledger.load(widget.id.as_str(), today, day, month);
+) -> Result<Option<Hold>, AppError> {
+    if limits.daily_tokens == 0 && limits.monthly_tokens == 0 {
+        // No budget: nothing to reserve, here or in Redis.
+        return Ok(None);
     }
     let want = prompt_tokens + max_completion;
     let min = prompt_tokens + MIN_COMPLETION_TOKENS;
-    match state.ledger.reserve(widget.id.as_str(), limits, want, min) {
+    let (reserved, shared) = if state.settings.redis.url.is_some() {
+        reserve_shared(state, widget, limits, want, min).await?
+    } else {
+        (reserve_local(state, widget, limits, want, min).await?, None)
+    };
+    match reserved {
         None => Ok(None),
-        Some(Reserved::Granted(n)) => Ok(Some(n)),
+        Some(Reserved::Granted(tokens)) => Ok(Some(Hold { tokens, shared })),
         Some(Reserved::Exhausted(budget)) => {
             let which = match budget {
                 Budget::Daily => "today",
@@ -410,6 +423,88 @@ async fn reserve_budget(
     }
 }
 
+/// The store's tokens of the widget today and this month.
+async fn spent_today(state: &AppState, widget: &Widget) -> Result<(u64, u64), AppError> {
+    let today = Ledger::today();
+    state
+        .store
+        .spent(&widget.id, &crate::limits::day_string(today.0))
+        .await
+        .map_err(|e| store_failed(state, e))
+}
+
+/// [`reserve_budget`] in this process's ledger (loading the widget's
+/// totals from the store the first time each day).
+async fn reserve_local(
+    state: &AppState,
+    widget: &Widget,
+    limits: &Limits,
+    want: u64,
+    min: u64,
+) -> Result<Option<Reserved>, AppError> {
+    let today = Ledger::today();
+    if !state.ledger.knows(widget.id.as_str(), today) {
+        let (day, month) = spent_today(state, widget).await?;
+        state.ledger.load(widget.id.as_str(), today, day, month);
+    }
+    Ok(state.ledger.reserve(widget.id.as_str(), limits, want, min))
+}
+
+/// [`reserve_budget`] in Redis, shared by every replica (the store's
+/// totals are read when Redis has none for the day or month yet).
+async fn reserve_shared(
+    state: &AppState,
+    widget: &Widget,
+    limits: &Limits,
+    want: u64,
+    min: u64,
+) -> Result<(Option<Reserved>, Option<String>), AppError> {
+    let unavailable = |why: &dyn std::fmt::Display| {
+        tracing::warn!(error = %why, widget = %widget.id, "the shared budget is unreachable: the answer is refused");
+        AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::BudgetUnavailable,
+            "This assistant cannot check its budget right now. Please try again in a few seconds.",
+        )
+        .with_retry_after(5)
+    };
+    let Some(shared) = state.limiter.shared() else {
+        return Err(unavailable(&"Redis has not been reached since the start"));
+    };
+    let mut totals = None;
+    loop {
+        let reply = shared
+            .reserve_budget(widget.id.as_str(), limits, want, min, totals)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        return Ok(match reply {
+            SharedReserve::NeedTotals if totals.is_none() => {
+                totals = Some(spent_today(state, widget).await?);
+                continue;
+            }
+            SharedReserve::NeedTotals => {
+                return Err(unavailable(&"Redis lost the totals it was just given"));
+            }
+            SharedReserve::NoBudget => (None, None),
+            SharedReserve::Granted { id, tokens } => (Some(Reserved::Granted(tokens)), Some(id)),
+            SharedReserve::Exhausted(budget) => (Some(Reserved::Exhausted(budget)), None),
+            SharedReserve::Busy => (Some(Reserved::Busy), None),
+        });
+    }
+}
+
+/// Ends an answer's hold, counting the `spent` tokens, where it was made.
+async fn release(state: &AppState, widget: &str, hold: &Hold, spent: u64) {
+    match (&hold.shared, state.limiter.shared()) {
+        (Some(id), Some(shared)) => {
+            if let Err(e) = shared.settle_budget(widget, id, spent).await {
+                tracing::warn!(error = %e, widget, "settling the shared budget failed (the reservation expires by itself)");
+            }
+        }
+        _ => state.ledger.settle(widget, hold.tokens, spent),
+    }
+}
+
 /// Where the answer is stored.
 struct Answer {
     state: Arc<AppState>,
@@ -418,8 +513,8 @@ struct Answer {
     message_id: String,
     /// The prompt's tokens, estimated, for when the provider sends no count.
     prompt_tokens: u64,
-    /// The tokens reserved from the budget for it (0 without one).
-    reserved: u64,
+    /// Its reservation from the widget's budget (none without a budget).
+    hold: Option<Hold>,
 }
 
 impl Answer {
@@ -448,7 +543,9 @@ impl Answer {
                 u64::from(u.completion_tokens),
             );
         }
-        self.state.ledger.settle(&self.widget, self.reserved, spent);
+        if let Some(hold) = &self.hold {
+            release(&self.state, &self.widget, hold, spent).await;
+        }
         let stored = self
             .state
             .store
@@ -503,6 +600,10 @@ struct Relay {
     _permit: StreamPermit,
     /// The code of the `error` event that ended it, if one did.
     failed: Option<ErrorCode>,
+    /// The event that ends the answer (`done` or `error`), sent once the
+    /// answer is stored: a visitor who has seen the end finds the answer
+    /// in the history.
+    terminal: Option<StreamEvent>,
 }
 
 /// What applying a delta led to.
@@ -547,7 +648,7 @@ impl Relay {
 
     fn fail(&mut self, code: ErrorCode, message: &str) -> End {
         self.failed = Some(code);
-        self.send(&StreamEvent::Error(ApiError::new(code, message)));
+        self.terminal = Some(StreamEvent::Error(ApiError::new(code, message)));
         End::Failed
     }
 
@@ -559,11 +660,10 @@ impl Relay {
     }
 
     fn finish_done(&mut self) -> End {
-        let done = StreamEvent::Done(DoneEvent {
+        self.terminal = Some(StreamEvent::Done(DoneEvent {
             finish_reason: self.finish.clone().unwrap_or_else(|| "stop".into()),
             usage: self.usage,
-        });
-        self.send(&done);
+        }));
         End::Done
     }
 
@@ -644,8 +744,8 @@ impl Relay {
         };
         // Cancel upstream now, before the store write.
         drop(stream);
-        // Each end: the event a later reader gets last (when the relay has
-        // not sent one), its count, and how the answer is stored.
+        // Each end: the event readers get last, its count, and how the
+        // answer is stored.
         let (outcome, status) = match end {
             End::Done => (Outcome::Answered, MessageStatus::Complete),
             // A failure mid-answer keeps what came as `interrupted`;
@@ -653,7 +753,7 @@ impl Relay {
             End::Failed if self.text.is_empty() => (Outcome::Failed, MessageStatus::Error),
             End::Failed => (Outcome::Failed, MessageStatus::Interrupted),
             End::ClientGone => {
-                self.send(&StreamEvent::Error(ApiError::new(
+                self.terminal = Some(StreamEvent::Error(ApiError::new(
                     ErrorCode::Interrupted,
                     "Nobody was reading, so the answer was stopped. Please ask again.",
                 )));
@@ -661,7 +761,7 @@ impl Relay {
                 (Outcome::Abandoned, MessageStatus::Interrupted)
             }
             End::Stopped => {
-                self.send(&StreamEvent::Done(DoneEvent {
+                self.terminal = Some(StreamEvent::Done(DoneEvent {
                     finish_reason: "stopped".into(),
                     usage: None,
                 }));
@@ -669,14 +769,19 @@ impl Relay {
                 (Outcome::Stopped, MessageStatus::Interrupted)
             }
         };
-        self.log.end();
         let metrics = &answer.state.metrics;
         metrics.answer_duration(began.elapsed().as_secs_f64());
         // Only a failure has a code (`fail` sets it).
         metrics.chat(outcome, self.failed.map(ErrorCode::as_str));
+        // Stored first, then the end: whoever has seen `done` (and asks
+        // again at once) finds the answer in the history.
         answer
             .store(std::mem::take(&mut self.text), status, self.usage)
             .await;
+        if let Some(terminal) = self.terminal.take() {
+            self.send(&terminal);
+        }
+        self.log.end();
         answer.state.answers.finished(&answer.message_id);
     }
 }

@@ -55,7 +55,7 @@ pub struct SseEvent {
         (status_code = 422, description = "Empty or too long message", body = ApiError),
         (status_code = 429, description = "Rate limited per key, session or IP, too many streams for the session (`rate_limited`; `Retry-After` and `RateLimit-*` headers), or the widget's token budget is used up (`budget_exceeded`)", body = ApiError),
         (status_code = 502, description = "The model provider failed; `X-Conversation-Id` names the conversation the question was stored in", body = ApiError),
-        (status_code = 503, description = "The model provider is unavailable (`X-Conversation-Id` as for 502), or the server is shutting down", body = ApiError),
+        (status_code = 503, description = "The model provider is unavailable (`X-Conversation-Id` as for 502), or the server is shutting down, or the budgets are shared through Redis and it is unreachable (`budget_unavailable`; `Retry-After`)", body = ApiError),
         (status_code = 504, description = "The model provider did not answer in time (`X-Conversation-Id` as for 502)", body = ApiError),
     )
 )]

@@ -65,6 +65,81 @@ if n <= 0 then redis.call('DEL', KEYS[1]) end
 return n
 "#;
 
+/// Reserves an answer's tokens from a widget's budgets. KEYS: the day's
+/// spent tokens, the month's, the reservations in flight (a hash of id to
+/// tokens) and their expiry (a sorted set). ARGV: the daily and monthly
+/// limits (0: none), the tokens wanted and the fewest worth having, the
+/// day's and month's totals from the store ('' when not read: the script
+/// asks for them when Redis has none), the keys' lifetimes, the
+/// reservation's id and its lifetime. Returns `{0}` no budget, `{1, n}`
+/// granted, `{2, 1|2}` the daily or monthly budget is spent, `{3}` held by
+/// answers in flight, `{-1}` the store's totals are needed.
+const RESERVE: &str = r#"
+local daily, monthly = tonumber(ARGV[1]), tonumber(ARGV[2])
+if daily == 0 and monthly == 0 then return {0} end
+if ARGV[5] ~= '' then redis.call('SET', KEYS[1], ARGV[5], 'NX', 'PX', ARGV[7]) end
+if ARGV[6] ~= '' then redis.call('SET', KEYS[2], ARGV[6], 'NX', 'PX', ARGV[8]) end
+local day, month = redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2])
+if (daily > 0 and not day) or (monthly > 0 and not month) then return {-1} end
+local free, which = nil, 0
+if daily > 0 then free = math.max(daily - tonumber(day), 0); which = 1 end
+if monthly > 0 then
+  local m = math.max(monthly - tonumber(month), 0)
+  if free == nil or m < free then free = m; which = 2 end
+end
+if free == 0 then return {2, which} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)) do
+  redis.call('HDEL', KEYS[3], id)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+local held = 0
+for _, n in ipairs(redis.call('HVALS', KEYS[3])) do held = held + tonumber(n) end
+local least = math.max(tonumber(ARGV[4]), 1)
+local unheld = math.max(free - held, 0)
+if unheld < least then return {3} end
+local granted = math.min(math.max(tonumber(ARGV[3]), least), unheld)
+redis.call('HSET', KEYS[3], ARGV[9], granted)
+redis.call('ZADD', KEYS[4], now + tonumber(ARGV[10]), ARGV[9])
+redis.call('PEXPIRE', KEYS[3], ARGV[10])
+redis.call('PEXPIRE', KEYS[4], ARGV[10])
+return {1, granted}
+"#;
+
+/// Ends a reservation and counts what the answer spent. KEYS as for
+/// [`RESERVE`]; ARGV: the reservation's id, the tokens spent, the day's and
+/// month's key lifetimes.
+const SETTLE: &str = r#"
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+local spent = tonumber(ARGV[2])
+if spent > 0 then
+  if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCRBY', KEYS[1], spent) end
+  if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('INCRBY', KEYS[2], spent) end
+end
+return 1
+"#;
+
+/// How long a reservation holds its tokens when its replica never settles
+/// it (it died): longer than any answer runs.
+const RESERVATION_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// A widget's budget keys kept past their day or month, so a reading at
+/// midnight still finds them.
+const BUDGET_KEY_SLACK: Duration = Duration::from_secs(2 * 86_400);
+
+/// What a shared reservation got (as [`super::Reserved`]), or that the
+/// store's totals must be read first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SharedReserve {
+    NoBudget,
+    Granted { id: String, tokens: u64 },
+    Exhausted(super::Budget),
+    Busy,
+    NeedTotals,
+}
+
 #[derive(Clone)]
 pub struct SharedLimits {
     conn: ConnectionManager,
@@ -72,6 +147,8 @@ pub struct SharedLimits {
     gcra: Arc<redis::Script>,
     take_stream: Arc<redis::Script>,
     give_stream: Arc<redis::Script>,
+    reserve: Arc<redis::Script>,
+    settle: Arc<redis::Script>,
     /// Whether the last call reached Redis.
     up: Arc<AtomicBool>,
     errors: Arc<AtomicU64>,
@@ -116,6 +193,8 @@ impl SharedLimits {
             gcra: Arc::new(redis::Script::new(GCRA)),
             take_stream: Arc::new(redis::Script::new(TAKE_STREAM)),
             give_stream: Arc::new(redis::Script::new(GIVE_STREAM)),
+            reserve: Arc::new(redis::Script::new(RESERVE)),
+            settle: Arc::new(redis::Script::new(SETTLE)),
             up: Arc::new(AtomicBool::new(true)),
             errors: Arc::new(AtomicU64::new(0)),
         })
@@ -225,6 +304,81 @@ impl SharedLimits {
                 tracing::warn!(error = %e, "giving a stream slot back to Redis failed (it expires by itself)");
             }
         });
+    }
+
+    /// A widget's budget keys for `today` (day and month numbers).
+    fn budget_keys(&self, widget: &str, today: (i64, i64)) -> [String; 4] {
+        let p = &self.prefix;
+        [
+            format!("{p}budget:{widget}:day:{}", today.0),
+            format!("{p}budget:{widget}:month:{}", today.1),
+            format!("{p}budget:{widget}:held"),
+            format!("{p}budget:{widget}:held-until"),
+        ]
+    }
+
+    /// Reserves up to `want` tokens (at least `min`) from the widget's
+    /// budgets, shared by every replica: answers on all of them together
+    /// hold no more than is left. `totals` are the store's spent tokens
+    /// today and this month, passed when [`SharedReserve::NeedTotals`]
+    /// asked for them (the first reservation of a day or month in Redis).
+    pub async fn reserve_budget(
+        &self,
+        widget: &str,
+        limits: &Limits,
+        want: u64,
+        min: u64,
+        totals: Option<(u64, u64)>,
+    ) -> Result<SharedReserve, SharedError> {
+        let today = super::Ledger::today();
+        let id = crate::ids::new_id("rsv");
+        let mut call = self.reserve.prepare_invoke();
+        for key in self.budget_keys(widget, today) {
+            call.key(key);
+        }
+        let total = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
+        let day_ttl = (super::until_refill(super::Budget::Daily) * 1000)
+            + BUDGET_KEY_SLACK.as_millis() as u64;
+        let month_ttl = (super::until_refill(super::Budget::Monthly) * 1000)
+            + BUDGET_KEY_SLACK.as_millis() as u64;
+        call.arg(limits.daily_tokens)
+            .arg(limits.monthly_tokens)
+            .arg(want)
+            .arg(min)
+            .arg(total(totals.map(|t| t.0)))
+            .arg(total(totals.map(|t| t.1)))
+            .arg(day_ttl)
+            .arg(month_ttl)
+            .arg(&id)
+            .arg(RESERVATION_TTL.as_millis() as u64);
+        let reply: Vec<i64> = self.run(call).await?;
+        Ok(match reply.as_slice() {
+            [0, ..] => SharedReserve::NoBudget,
+            [1, n, ..] => SharedReserve::Granted {
+                id,
+                tokens: (*n).max(0) as u64,
+            },
+            [2, 2, ..] => SharedReserve::Exhausted(super::Budget::Monthly),
+            [2, ..] => SharedReserve::Exhausted(super::Budget::Daily),
+            [3, ..] => SharedReserve::Busy,
+            _ => SharedReserve::NeedTotals,
+        })
+    }
+
+    /// Ends reservation `id` and counts the `tokens` its answer spent.
+    pub async fn settle_budget(
+        &self,
+        widget: &str,
+        id: &str,
+        tokens: u64,
+    ) -> Result<(), SharedError> {
+        let mut call = self.settle.prepare_invoke();
+        for key in self.budget_keys(widget, super::Ledger::today()) {
+            call.key(key);
+        }
+        call.arg(id).arg(tokens);
+        let _: i64 = self.run(call).await?;
+        Ok(())
     }
 }
 

@@ -177,3 +177,81 @@ async fn cors_preflight_allows_the_public_api_from_any_site() {
     assert!(allowed.contains("x-api-key"), "{allowed}");
     assert!(allowed.contains("authorization"), "{allowed}");
 }
+
+#[tokio::test]
+async fn done_is_sent_only_once_the_answer_is_stored() {
+    use sqlx::Connection;
+    let mut db = std::path::PathBuf::new();
+    // Ten words over half a second: done long before the first checkpoint.
+    let app = spawn_with_mock(
+        Script::words("one two three four five six seven eight nine ten", 50),
+        |s| db = s.store.path.clone(),
+    )
+    .await;
+    let mut reader = EventReader::new(app.ask("Count to ten").await);
+    let Some(StreamEvent::Meta(meta)) = reader.next().await else {
+        panic!("meta first");
+    };
+    // Another process holds the store's write lock while the answer ends.
+    let dir = db.parent().expect("folder");
+    let hold: Box<dyn std::any::Any> = match crate::helpers::postgres_store(dir) {
+        Some(url) => {
+            let mut conn = sqlx::PgConnection::connect(&url).await.expect("pg");
+            sqlx::query("BEGIN")
+                .execute(&mut conn)
+                .await
+                .expect("begin");
+            sqlx::query("SELECT 1 FROM messages WHERE id = $1 FOR UPDATE")
+                .bind(&meta.message_id)
+                .execute(&mut conn)
+                .await
+                .expect("row lock");
+            Box::new(conn)
+        }
+        None => {
+            let url = format!("sqlite:{}", db.display());
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("sqlite");
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut conn)
+                .await
+                .expect("write lock");
+            Box::new(conn)
+        }
+    };
+    // The model ends within the second; its `done` must wait for the store.
+    let early = tokio::time::timeout(Duration::from_millis(1_500), async {
+        while let Some(event) = reader.next().await {
+            if matches!(event, StreamEvent::Done(_) | StreamEvent::Error(_)) {
+                return Some(event);
+            }
+        }
+        None
+    })
+    .await;
+    assert!(
+        early.is_err(),
+        "the end came while the store was locked: {early:?}"
+    );
+    drop(hold);
+    let mut rest = Vec::new();
+    while let Some(event) = reader.next().await {
+        rest.push(event);
+    }
+    assert!(
+        matches!(rest.last(), Some(StreamEvent::Done(_))),
+        "{rest:?}"
+    );
+    // And a visitor who has seen it finds the answer in the history.
+    let history: serde_json::Value = app
+        .client
+        .get(app.url(&format!("/api/v1/conversations/{}", meta.conversation_id)))
+        .header("x-api-key", crate::helpers::KEY)
+        .bearer_auth(&app.session)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("history");
+    assert_eq!(history["messages"][1]["status"], "complete", "{history}");
+}

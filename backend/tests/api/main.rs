@@ -12,6 +12,7 @@ mod nginx;
 mod offline;
 mod persistence;
 mod probes;
+mod replicas;
 mod resume;
 mod sessions;
 mod shutdown;

@@ -1,0 +1,202 @@
+//! Two replicas sharing Redis (and, under `PORTHOLE_TEST_STORE=postgres`,
+//! one PostgreSQL server): a rate limit and a token budget hold across
+//! both, and a replica whose Redis is unreachable refuses to spend blind.
+
+use mock_upstream::{MockUpstream, Script};
+use porthole::Settings;
+use porthole::limits::WidgetLimits;
+use protocol::StreamEvent;
+use serde_json::json;
+
+use crate::helpers::{EventReader, KEY, TestApp, api_error, open_store, spawn_app, test_settings};
+
+/// Settings of one replica: Redis at `redis` under `prefix`, the session
+/// secret both replicas share, no limits but what `tweak` sets.
+fn replica(upstream: &str, redis: &str, prefix: &str, tweak: &impl Fn(&mut Settings)) -> Settings {
+    let mut s = test_settings(Some(upstream.to_owned()));
+    s.redis.url = Some(redis.to_owned());
+    s.redis.key_prefix = prefix.to_owned();
+    s.session.secret = Some("a secret both replicas share, 32+ bytes".to_owned().into());
+    s.limits.requests_per_minute_per_key = 10_000;
+    s.limits.requests_per_minute_per_session = 10_000;
+    s.limits.requests_per_minute_per_ip = 10_000;
+    s.limits.concurrent_streams_per_session = 100;
+    s.limits.daily_tokens = 0;
+    s.limits.monthly_tokens = 0;
+    tweak(&mut s);
+    s
+}
+
+/// Two replicas on one Redis, each with its own mock upstream and store
+/// (whose database paths come with them).
+async fn two_replicas(
+    script: Script,
+    tweak: impl Fn(&mut Settings),
+) -> Option<([TestApp; 2], [std::path::PathBuf; 2])> {
+    let redis = porthole::testing::service_url("PORTHOLE_TEST_REDIS_URL", "Redis")?;
+    let prefix = format!("test:{}:", porthole::ids::new_id("replicas"));
+    let (mut apps, mut dbs) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        let mock = MockUpstream::start(script.clone()).await.expect("mock");
+        let s = replica(&mock.base_url(), &redis, &prefix, &tweak);
+        dbs.push(s.store.path.clone());
+        apps.push(spawn_app(s, Some(mock), false).await);
+    }
+    Some((apps.try_into().ok()?, dbs.try_into().ok()?))
+}
+
+async fn ask(app: &TestApp, message: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/chat"))
+        .header("x-api-key", KEY)
+        .bearer_auth(&app.session)
+        .json(&json!({ "message": message }))
+        .send()
+        .await
+        .expect("sent")
+}
+
+#[tokio::test]
+async fn a_keys_rate_limit_of_n_admits_n_across_two_replicas() {
+    let Some(([a, b], _)) = two_replicas(Script::words("Short answer.", 1), |s| {
+        s.limits.requests_per_minute_per_key = 6;
+    })
+    .await
+    else {
+        return;
+    };
+    let (mut admitted, mut refused) = (0, 0);
+    for i in 0..12 {
+        let r = ask(if i % 2 == 0 { &a } else { &b }, &format!("q{i}")).await;
+        if r.status() == 200 {
+            let _ = r.text().await;
+            admitted += 1;
+        } else {
+            assert_eq!(r.headers()["ratelimit-scope"], "key");
+            assert_eq!(api_error(r).await, (429, "rate_limited".into()));
+            refused += 1;
+        }
+    }
+    assert_eq!(
+        (admitted, refused),
+        (6, 6),
+        "6 a minute for the key, on both together"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_answers_on_two_replicas_never_overspend_a_shared_budget() {
+    // 60 words: about 75 completion tokens, over about two seconds: every
+    // request arrives while the first answers still hold their tokens.
+    let long: String = (0..60).map(|i| format!("w{i:03} ")).collect();
+    let Some(([a, b], dbs)) = two_replicas(Script::words(&long, 30), |s| {
+        s.widgets[0].limits = WidgetLimits {
+            daily_tokens: Some(3_000),
+            ..Default::default()
+        };
+        s.widgets[0].max_tokens = Some(200);
+    })
+    .await
+    else {
+        return;
+    };
+    let apps = std::sync::Arc::new([a, b]);
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let apps = apps.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = ask(&apps[i % 2], &format!("question {i}")).await;
+            if r.status() == 200 {
+                Ok(EventReader::new(r).collect().await)
+            } else {
+                Err(api_error(r).await)
+            }
+        }));
+    }
+    let (mut answered, mut refused) = (0, 0);
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(events) => {
+                match events.last() {
+                    Some(StreamEvent::Done(_)) => {}
+                    Some(StreamEvent::Error(e)) => assert_eq!(e.code.as_str(), "budget_exceeded"),
+                    other => panic!("{other:?}"),
+                }
+                answered += 1;
+            }
+            Err(e) => {
+                assert_eq!(e, (429, "budget_exceeded".into()));
+                refused += 1;
+            }
+        }
+    }
+    assert!(
+        answered >= 1 && refused >= 1,
+        "{answered} answered, {refused} refused"
+    );
+    // Each answer admitted holds its prompt and 200 completion tokens (the
+    // last one granted may hold less): one 3,000-token budget for both
+    // replicas admits at most 3,000 / 200 + 1 at once, not twice that.
+    assert!(
+        answered <= 3_000 / 200 + 1,
+        "{answered} answers admitted at once against one 3,000-token budget"
+    );
+    // What both replicas stored, together.
+    let today = porthole::limits::day_string(porthole::limits::Ledger::today().0);
+    let widget = porthole::tenants::WidgetId::parse("test").expect("id");
+    let mut spent = 0;
+    for db in &dbs {
+        let store = open_store(db).await;
+        spent += porthole::store::ConversationStore::spent(&*store, &widget, &today)
+            .await
+            .expect("spent")
+            .0;
+    }
+    assert!(
+        spent > 0 && spent <= 3_000,
+        "{answered} answers on two replicas spent {spent} tokens of a 3,000-token budget"
+    );
+}
+
+#[tokio::test]
+async fn without_redis_limits_go_local_and_a_budget_refuses_rather_than_spend_blind() {
+    if porthole::testing::service_url("PORTHOLE_TEST_REDIS_URL", "Redis").is_none() {
+        return;
+    }
+    // Nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let dead = format!("redis://127.0.0.1:{port}/");
+    let mock = MockUpstream::start(Script::words("Still here.", 1))
+        .await
+        .expect("mock");
+    let s = replica(&mock.base_url(), &dead, "dead:", &|_: &mut Settings| {});
+    let app = spawn_app(s, Some(mock), false).await;
+    // No budget: answered, with this replica's own limits.
+    let r = ask(&app, "hello").await;
+    assert_eq!(r.status(), 200);
+    let _ = r.text().await;
+    let ready: serde_json::Value = app.get("/ready").await.json().await.expect("json");
+    assert!(
+        ready["status"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("degraded"),
+        "{ready}"
+    );
+    // A budget: refused before anything is stored or asked.
+    let mock = MockUpstream::start(Script::words("Never.", 1))
+        .await
+        .expect("mock");
+    let s = replica(&mock.base_url(), &dead, "dead:", &|s: &mut Settings| {
+        s.limits.daily_tokens = 10_000;
+    });
+    let app = spawn_app(s, Some(mock), false).await;
+    let r = ask(&app, "hello").await;
+    assert_eq!(r.headers()["retry-after"], "5");
+    assert_eq!(api_error(r).await, (503, "budget_unavailable".into()));
+    assert_eq!(app.mock().stats().opened, 0, "the model was never asked");
+}
