@@ -545,13 +545,19 @@ impl Settings {
 
     /// Checks what serde cannot: ranges, formats, uniqueness.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(url) = &self.redis.url
-            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
-        {
-            return Err(invalid(
-                "redis.url",
-                "must be a Redis URL (redis://host:port/db)",
-            ));
+        if let Some(url) = &self.redis.url {
+            if url.starts_with("rediss://") {
+                return Err(invalid(
+                    "redis.url",
+                    "TLS to Redis (rediss://) is not supported yet: reach Redis with redis:// on a private network",
+                ));
+            }
+            if !url.starts_with("redis://") {
+                return Err(invalid(
+                    "redis.url",
+                    "must be a Redis URL (redis://host:port/db)",
+                ));
+            }
         }
         if let Some(url) = &self.store.url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
@@ -763,6 +769,29 @@ mod tests {
                 .contains("widgets[0].allowed_sites")
         );
         assert!(err_text("addr = \"nowhere\"\n").contains("addr"));
+        assert!(err_text("[store]\nurl = \"mysql://x/y\"\n").contains("store.url"));
+        assert!(err_text("[redis]\nurl = \"http://x\"\n").contains("redis.url"));
+        assert!(err_text("[redis]\nurl = \"rediss://x\"\n").contains("not supported yet"));
+        assert!(
+            err_text(
+                "[chat]\nanswer_lease_secs = 10\n[upstream]\nfirst_token_timeout_ms = 20000\n"
+            )
+            .contains("chat.answer_lease_secs")
+        );
+    }
+
+    #[test]
+    fn database_url_and_redis_url_come_from_the_environment() {
+        let env = |k: &str| match k {
+            "DATABASE_URL" => Some("postgres://u:p@db/porthole".to_owned()),
+            "REDIS_URL" => Some("redis://cache:6379/0".to_owned()),
+            _ => None,
+        };
+        let s = Settings::load(None, &env).unwrap();
+        assert_eq!(s.store.url.as_deref(), Some("postgres://u:p@db/porthole"));
+        assert_eq!(s.redis.url.as_deref(), Some("redis://cache:6379/0"));
+        let s = Settings::load(None, &|_: &str| None).unwrap();
+        assert_eq!((s.store.url, s.redis.url), (None, None));
     }
 
     #[test]

@@ -631,3 +631,33 @@ async fn a_starting_postgres_replica_leaves_other_replicas_live_answers_alone() 
     assert_eq!(got[1].status, MessageStatus::Streaming, "another replica's");
     assert_eq!(got[3].status, MessageStatus::Interrupted);
 }
+
+#[tokio::test]
+async fn a_postgres_store_can_require_tls() {
+    let Some(url) = postgres::testing::server_url() else {
+        return;
+    };
+    let url = postgres::testing::fresh_schema(&url, "unit_tls")
+        .await
+        .unwrap();
+    let plain = PgStore::open(&url).await.unwrap();
+    let ssl: String = sqlx::query_scalar("SHOW ssl")
+        .fetch_one(&plain.pool)
+        .await
+        .unwrap();
+    if ssl != "on" {
+        eprintln!("this PostgreSQL server has no TLS (ssl = {ssl}): skipped");
+        return;
+    }
+    // A managed database asks for `sslmode=require`: the store speaks TLS.
+    let store = PgStore::open(&format!("{url}&sslmode=require"))
+        .await
+        .unwrap();
+    let encrypted: bool =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    assert!(encrypted);
+    store.ping().await.unwrap();
+}
