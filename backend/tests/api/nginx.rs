@@ -12,9 +12,9 @@ use crate::helpers::{EventReader, KEY, page_session, spawn_with_mock, temp_dir};
 
 /// nginx in the foreground with the example server block, proxying to
 /// `backend`; killed when dropped.
-struct Nginx {
+pub(crate) struct Nginx {
     child: tokio::process::Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Drop for Nginx {
@@ -28,7 +28,9 @@ impl Drop for Nginx {
     }
 }
 
-async fn start_nginx(backend_port: u16) -> Nginx {
+/// nginx with the example configuration in front of the servers on
+/// `backends` (round robin, as the example says for several replicas).
+pub(crate) async fn start_nginx(backends: &[u16]) -> Nginx {
     let binary = std::env::var("NGINX").unwrap_or_else(|_| "/usr/sbin/nginx".into());
     assert!(
         std::path::Path::new(&binary).exists(),
@@ -45,11 +47,12 @@ async fn start_nginx(backend_port: u16) -> Nginx {
     ))
     .expect("the example config");
     // The example as an operator would adapt it: their ports.
+    let servers: Vec<String> = backends
+        .iter()
+        .map(|port| format!("server 127.0.0.1:{port};"))
+        .collect();
     let site = example
-        .replace(
-            "server 127.0.0.1:8080;",
-            &format!("server 127.0.0.1:{backend_port};"),
-        )
+        .replace("server 127.0.0.1:8080;", &servers.join("\n    "))
         .replace("listen 80;", &format!("listen 127.0.0.1:{port};"));
     assert_ne!(site, example, "the example's ports were not found");
     std::fs::write(dir.join("porthole.conf"), site).expect("site written");
@@ -126,7 +129,7 @@ async fn through_nginx_with_the_example_config_deltas_arrive_as_they_are_made() 
         .next()
         .and_then(|p| p.parse().ok())
         .expect("port");
-    let nginx = start_nginx(port).await;
+    let nginx = start_nginx(&[port]).await;
     // Raw responses: the workspace's reqwest has gzip on (the crawler uses
     // it), which would otherwise decode a gzipped stream and hide it.
     let client = reqwest::Client::builder()

@@ -200,3 +200,239 @@ async fn without_redis_limits_go_local_and_a_budget_refuses_rather_than_spend_bl
     assert_eq!(api_error(r).await, (503, "budget_unavailable".into()));
     assert_eq!(app.mock().stats().opened, 0, "the model was never asked");
 }
+
+/// Two `porthole serve` processes on one PostgreSQL schema and one Redis,
+/// nginx round robin in front with the example configuration, one mock
+/// upstream: the deployment of deploy/README.md, in miniature.
+struct Deployment {
+    replicas: Vec<(tokio::process::Child, String)>,
+    nginx: crate::nginx::Nginx,
+    mock: MockUpstream,
+}
+
+async fn deployment(script: Script) -> Option<Deployment> {
+    let redis = porthole::testing::service_url("PORTHOLE_TEST_REDIS_URL", "Redis")?;
+    let pg = porthole::store::postgres::testing::server_url()?;
+    let dir = crate::helpers::temp_dir("deployment");
+    let schema = format!("deploy_{}", porthole::ids::new_id("d"));
+    let store = porthole::store::postgres::testing::fresh_schema(&pg, &schema)
+        .await
+        .expect("schema");
+    let mock = MockUpstream::start(script).await.expect("mock");
+    let config = dir.join("porthole.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "addr = \"127.0.0.1:0\"\n\
+             [store]\nurl = \"{store}\"\n\
+             [redis]\nurl = \"{redis}\"\nkey_prefix = \"{schema}:\"\n\
+             [chat]\nanswer_lease_secs = 3\n\
+             [upstream]\nprovider = \"openai\"\nbase_url = \"{}\"\napi_key = \"sk-test\"\nfirst_token_timeout_ms = 2000\n\
+             [[widgets]]\nid = \"test\"\npublic_key = \"{KEY}\"\n\
+             [[widgets]]\nid = \"limited\"\npublic_key = \"pk_limited\"\n\
+             [widgets.limits]\nrequests_per_minute_per_key = 6\n",
+            mock.base_url()
+        ),
+    )
+    .expect("config");
+    // As the README says: migrate first, then start the replicas.
+    let (ok, out, err) = crate::helpers::cli(&config, &["migrate"]);
+    assert!(ok, "{out}{err}");
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        replicas.push(crate::helpers::start_binary(&config).await);
+    }
+    let ports: Vec<u16> = replicas
+        .iter()
+        .map(|(_, base)| {
+            base.rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("port")
+        })
+        .collect();
+    let nginx = crate::nginx::start_nginx(&ports).await;
+    Some(Deployment {
+        replicas,
+        nginx,
+        mock,
+    })
+}
+
+async fn ask_at(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    session: &str,
+    body: serde_json::Value,
+) -> reqwest::Response {
+    client
+        .post(format!("{base}/api/v1/chat"))
+        .header("x-api-key", key)
+        .bearer_auth(session)
+        .json(&body)
+        .send()
+        .await
+        .expect("sent")
+}
+
+/// Chat requests a replica has counted, from its own /metrics.
+async fn chats_served(client: &reqwest::Client, base: &str) -> f64 {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .filter(|l| l.starts_with("porthole_chat_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn behind_nginx_two_replicas_share_conversations_limits_and_a_dead_ones_answers() {
+    let Some(mut d) = deployment(Script::words("Fine, thanks.", 1)).await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let base = d.nginx.base.clone();
+    let session = crate::helpers::page_session(&client, &base, "test", KEY).await;
+
+    // One conversation, four turns, nginx taking turns between replicas:
+    // each turn's prompt carries every earlier turn, whoever stored it.
+    let mut conversation: Option<String> = None;
+    for turn in 0..4 {
+        let mut body = json!({ "message": format!("Question {turn}") });
+        if let Some(c) = &conversation {
+            body["conversation_id"] = json!(c);
+        }
+        let r = ask_at(&client, &base, KEY, &session, body).await;
+        assert_eq!(r.status(), 200, "turn {turn}");
+        let events = EventReader::new(r).collect().await;
+        assert!(
+            matches!(events.last(), Some(StreamEvent::Done(_))),
+            "{events:?}"
+        );
+        if let Some(StreamEvent::Meta(m)) = events.first() {
+            conversation = Some(m.conversation_id.clone());
+        }
+    }
+    let last = d.mock.requests().pop().expect("requests");
+    let messages = last["messages"].as_array().expect("messages");
+    let turns: Vec<&str> = messages
+        .iter()
+        .map(|m| m["content"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        turns,
+        [
+            "Question 0",
+            "Fine, thanks.",
+            "Question 1",
+            "Fine, thanks.",
+            "Question 2",
+            "Fine, thanks.",
+            "Question 3"
+        ],
+        "{last}"
+    );
+    for (_, base) in &d.replicas {
+        assert!(
+            chats_served(&client, base).await >= 1.0,
+            "nginx used both replicas"
+        );
+    }
+
+    // A key limit of 6 a minute admits 6 through both replicas, not 12.
+    let limited = crate::helpers::page_session(&client, &base, "limited", "pk_limited").await;
+    let mut admitted = 0;
+    for i in 0..12 {
+        let r = ask_at(
+            &client,
+            &base,
+            "pk_limited",
+            &limited,
+            json!({"message": format!("q{i}")}),
+        )
+        .await;
+        if r.status() == 200 {
+            admitted += 1;
+        } else {
+            assert_eq!(api_error(r).await, (429, "rate_limited".into()));
+        }
+    }
+    assert_eq!(admitted, 6);
+
+    // kill -9 of the replica producing an answer: the other marks it
+    // interrupted, with what was saved, within the lease (3 s) and a sweep.
+    d.mock.set_script(Script::numbered(1_000, 50));
+    let (_, first) = &d.replicas[0];
+    let r = ask_at(
+        &client,
+        first,
+        KEY,
+        &session,
+        json!({"message": "A long one", "conversation_id": conversation}),
+    )
+    .await;
+    let mut reader = EventReader::new(r);
+    let mut chunks = 0;
+    while chunks < 30 {
+        match reader.next().await {
+            Some(StreamEvent::Chunk(_)) => chunks += 1,
+            Some(_) => {}
+            None => panic!("the answer ended after {chunks} chunks"),
+        }
+    }
+    // Past a checkpoint, then the hard way down.
+    tokio::time::sleep(std::time::Duration::from_millis(1_300)).await;
+    let (mut dead, _) = d.replicas.remove(0);
+    dead.start_kill().expect("SIGKILL");
+    let _ = dead.wait().await;
+    drop(reader);
+    let killed = tokio::time::Instant::now();
+    let (_, survivor) = &d.replicas[0];
+    let conversation = conversation.expect("conversation");
+    loop {
+        let history: serde_json::Value = client
+            .get(format!("{survivor}/api/v1/conversations/{conversation}"))
+            .header("x-api-key", KEY)
+            .bearer_auth(&session)
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("history");
+        let answer = &history["messages"][9];
+        if answer["status"] != "streaming" {
+            assert_eq!(answer["status"], "interrupted", "{history}");
+            assert!(
+                answer["content"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("tok0 tok1 tok2"),
+                "the saved part is kept: {answer}"
+            );
+            break;
+        }
+        assert!(
+            killed.elapsed() < std::time::Duration::from_secs(3 + 2 + 3),
+            "still streaming past the lease and a sweep: {answer}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // And the conversation goes on, through nginx, on the survivor.
+    let r = ask_at(
+        &client,
+        &base,
+        KEY,
+        &session,
+        json!({"message": "Again", "conversation_id": conversation}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+}
