@@ -8,7 +8,7 @@
 //! - `app`, `state`: building and running the server; what handlers reach.
 //! - `http/`: salvo only: the router, hoops and one file per route group.
 //! - `chat/`: a turn: prompt, grounding, relay, the answer's lifecycle and
-//!   its resumable event log.
+//!   its resumable event log (mirrored to Redis for other replicas).
 //! - `admin/`: managing widgets and keys (the admin API and the CLI).
 //! - `assets/`: the built widget, its iframe document and the loader script.
 //! - `ingest/`: knowledge sources through fetch, extraction and chunking into the store.

@@ -14,8 +14,8 @@
 //! past it the oldest go first, so a busy server's memory stays flat
 //! whatever its answer rate.
 //!
-//! This log is the process's own: one node. A shared log (Redis) lets any
-//! replica serve it.
+//! This log is the process's own; with Redis, `shared_log` mirrors it so
+//! any replica can serve it.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -80,6 +80,25 @@ impl AnswerLog {
         }
         frames.shrink_to_fit();
         total + frames.len() * std::mem::size_of::<Bytes>()
+    }
+
+    /// (frames so far, ended), following every append.
+    pub fn progress(&self) -> watch::Receiver<(usize, bool)> {
+        self.progress.subscribe()
+    }
+
+    /// Frames `from..to`, as they were appended.
+    pub fn frames_between(&self, from: usize, to: usize) -> Vec<Bytes> {
+        let frames = self.frames();
+        frames
+            .get(from..to.min(frames.len()))
+            .map(<[Bytes]>::to_vec)
+            .unwrap_or_default()
+    }
+
+    /// Counts a reader elsewhere (on another replica) while the guard lives.
+    pub fn hold_reader(self: &Arc<Self>) -> Reader {
+        Reader::new(self.clone())
     }
 
     /// The terminal event has been appended: readers end after it.
@@ -164,7 +183,8 @@ impl AnswerLog {
 }
 
 /// Counts a reader while it lives.
-struct Reader {
+#[derive(Debug)]
+pub struct Reader {
     log: Arc<AnswerLog>,
 }
 

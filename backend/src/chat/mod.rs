@@ -16,6 +16,7 @@
 
 pub mod grounding;
 pub mod log;
+pub mod shared_log;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -286,6 +287,16 @@ pub async fn start(
         owner,
         &conversation_id,
     );
+    // With Redis, the log is mirrored there: resumable, and stoppable, on
+    // any replica.
+    if let Some(redis) = state.limiter.shared() {
+        shared_log::mirror(
+            redis,
+            log.clone(),
+            &answer.message_id,
+            Duration::from_secs(state.settings.chat.resume_ttl_secs),
+        );
+    }
     let meta = StreamEvent::Meta(MetaEvent {
         conversation_id,
         user_message_id,

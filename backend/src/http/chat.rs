@@ -8,7 +8,7 @@ use protocol::{ApiError, ChatRequest, ErrorCode};
 use salvo::http::StatusCode;
 use salvo::prelude::*;
 
-use crate::chat::{accepting, start};
+use crate::chat::{accepting, shared_log, start};
 use crate::error::AppError;
 use crate::limits::{Limits, Refusal, Scope};
 use crate::metrics::Outcome;
@@ -113,7 +113,7 @@ async fn answer_log(
     widget: &Widget,
     owner: &Owner,
     message_id: &str,
-) -> Result<Arc<crate::chat::log::AnswerLog>, AppError> {
+) -> Result<Found, AppError> {
     let not_found = || {
         AppError::new(
             StatusCode::NOT_FOUND,
@@ -121,13 +121,31 @@ async fn answer_log(
             "There is no such answer for this visitor.",
         )
     };
+    let unavailable = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "looking up an answer failed");
+        AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal,
+            "The answer cannot be read right now. Please try again.",
+        )
+        .with_retry_after(2)
+    };
     if let Some(log) = state.answers.get(message_id) {
         if log.widget == widget.id.as_str()
             && owner.may_read(Some(&log.owner.visitor), log.owner.user.as_deref())
         {
-            return Ok(log);
+            return Ok(Found::Here(log));
         }
         return Err(not_found());
+    }
+    // Running, or run, on another replica?
+    if let Some(redis) = state.limiter.shared() {
+        match shared_log::find(redis, widget.id.as_str(), owner, message_id).await {
+            Ok(Some(Ok(log))) => return Ok(Found::Elsewhere(Box::new(log))),
+            Ok(Some(Err(()))) => return Err(not_found()),
+            Ok(None) => {}
+            Err(e) => return Err(unavailable(&e)),
+        }
     }
     match state
         .store
@@ -141,16 +159,16 @@ async fn answer_log(
         )
         .in_conversation(conversation)),
         Ok(None) => Err(not_found()),
-        Err(e) => {
-            tracing::error!(error = %e, "looking up an answer failed");
-            Err(AppError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::Internal,
-                "The answer cannot be read right now. Please try again.",
-            )
-            .with_retry_after(2))
-        }
+        Err(e) => Err(unavailable(&e)),
     }
+}
+
+/// Where an answer's log was found.
+enum Found {
+    /// On this replica.
+    Here(Arc<crate::chat::log::AnswerLog>),
+    /// In Redis, from another replica.
+    Elsewhere(Box<shared_log::RemoteLog>),
 }
 
 /// The last event the client saw: the `Last-Event-ID` header, or the
@@ -210,13 +228,16 @@ pub async fn resume(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         Err(e) => return e.render(res),
     };
     match answer_log(&state, &widget, &owner, &id).await {
-        Ok(log) => {
+        Ok(found) => {
             state.metrics.resume();
             let heartbeat =
                 std::time::Duration::from_secs(state.settings.chat.heartbeat_secs.max(1));
             res.status_code(StatusCode::OK);
             sse_headers(res);
-            res.stream(log.follow(after, heartbeat));
+            match found {
+                Found::Here(log) => res.stream(log.follow(after, heartbeat)),
+                Found::Elsewhere(log) => res.stream((*log).follow(after, heartbeat)),
+            }
         }
         Err(e) => e.render(res),
     }
@@ -245,10 +266,25 @@ pub async fn stop(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     };
     let id = req.param::<String>("message_id").unwrap_or_default();
     match answer_log(&state, &widget, &owner, &id).await {
-        Ok(log) => {
+        Ok(Found::Here(log)) => {
             log.stop();
             res.status_code(StatusCode::NO_CONTENT);
         }
+        Ok(Found::Elsewhere(log)) => match log.stop().await {
+            Ok(()) => {
+                res.status_code(StatusCode::NO_CONTENT);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "asking another replica to stop an answer failed");
+                AppError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::Internal,
+                    "The answer could not be stopped right now. Please try again.",
+                )
+                .with_retry_after(2)
+                .render(res)
+            }
+        },
         Err(e) if e.code() == ErrorCode::StreamExpired => {
             res.status_code(StatusCode::NO_CONTENT);
         }

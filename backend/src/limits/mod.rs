@@ -218,7 +218,7 @@ enum Slot {
         key: (String, String),
     },
     Shared {
-        limits: shared::SharedLimits,
+        limits: Box<shared::SharedLimits>,
         widget: String,
         visitor: String,
     },
@@ -318,7 +318,7 @@ impl Limiter {
             }));
         }
         Ok(Ok(StreamPermit(Slot::Shared {
-            limits: shared.clone(),
+            limits: Box::new(shared.clone()),
             widget: widget.to_owned(),
             visitor: visitor.to_owned(),
         })))

@@ -142,6 +142,7 @@ pub enum SharedReserve {
 
 #[derive(Clone)]
 pub struct SharedLimits {
+    client: redis::Client,
     conn: ConnectionManager,
     prefix: String,
     gcra: Arc<redis::Script>,
@@ -183,11 +184,12 @@ impl SharedLimits {
             .set_number_of_retries(1);
         let conn = tokio::time::timeout(
             Duration::from_secs(3),
-            ConnectionManager::new_with_config(client, config),
+            ConnectionManager::new_with_config(client.clone(), config),
         )
         .await
         .map_err(|_| SharedError::Timeout(Duration::from_secs(3)))??;
         Ok(Self {
+            client,
             conn,
             prefix: prefix.to_owned(),
             gcra: Arc::new(redis::Script::new(GCRA)),
@@ -198,6 +200,22 @@ impl SharedLimits {
             up: Arc::new(AtomicBool::new(true)),
             errors: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// A connection for Redis calls of other subsystems (the answer logs).
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// A client for a connection of its own (a blocking read must not hold
+    /// up the shared connection).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// The prefix of every key.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// Whether the last call reached Redis.

@@ -13,7 +13,7 @@ mod offline;
 mod persistence;
 mod probes;
 mod replicas;
-mod resume;
+pub(crate) mod resume;
 mod sessions;
 mod shutdown;
 mod upgrade;

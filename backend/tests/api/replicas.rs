@@ -86,10 +86,11 @@ async fn a_keys_rate_limit_of_n_admits_n_across_two_replicas() {
 
 #[tokio::test]
 async fn concurrent_answers_on_two_replicas_never_overspend_a_shared_budget() {
-    // 60 words: about 75 completion tokens, over about two seconds: every
-    // request arrives while the first answers still hold their tokens.
+    // 60 words: about 75 completion tokens, over six seconds: every request
+    // arrives (even on a slow, loaded machine) while the first answers
+    // still hold their tokens.
     let long: String = (0..60).map(|i| format!("w{i:03} ")).collect();
-    let Some(([a, b], dbs)) = two_replicas(Script::words(&long, 30), |s| {
+    let Some(([a, b], dbs)) = two_replicas(Script::words(&long, 100), |s| {
         s.widgets[0].limits = WidgetLimits {
             daily_tokens: Some(3_000),
             ..Default::default()
@@ -278,6 +279,11 @@ async fn ask_at(
 
 /// Chat requests a replica has counted, from its own /metrics.
 async fn chats_served(client: &reqwest::Client, base: &str) -> f64 {
+    metric(client, base, "porthole_chat_requests_total").await
+}
+
+/// The sum of a metric's samples on a replica's /metrics.
+async fn metric(client: &reqwest::Client, base: &str, name: &str) -> f64 {
     let text = client
         .get(format!("{base}/metrics"))
         .send()
@@ -287,7 +293,7 @@ async fn chats_served(client: &reqwest::Client, base: &str) -> f64 {
         .await
         .expect("text");
     text.lines()
-        .filter(|l| l.starts_with("porthole_chat_requests_total{"))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -346,7 +352,48 @@ async fn behind_nginx_two_replicas_share_conversations_limits_and_a_dead_ones_an
         );
     }
 
+    // An answer dropped after five chunks resumes through nginx; asked
+    // twice, round robin lands once on each replica: both give exactly the
+    // rest, and the model was called once.
+    let script = Script::numbered(40, 25);
+    let expected: String = script.tokens.concat();
+    d.mock.set_script(script);
+    let calls = d.mock.stats().opened;
+    let r = ask_at(&client, &base, KEY, &session, json!({"message": "A story"})).await;
+    let mut reader = EventReader::new(r);
+    let first = crate::resume::read_chunks(&mut reader, 5).await;
+    let seen = reader.ids.last().copied().expect("ids");
+    let message = crate::resume::message_id(&first);
+    drop(reader);
+    for _ in 0..2 {
+        let r = client
+            .get(format!("{base}/api/v1/chat/{message}/stream"))
+            .header("x-api-key", KEY)
+            .header("last-event-id", seen.to_string())
+            .bearer_auth(&session)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(r.status(), 200);
+        let mut rest = EventReader::new(r);
+        let mut all = first.clone();
+        while let Some(e) = rest.next().await {
+            all.push(e);
+        }
+        assert!(matches!(all.last(), Some(StreamEvent::Done(_))), "{all:?}");
+        assert_eq!(crate::helpers::text_of(&all), expected);
+        assert_eq!(rest.ids.first(), Some(&(seen + 1)), "no event twice");
+    }
+    assert_eq!(d.mock.stats().opened, calls + 1, "one model call");
+    for (_, base) in &d.replicas {
+        assert!(
+            metric(&client, base, "porthole_resumes_total").await >= 1.0,
+            "each replica served one resume"
+        );
+    }
+
     // A key limit of 6 a minute admits 6 through both replicas, not 12.
+    d.mock.set_script(Script::words("Fine, thanks.", 1));
     let limited = crate::helpers::page_session(&client, &base, "limited", "pk_limited").await;
     let mut admitted = 0;
     for i in 0..12 {
@@ -359,8 +406,10 @@ async fn behind_nginx_two_replicas_share_conversations_limits_and_a_dead_ones_an
         )
         .await;
         if r.status() == 200 {
+            let _ = r.text().await;
             admitted += 1;
         } else {
+            assert_eq!(r.headers()["ratelimit-scope"], "key");
             assert_eq!(api_error(r).await, (429, "rate_limited".into()));
         }
     }
@@ -379,10 +428,12 @@ async fn behind_nginx_two_replicas_share_conversations_limits_and_a_dead_ones_an
     )
     .await;
     let mut reader = EventReader::new(r);
+    let mut message = String::new();
     let mut chunks = 0;
     while chunks < 30 {
         match reader.next().await {
             Some(StreamEvent::Chunk(_)) => chunks += 1,
+            Some(StreamEvent::Meta(m)) => message = m.message_id,
             Some(_) => {}
             None => panic!("the answer ended after {chunks} chunks"),
         }
@@ -392,9 +443,41 @@ async fn behind_nginx_two_replicas_share_conversations_limits_and_a_dead_ones_an
     let (mut dead, _) = d.replicas.remove(0);
     dead.start_kill().expect("SIGKILL");
     let _ = dead.wait().await;
+    let seen = reader.ids.last().copied().expect("ids");
     drop(reader);
     let killed = tokio::time::Instant::now();
     let (_, survivor) = &d.replicas[0];
+    // The visitor resumes on the survivor: the rest of what the dead
+    // replica mirrored, then a terminal `interrupted` once its `alive` key
+    // has expired (5 s), never a spinner.
+    let r = client
+        .get(format!("{survivor}/api/v1/chat/{message}/stream"))
+        .header("x-api-key", KEY)
+        .header("last-event-id", seen.to_string())
+        .bearer_auth(&session)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    let mut resumed = EventReader::new(r);
+    let mut rest = Vec::new();
+    while let Some(e) = resumed.next().await {
+        rest.push(e);
+    }
+    match rest.last() {
+        Some(StreamEvent::Error(e)) => assert_eq!(e.code.as_str(), "interrupted"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        killed.elapsed() < std::time::Duration::from_secs(5 + 3),
+        "the interruption took {:?}",
+        killed.elapsed()
+    );
+    assert!(
+        resumed.ids.first().is_none_or(|first| *first == seen + 1),
+        "no event twice: {:?}",
+        resumed.ids
+    );
     let conversation = conversation.expect("conversation");
     loop {
         let history: serde_json::Value = client
@@ -435,4 +518,105 @@ async fn behind_nginx_two_replicas_share_conversations_limits_and_a_dead_ones_an
     )
     .await;
     assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn an_answer_dropped_on_one_replica_resumes_and_stops_on_the_other() {
+    let script = Script::numbered(40, 25);
+    let expected: String = script.tokens.concat();
+    let Some(([a, b], _)) = two_replicas(script, |_| {}).await else {
+        return;
+    };
+    use crate::resume::{message_id, read_chunks, resume, stop};
+    // Five chunks on A, then the connection drops.
+    let mut reader = EventReader::new(ask(&a, "Tell me a story").await);
+    let first = read_chunks(&mut reader, 5).await;
+    let first_ids = reader.ids.clone();
+    let id = message_id(&first);
+    drop(reader);
+    // Back through B (a's session: the replicas share the signing secret).
+    let r = resume(&b, &a.session, &id, first_ids.last().copied()).await;
+    assert_eq!(r.status(), 200);
+    let mut rest = EventReader::new(r);
+    let mut later = Vec::new();
+    while let Some(e) = rest.next().await {
+        later.push(e);
+    }
+    assert!(
+        matches!(later.last(), Some(StreamEvent::Done(_))),
+        "{later:?}"
+    );
+    let mut all = first.clone();
+    all.extend(later);
+    assert_eq!(crate::helpers::text_of(&all), expected);
+    let ids: Vec<u64> = first_ids.iter().chain(&rest.ids).copied().collect();
+    assert!(
+        ids.windows(2).all(|w| w[1] == w[0] + 1),
+        "ids go up by one with no gap or repeat: {ids:?}"
+    );
+    let (sa, sb) = (a.mock().stats(), b.mock().stats());
+    assert_eq!(
+        (sa.opened, sa.completed, sb.opened),
+        (1, 1, 0),
+        "the model was called once"
+    );
+
+    // Another visitor, or an id nobody has, is refused on B too.
+    let stranger = crate::helpers::page_session(&b.client, &b.base, "test", KEY).await;
+    assert_eq!(resume(&b, &stranger, &id, None).await.status(), 404);
+    assert_eq!(resume(&b, &a.session, "msg_nope", None).await.status(), 404);
+
+    // Stop pressed on B stops the answer A runs, within a second or two
+    // (A polls for it every second), not after the ten seconds it would take.
+    a.mock().set_script(Script::numbered(400, 25));
+    let mut reader = EventReader::new(ask(&a, "Another story").await);
+    let first = read_chunks(&mut reader, 3).await;
+    let id = message_id(&first);
+    let asked = tokio::time::Instant::now();
+    let b_as_a = TestApp {
+        session: a.session.clone(),
+        ..b
+    };
+    assert_eq!(stop(&b_as_a, &id).await.status(), 204);
+    let mut last = None;
+    while let Some(e) = reader.next().await {
+        last = Some(e);
+    }
+    match last {
+        Some(StreamEvent::Done(d)) => assert_eq!(d.finish_reason, "stopped"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        asked.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_reader_on_the_other_replica_keeps_the_answer_going_past_the_grace() {
+    // Three seconds of answer, one second of grace.
+    let script = Script::numbered(120, 25);
+    let expected: String = script.tokens.concat();
+    let Some(([a, b], _)) = two_replicas(script, |s| s.chat.resume_grace_secs = 1).await else {
+        return;
+    };
+    use crate::resume::{message_id, read_chunks, resume};
+    let mut reader = EventReader::new(ask(&a, "A long story").await);
+    let first = read_chunks(&mut reader, 3).await;
+    let seen = reader.ids.last().copied();
+    let id = message_id(&first);
+    drop(reader);
+    // Nobody reads on A now; the visitor reads on B for the rest.
+    let mut rest = EventReader::new(resume(&b, &a.session, &id, seen).await);
+    let mut all = first.clone();
+    while let Some(e) = rest.next().await {
+        all.push(e);
+    }
+    assert!(
+        matches!(all.last(), Some(StreamEvent::Done(_))),
+        "{:?}",
+        all.last()
+    );
+    assert_eq!(crate::helpers::text_of(&all), expected);
 }

@@ -13,14 +13,19 @@ use crate::helpers::{
     EventReader, KEY, TestApp, api_error, page_session, spawn_with_mock, text_of,
 };
 
-fn message_id(events: &[StreamEvent]) -> String {
+pub(crate) fn message_id(events: &[StreamEvent]) -> String {
     match events.first() {
         Some(StreamEvent::Meta(m)) => m.message_id.clone(),
         other => panic!("no meta first: {other:?}"),
     }
 }
 
-async fn resume(app: &TestApp, session: &str, id: &str, header: Option<u64>) -> reqwest::Response {
+pub(crate) async fn resume(
+    app: &TestApp,
+    session: &str,
+    id: &str,
+    header: Option<u64>,
+) -> reqwest::Response {
     let mut req = app
         .client
         .get(app.url(&format!("/api/v1/chat/{id}/stream")))
@@ -32,7 +37,7 @@ async fn resume(app: &TestApp, session: &str, id: &str, header: Option<u64>) -> 
     req.send().await.expect("sent")
 }
 
-async fn stop(app: &TestApp, id: &str) -> reqwest::Response {
+pub(crate) async fn stop(app: &TestApp, id: &str) -> reqwest::Response {
     app.client
         .post(app.url(&format!("/api/v1/chat/{id}/stop")))
         .header("x-api-key", KEY)
@@ -43,7 +48,7 @@ async fn stop(app: &TestApp, id: &str) -> reqwest::Response {
 }
 
 /// Reads events until `chunks` chunks have come; returns them.
-async fn read_chunks(reader: &mut EventReader, chunks: usize) -> Vec<StreamEvent> {
+pub(crate) async fn read_chunks(reader: &mut EventReader, chunks: usize) -> Vec<StreamEvent> {
     let mut events = Vec::new();
     while events
         .iter()
