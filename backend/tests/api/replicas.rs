@@ -277,6 +277,24 @@ async fn ask_at(
         .expect("sent")
 }
 
+/// Resumes answer `message` at `base` after event `seen`.
+async fn resume_at(
+    client: &reqwest::Client,
+    base: &str,
+    session: &str,
+    message: &str,
+    seen: u64,
+) -> reqwest::Response {
+    client
+        .get(format!("{base}/api/v1/chat/{message}/stream"))
+        .header("x-api-key", KEY)
+        .header("last-event-id", seen.to_string())
+        .bearer_auth(session)
+        .send()
+        .await
+        .expect("sent")
+}
+
 /// Chat requests a replica has counted, from its own /metrics.
 async fn chats_served(client: &reqwest::Client, base: &str) -> f64 {
     metric(client, base, "porthole_chat_requests_total").await
@@ -366,14 +384,7 @@ async fn behind_nginx_two_replicas_share_conversations_limits_and_a_dead_ones_an
     let message = crate::resume::message_id(&first);
     drop(reader);
     for _ in 0..2 {
-        let r = client
-            .get(format!("{base}/api/v1/chat/{message}/stream"))
-            .header("x-api-key", KEY)
-            .header("last-event-id", seen.to_string())
-            .bearer_auth(&session)
-            .send()
-            .await
-            .expect("sent");
+        let r = resume_at(&client, &base, &session, &message, seen).await;
         assert_eq!(r.status(), 200);
         let mut rest = EventReader::new(r);
         let mut all = first.clone();
@@ -450,14 +461,7 @@ async fn behind_nginx_two_replicas_share_conversations_limits_and_a_dead_ones_an
     // The visitor resumes on the survivor: the rest of what the dead
     // replica mirrored, then a terminal `interrupted` once its `alive` key
     // has expired (5 s), never a spinner.
-    let r = client
-        .get(format!("{survivor}/api/v1/chat/{message}/stream"))
-        .header("x-api-key", KEY)
-        .header("last-event-id", seen.to_string())
-        .bearer_auth(&session)
-        .send()
-        .await
-        .expect("sent");
+    let r = resume_at(&client, survivor, &session, &message, seen).await;
     assert_eq!(r.status(), 200);
     let mut resumed = EventReader::new(r);
     let mut rest = Vec::new();
