@@ -120,9 +120,14 @@ ensure_redis() {
   fi
   if ! redis-cli -p "$port" ping >/dev/null 2>&1; then
     echo "== starting Redis"
+    mkdir -p "$_ph_root/target"
     redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --save '' --appendonly no \
       --logfile "$_ph_root/target/redis.log" >/dev/null
     for _ in $(seq 1 40); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.25; done
+    if ! redis-cli -p "$port" ping >/dev/null 2>&1; then
+      echo "Redis did not start; its log: $_ph_root/target/redis.log" >&2
+      return 1
+    fi
   fi
   export PORTHOLE_TEST_REDIS_URL="redis://127.0.0.1:$port/"
 }
