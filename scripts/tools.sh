@@ -6,6 +6,7 @@
 TRUNK_VERSION=0.21.14
 WASM_BINDGEN_VERSION=0.2.130
 BINARYEN_VERSION=132.0.0
+AXE_VERSION=4.14.1
 
 _ph_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PATH="$_ph_root/.tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
@@ -38,6 +39,19 @@ ensure_browser() {
     (apt-get install -y chromium >/dev/null 2>&1) || (apt-get update >/dev/null && apt-get install -y chromium >/dev/null)
   fi
   export CHROMIUM="${CHROMIUM:-$(command -v chromium)}"
+  # A font with Chinese, Japanese and Korean glyphs, so the screenshots of
+  # the panel in those languages show text rather than empty boxes
+  # (WenQuanYi Micro Hei: 1.6 MB, all three scripts).
+  if ! fc-list :lang=ja 2>/dev/null | grep -q .; then
+    echo "== installing a CJK font from Debian (fonts-wqy-microhei)"
+    _ph_apt fonts-wqy-microhei
+  fi
+  # axe-core, the accessibility engine the e2e tests run in that Chromium.
+  if [ ! -f "$_ph_root/.tools/node_modules/axe-core/axe.min.js" ] ||
+     ! grep -q "\"version\": \"$AXE_VERSION\"" "$_ph_root/.tools/node_modules/axe-core/package.json"; then
+    echo "== installing axe-core $AXE_VERSION from npm into .tools/"
+    npm install --silent --no-audit --no-fund --prefix "$_ph_root/.tools" "axe-core@$AXE_VERSION"
+  fi
 }
 
 # Debian packages, installed only when their command is missing.

@@ -291,6 +291,11 @@ pub struct WidgetSettings {
     pub starters: Vec<String>,
     #[serde(default)]
     pub theme: protocol::widget::Theme,
+    /// The panel's language (`locale = "auto"` or a tag such as `"de"`),
+    /// and per-language greetings, starters and strings
+    /// (`[widgets.language.translations.de]`).
+    #[serde(default)]
+    pub language: crate::tenants::i18n::WidgetLanguage,
     /// The sites that may embed the widget, as origins
     /// (`https://example.com`, `https://*.example.com`, `http://localhost:3000`).
     /// Empty: any site.
@@ -333,6 +338,7 @@ impl WidgetSettings {
             greeting: self.greeting.clone(),
             starters: self.starters.clone(),
             theme: self.theme.clone(),
+            language: self.language.clone(),
             system_prompt: self.system_prompt.clone(),
             model: self.model.clone(),
             temperature: self.temperature,

@@ -323,7 +323,7 @@ async fn an_upstream_failure_shows_a_clear_error_and_retry_works() {
         alert
             .as_str()
             .unwrap_or_default()
-            .contains("could not answer"),
+            .contains("The assistant is unavailable right now"),
         "{alert}"
     );
     screenshot(&page, &screenshot_dir().join("error.png"))

@@ -47,6 +47,8 @@
     button.innerHTML = iconChat; badge.hidden = true; button.appendChild(badge);
     root.appendChild(panel); root.appendChild(button);
     var frame = null, port = null, open = false, unread = 0, pending = [], savedStyle, giveUp;
+    // The launcher's labels; the panel sends them in its language when ready.
+    var labels = { open: "Open chat", close: "Close chat" };
     var mq = w.matchMedia(MQ);
 
     function load() {
@@ -54,7 +56,9 @@
       frame = d.createElement("iframe");
       frame.title = "Chat";
       frame.allow = "clipboard-write";
-      frame.src = base + "/widget/" + encodeURIComponent(id) + "?key=" + encodeURIComponent(key || "");
+      // The visitor's languages, so the panel speaks the first it can.
+      frame.src = base + "/widget/" + encodeURIComponent(id) + "?key=" + encodeURIComponent(key || "") +
+        "&lang=" + encodeURIComponent((navigator.languages || [navigator.language]).slice(0, 5).join());
       // A frame the browser refused (a site not in the widget's allowed
       // sites, a wrong id or key, the server down) still fires load, but
       // never says hello: then take the launcher away rather than leave the
@@ -99,7 +103,7 @@
       panel.className = v ? "open" : "";
       if (v) { fit(); requestAnimationFrame(function () { requestAnimationFrame(function () { panel.className = "open shown"; }); }); unread = 0; badge.hidden = true; }
       button.innerHTML = v ? iconClose : iconChat; button.appendChild(badge);
-      button.setAttribute("aria-label", v ? "Close chat" : "Open chat");
+      button.setAttribute("aria-label", v ? labels.close : labels.open);
       button.setAttribute("aria-expanded", String(v));
       lockScroll(v);
       post({ type: v ? "open" : "close" });
@@ -112,6 +116,11 @@
       var m = e.data;
       if (!m || m.type !== "ready" || m.v !== V || port) return;
       clearTimeout(giveUp);
+      if (m.open && m.close) {
+        labels = { open: String(m.open), close: String(m.close) };
+        button.setAttribute("aria-label", open ? labels.close : labels.open);
+        if (m.title) frame.title = String(m.title);
+      }
       var ch = new MessageChannel();
       port = ch.port1;
       port.onmessage = onPort;

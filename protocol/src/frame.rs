@@ -11,8 +11,17 @@ pub const FRAME_PROTOCOL_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WidgetToHost {
-    /// The panel is interactive.
-    Ready { v: u32 },
+    /// The panel is interactive. It names the launcher's labels in the
+    /// panel's language (open, close, and the frame's title).
+    Ready {
+        v: u32,
+        #[serde(default)]
+        open: String,
+        #[serde(default)]
+        close: String,
+        #[serde(default)]
+        title: String,
+    },
     /// The visitor pressed the panel's close button.
     Close { v: u32 },
     /// The visitor sent a message.

@@ -12,10 +12,13 @@
 //! - [`sse`]: an incremental SSE parser that accepts its input split anywhere.
 //! - [`widget`]: the widget's public settings and the history it shows.
 //! - [`frame`]: the `postMessage` protocol between the iframe and its host.
+//! - [`i18n`]: the keys of the panel's strings, which the server sends in
+//!   the visitor's language.
 
 pub mod api;
 pub mod event;
 pub mod frame;
+pub mod i18n;
 pub mod sse;
 pub mod widget;
 

@@ -26,6 +26,24 @@ pub struct WidgetConfig {
     pub starters: Vec<String>,
     #[serde(default)]
     pub theme: Theme,
+    /// The language the panel speaks (a BCP 47 tag such as `de` or
+    /// `pt-BR`): the page's `lang`, and the locale of dates and numbers.
+    #[serde(default)]
+    pub lang: String,
+    /// Whether that language is written right to left.
+    #[serde(default)]
+    pub rtl: bool,
+    /// The panel's strings in that language, in the order of
+    /// [`crate::i18n::Text`] (the site owner's overrides applied).
+    #[serde(default)]
+    pub strings: Vec<String>,
+}
+
+impl WidgetConfig {
+    /// One of the panel's strings; empty if the server sent too few.
+    pub fn text(&self, key: crate::i18n::Text) -> &str {
+        self.strings.get(key as usize).map_or("", String::as_str)
+    }
 }
 
 /// Colours and shapes of the panel.

@@ -4,6 +4,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use protocol::frame::{FRAME_PROTOCOL_VERSION, HostToWidget, WidgetToHost};
+use protocol::i18n::Text;
 use protocol::widget::WidgetConfig;
 use protocol::{ErrorCode, StreamEvent};
 use stylist::yew::use_style;
@@ -181,6 +182,14 @@ pub fn app(props: &AppProps) -> Html {
     *latest.borrow_mut() = (ask.clone(), restart.clone());
     let host_config = config.clone();
     use_effect_with((), move |_| {
+        // The panel is on screen: the page's loading skeleton goes.
+        if let Some(skeleton) = web_sys::window()
+            .and_then(|w| w.document())
+            .and_then(|d| d.get_element_by_id("ph-skeleton"))
+        {
+            skeleton.remove();
+        }
+        let ready = host_config.clone();
         host::listen(move |command| {
             let (ask, restart) = latest.borrow().clone();
             match command {
@@ -208,6 +217,9 @@ pub fn app(props: &AppProps) -> Html {
         });
         host::tell_host(&WidgetToHost::Ready {
             v: FRAME_PROTOCOL_VERSION,
+            open: ready.text(Text::Open).to_owned(),
+            close: ready.text(Text::Close).to_owned(),
+            title: ready.text(Text::FrameTitle).to_owned(),
         });
     });
 
@@ -224,21 +236,22 @@ pub fn app(props: &AppProps) -> Html {
     let streaming = chat.is_streaming();
     html! {
         <ThemeRoot theme={config.theme.clone()} {onkeydown}>
-            <Header title={config.title.clone()} on_new={restart} on_close={close} {can_restart} />
-            <Messages chat={Rc::new((*chat).clone())} greeting={config.greeting.clone()}
-                      starters={Rc::new(config.starters.clone())} on_starter={ask.clone()} />
+            <Header config={config.clone()} on_new={restart} on_close={close} {can_restart} />
+            <Messages chat={Rc::new((*chat).clone())} config={config.clone()} on_starter={ask.clone()} />
+            // Each finished answer, once, for screen readers.
+            <div class="sr-only" role="status" aria-live="polite">{ chat.announce.clone() }</div>
             if chat.reconnecting {
                 <div class={error_style.clone()} role="status" data-state="reconnecting">
-                    <span>{ "Reconnecting…" }</span>
+                    <span>{ config.text(Text::Reconnecting).to_owned() }</span>
                 </div>
             }
             if let Some(error) = &chat.error {
                 <div class={error_style} role="alert">
                     <span>{ error.clone() }</span>
-                    <button type="button" onclick={retry}>{ "Retry" }</button>
+                    <button type="button" onclick={retry}>{ config.text(Text::Retry).to_owned() }</button>
                 </div>
             }
-            <Composer {streaming} on_send={ask} on_stop={stop} max_chars={MAX_CHARS} />
+            <Composer config={config.clone()} {streaming} on_send={ask} on_stop={stop} max_chars={MAX_CHARS} />
         </ThemeRoot>
     }
 }
@@ -336,10 +349,10 @@ fn finish(
             host::save_conversation(&config.widget_id, None);
             dispatch.dispatch(Action::NewConversation);
             dispatch.dispatch(Action::Failed(
-                "That conversation has ended. Press Retry to ask in a new one.".into(),
+                config.text(Text::ErrorConversationEnded).to_owned(),
             ));
         }
-        Err(failure) => dispatch.dispatch(Action::Failed(failure.message())),
+        Err(failure) => dispatch.dispatch(Action::Failed(config.text(failure.text()).to_owned())),
     }
 }
 

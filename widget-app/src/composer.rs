@@ -1,12 +1,17 @@
 //! Where the visitor types: an auto-growing textarea (Enter sends,
 //! Shift+Enter makes a new line) with Send, or Stop while an answer streams.
 
+use std::rc::Rc;
+
+use protocol::i18n::Text;
+use protocol::widget::WidgetConfig;
 use stylist::yew::use_style;
 use web_sys::HtmlTextAreaElement;
 use yew::prelude::*;
 
 #[derive(Properties, PartialEq, Debug)]
 pub struct ComposerProps {
+    pub config: Rc<WidgetConfig>,
     pub streaming: bool,
     pub on_send: Callback<String>,
     pub on_stop: Callback<()>,
@@ -88,16 +93,20 @@ pub fn composer(props: &ComposerProps) -> Html {
             }
         })
     };
+    let c = &props.config;
     let button = if props.streaming {
         let on_stop = props.on_stop.reform(|_: MouseEvent| ());
-        html! { <button type="button" class="stop" onclick={on_stop} aria-label="Stop the answer">{ "Stop" }</button> }
+        html! { <button type="button" class="stop" onclick={on_stop}
+        aria-label={c.text(Text::StopLabel).to_owned()}>{ c.text(Text::Stop).to_owned() }</button> }
     } else {
         let onclick = send.reform(|_: MouseEvent| ());
-        html! { <button type="button" {onclick} disabled={*empty} aria-label="Send message">{ "Send" }</button> }
+        html! { <button type="button" {onclick} disabled={*empty}
+        aria-label={c.text(Text::SendLabel).to_owned()}>{ c.text(Text::Send).to_owned() }</button> }
     };
     html! {
         <div class={style}>
-            <textarea ref={input} rows="1" placeholder="Type your question…" aria-label="Message"
+            <textarea ref={input} rows="1" dir="auto" placeholder={c.text(Text::Placeholder).to_owned()}
+                      aria-label={c.text(Text::MessageLabel).to_owned()}
                       maxlength={props.max_chars.to_string()} {oninput} {onkeydown} />
             { button }
         </div>

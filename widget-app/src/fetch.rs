@@ -4,6 +4,7 @@
 //! `session` (for the token and its renewal) and not the other way round.
 
 use js_sys::Reflect;
+use protocol::i18n::Text;
 use protocol::widget::WidgetConfig;
 use protocol::{ApiError, ErrorCode};
 use wasm_bindgen::{JsCast, JsValue};
@@ -22,12 +23,13 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// What the visitor reads.
-    pub fn message(&self) -> String {
+    /// What the visitor reads, in their language (the server's own
+    /// message is English and for developers).
+    pub fn text(&self) -> Text {
         match self {
-            Failure::Aborted => "Stopped.".into(),
-            Failure::Api(e) => e.message.clone(),
-            Failure::Network => "The connection was lost. Check your network and try again.".into(),
+            Failure::Aborted => Text::Stopped,
+            Failure::Api(e) => Text::for_error(e.code),
+            Failure::Network => Text::ErrorNetwork,
         }
     }
 }

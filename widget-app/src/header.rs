@@ -1,11 +1,15 @@
 //! The panel's header: avatar, title, "new conversation" and close.
 
+use std::rc::Rc;
+
+use protocol::i18n::Text;
+use protocol::widget::WidgetConfig;
 use stylist::yew::use_style;
 use yew::prelude::*;
 
 #[derive(Properties, PartialEq, Debug)]
 pub struct HeaderProps {
-    pub title: AttrValue,
+    pub config: Rc<WidgetConfig>,
     pub on_new: Callback<()>,
     pub on_close: Callback<()>,
     /// Whether there is a conversation to leave.
@@ -37,7 +41,8 @@ pub fn header(props: &HeaderProps) -> Html {
         svg { width: 20px; height: 20px; stroke: currentColor; fill: none; stroke-width: 2; stroke-linecap: round; }
         "#
     );
-    let initial = props
+    let c = &props.config;
+    let initial = c
         .title
         .chars()
         .next()
@@ -48,12 +53,14 @@ pub fn header(props: &HeaderProps) -> Html {
     html! {
         <header class={style}>
             <span class="avatar" aria-hidden="true">{ initial }</span>
-            <h1>{ props.title.clone() }</h1>
-            <button type="button" aria-label="New conversation" title="New conversation"
+            <h1 dir="auto">{ c.title.clone() }</h1>
+            <button type="button" aria-label={c.text(Text::NewConversation).to_owned()}
+                    title={c.text(Text::NewConversation).to_owned()}
                     onclick={on_new} disabled={!props.can_restart}>
                 <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M12 5v14M5 12h14"/></svg>
             </button>
-            <button type="button" aria-label="Close chat" title="Close" onclick={on_close}>
+            <button type="button" aria-label={c.text(Text::Close).to_owned()}
+                    title={c.text(Text::Close).to_owned()} onclick={on_close}>
                 <svg viewBox="0 0 24 24" aria-hidden="true"><path d="M6 6l12 12M18 6L6 18"/></svg>
             </button>
         </header>

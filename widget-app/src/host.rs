@@ -50,15 +50,25 @@ pub fn tell_host(message: &WidgetToHost) {
 /// The message as a plain object, as `protocol::frame` pins it (built
 /// directly, for the same size reason as [`decode`]).
 fn encode(message: &WidgetToHost) -> wasm_bindgen::JsValue {
-    let (kind, v, text) = match message {
-        WidgetToHost::Ready { v } => ("ready", v, None),
-        WidgetToHost::Close { v } => ("close", v, None),
-        WidgetToHost::Message { v, text } => ("message", v, Some(text)),
-        WidgetToHost::Answer { v, text } => ("answer", v, Some(text)),
-    };
     let object = js_sys::Object::new();
     let set = |key: &str, value: wasm_bindgen::JsValue| {
         let _ = js_sys::Reflect::set(&object, &key.into(), &value);
+    };
+    let (kind, v, text) = match message {
+        WidgetToHost::Ready {
+            v,
+            open,
+            close,
+            title,
+        } => {
+            set("open", open.as_str().into());
+            set("close", close.as_str().into());
+            set("title", title.as_str().into());
+            ("ready", v, None)
+        }
+        WidgetToHost::Close { v } => ("close", v, None),
+        WidgetToHost::Message { v, text } => ("message", v, Some(text)),
+        WidgetToHost::Answer { v, text } => ("answer", v, Some(text)),
     };
     set("type", kind.into());
     set("v", (*v).into());

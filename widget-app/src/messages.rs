@@ -1,11 +1,13 @@
 //! The conversation: greeting, starter prompts, messages and the typing
 //! indicator, in a `role="log"` region that follows the answer unless the
-//! visitor scrolled up.
+//! visitor scrolled up. The log is not live: a screen reader hears each
+//! finished answer once, from the panel's announcer, not every token.
 
 use std::cell::Cell;
 use std::rc::Rc;
 
-use protocol::widget::Role;
+use protocol::i18n::Text;
+use protocol::widget::{Role, WidgetConfig};
 use stylist::yew::use_style;
 use yew::prelude::*;
 
@@ -15,8 +17,7 @@ use crate::{markdown, render};
 #[derive(Properties, PartialEq, Debug)]
 pub struct MessagesProps {
     pub chat: Rc<Chat>,
-    pub greeting: AttrValue,
-    pub starters: Rc<Vec<String>>,
+    pub config: Rc<WidgetConfig>,
     pub on_starter: Callback<String>,
 }
 
@@ -31,11 +32,11 @@ pub fn messages(props: &MessagesProps) -> Html {
         display: flex; flex-direction: column; gap: 10px;
         overscroll-behavior: contain;
         .msg { max-width: 88%; padding: 8px 12px; border-radius: var(--ph-radius); word-wrap: break-word; overflow-wrap: anywhere; }
-        .msg.user { align-self: flex-end; background: var(--ph-primary); color: #fff; white-space: pre-wrap; border-bottom-right-radius: 4px; }
-        .msg.assistant { align-self: flex-start; background: var(--ph-bubble); border-bottom-left-radius: 4px; }
+        .msg.user { align-self: flex-end; background: var(--ph-primary); color: #fff; white-space: pre-wrap; border-end-end-radius: 4px; }
+        .msg.assistant { align-self: flex-start; background: var(--ph-bubble); border-end-start-radius: 4px; }
         .msg p { margin: 0 0 .5em; } .msg p:last-child { margin-bottom: 0; }
         .msg .h { font-weight: 700; }
-        .msg ul, .msg ol { margin: .25em 0 .5em; padding-left: 1.3em; }
+        .msg ul, .msg ol { margin: .25em 0 .5em; padding-inline-start: 1.3em; }
         .msg code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .9em; background: var(--ph-code); padding: 1px 4px; border-radius: 4px; }
         .msg pre { background: var(--ph-code); padding: 8px 10px; border-radius: 8px; overflow-x: auto; margin: .4em 0; }
         .msg pre code { background: none; padding: 0; }
@@ -48,7 +49,7 @@ pub fn messages(props: &MessagesProps) -> Html {
         .starters { display: flex; flex-wrap: wrap; gap: 8px; margin-top: 2px; }
         .starters button {
             font: inherit; font-size: 14px; padding: 6px 12px; border-radius: 999px; cursor: pointer;
-            border: 1px solid var(--ph-primary); color: var(--ph-primary); background: transparent;
+            border: 1px solid var(--ph-link); color: var(--ph-link); background: transparent;
         }
         .starters button:hover { background: var(--ph-bubble); }
         .typing { display: inline-flex; gap: 4px; padding: 4px 0; }
@@ -80,24 +81,24 @@ pub fn messages(props: &MessagesProps) -> Html {
             }
         });
     }
-    let chat = &props.chat;
-    let show_starters = chat.messages.is_empty() && !props.starters.is_empty();
+    let (chat, c) = (&props.chat, &props.config);
+    let show_starters = chat.messages.is_empty() && !c.starters.is_empty();
     html! {
-        <div class={style} ref={list} {onscroll} role="log" aria-live="polite"
-             aria-label="Conversation" aria-busy={chat.is_streaming().to_string()}>
-            if !props.greeting.is_empty() {
-                <div class="msg assistant">{ props.greeting.clone() }</div>
+        <div class={style} ref={list} {onscroll} role="log" aria-live="off"
+             aria-label={c.text(Text::Conversation).to_owned()}>
+            if !c.greeting.is_empty() {
+                <div class="msg assistant" dir="auto">{ c.greeting.clone() }</div>
             }
             if show_starters {
-                <div class="starters" role="group" aria-label="Suggested questions">
-                    { for props.starters.iter().map(|s| {
+                <div class="starters" role="group" aria-label={c.text(Text::Suggested).to_owned()}>
+                    { for c.starters.iter().map(|s| {
                         let on_starter = props.on_starter.clone();
                         let text = s.clone();
-                        html! { <button type="button" onclick={move |_| on_starter.emit(text.clone())}>{ s.clone() }</button> }
+                        html! { <button type="button" dir="auto" onclick={move |_| on_starter.emit(text.clone())}>{ s.clone() }</button> }
                     }) }
                 </div>
             }
-            { for chat.messages.iter().map(message) }
+            { for chat.messages.iter().map(|m| message(m, c)) }
         </div>
     }
 }
@@ -105,14 +106,16 @@ pub fn messages(props: &MessagesProps) -> Html {
 /// An answer's sources as numbered links. Titles and URLs come from the
 /// site's documents: they are text, never HTML, and only an http(s) URL
 /// becomes a link (in a new tab, with no opener and no referrer).
-fn sources(m: &Message) -> Html {
+fn sources(m: &Message, c: &WidgetConfig) -> Html {
     if m.sources.is_empty() || m.role != Role::Assistant {
         return html! {};
     }
     html! {
-        <ol class="sources" aria-label="Sources">
+        <ol class="sources" aria-label={c.text(Text::Sources).to_owned()}>
             { for m.sources.iter().map(|s| {
-                let label = format!("[{}] {}", s.n, s.title);
+                // The number in the visitor's own digits (Intl, through the browser).
+                let n = String::from(js_sys::Number::from(s.n).to_locale_string(&c.lang));
+                let label = ["[", &n, "] ", &s.title].concat();
                 let web = s
                     .url
                     .as_deref()
@@ -120,39 +123,43 @@ fn sources(m: &Message) -> Html {
                     .filter(|u| !u.to_ascii_lowercase().starts_with("mailto:"));
                 match web {
                     Some(url) => html! {
-                        <li><a href={url} target="_blank" rel="noopener noreferrer nofollow"
+                        <li dir="auto"><a href={url} target="_blank" rel="noopener noreferrer nofollow"
                                title={s.snippet.clone()}>{ label }</a></li>
                     },
-                    None => html! { <li><span title={s.snippet.clone()}>{ label }</span></li> },
+                    None => html! { <li dir="auto"><span title={s.snippet.clone()}>{ label }</span></li> },
                 }
             }) }
         </ol>
     }
 }
 
-fn message(m: &Message) -> Html {
+fn message(m: &Message, c: &WidgetConfig) -> Html {
     let (class, body) = match m.role {
         Role::User => ("msg user", html! { { m.text.clone() } }),
         Role::Assistant if m.text.is_empty() && m.shown == Shown::Streaming => (
             "msg assistant",
-            html! { <span class="typing" role="status" aria-label="The assistant is typing"><span/><span/><span/></span> },
+            html! { <span class="typing" role="img" aria-label={c.text(Text::Typing).to_owned()}><span/><span/><span/></span> },
         ),
         Role::Assistant => ("msg assistant", render::blocks(&markdown::parse(&m.text))),
     };
     let note = match m.shown {
-        Shown::Interrupted => html! { <span class="note">{ "Stopped" }</span> },
-        Shown::Failed => html! { <span class="note">{ "Not finished" }</span> },
+        Shown::Interrupted => {
+            html! { <span class="note">{ c.text(Text::Stopped).to_owned() }</span> }
+        }
+        Shown::Failed => {
+            html! { <span class="note">{ c.text(Text::NotFinished).to_owned() }</span> }
+        }
         _ => html! {},
     };
     let (who, role) = match m.role {
-        Role::User => ("You", "user"),
-        Role::Assistant => ("Assistant", "assistant"),
+        Role::User => (c.text(Text::You), "user"),
+        Role::Assistant => (c.text(Text::Assistant), "assistant"),
     };
     html! {
-        <div key={m.key} class={class} data-role={role} data-state={m.shown.as_str()}>
-            <span class="sr-only">{ format!("{who}: ") }</span>
+        <div key={m.key} class={class} dir="auto" data-role={role} data-state={m.shown.as_str()}>
+            <span class="sr-only">{ [who, ": "].concat() }</span>
             { body }
-            { sources(m) }
+            { sources(m, c) }
             { note }
         </div>
     }

@@ -54,6 +54,9 @@ pub struct Chat {
     /// An answer the history shows still streaming (the page was reloaded
     /// mid-answer): the panel resumes it by this message id.
     pub resuming: Option<String>,
+    /// The last finished answer as plain text, for the screen-reader
+    /// announcer: set once when an answer completes, never per token.
+    pub announce: String,
     next_key: u64,
 }
 
@@ -187,7 +190,11 @@ impl Reducible for Chat {
             Action::Done => {
                 next.reconnecting = false;
                 next.resuming = None;
+                let was_streaming = next.is_streaming();
                 next.settle(Shown::Complete);
+                if was_streaming && let Some(last) = next.messages.last() {
+                    next.announce = plain(&last.text);
+                }
             }
             Action::Failed(message) => {
                 next.reconnecting = false;
@@ -220,6 +227,15 @@ impl Reducible for Chat {
     }
 }
 
+/// An answer's markdown as a screen reader should say it: without the
+/// markup characters that would be read out.
+fn plain(markdown: &str) -> String {
+    markdown
+        .chars()
+        .filter(|c| !matches!(c, '*' | '`' | '#'))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +263,28 @@ mod tests {
         assert_eq!(chat.messages[1].text, "Hello");
         assert_eq!(chat.messages[1].shown, Shown::Complete);
         assert_eq!(chat.conversation_id.as_deref(), Some("conv_1"));
+    }
+
+    #[test]
+    fn a_finished_answer_is_announced_once_and_only_when_finished() {
+        let chat = run(vec![
+            Action::Ask("q".into()),
+            Action::Chunk("**Yes**, ".into()),
+        ]);
+        assert_eq!(chat.announce, "", "nothing is announced while it streams");
+        let chat = Rc::new(chat).reduce(Action::Chunk("it `works`.".into()));
+        assert_eq!(chat.announce, "");
+        let chat = Rc::new((*chat).clone()).reduce(Action::Done);
+        assert_eq!(chat.announce, "Yes, it works.");
+        // A second Done (a replayed terminal event) announces nothing new.
+        let again = chat.clone().reduce(Action::Done);
+        assert_eq!(again.announce, chat.announce);
+        // History restored after a reload is not read out.
+        let restored = run(vec![Action::Restore {
+            conversation_id: "c".into(),
+            messages: Vec::new(),
+        }]);
+        assert_eq!(restored.announce, "");
     }
 
     #[test]

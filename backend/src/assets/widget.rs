@@ -10,6 +10,7 @@ use std::io::Write;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
+use protocol::i18n::Text;
 use protocol::widget::WidgetConfig;
 use rust_embed::RustEmbed;
 
@@ -133,12 +134,37 @@ impl WidgetAssets {
             .replace('<', "\\u003c")
             .replace('>', "\\u003e")
             .replace('&', "\\u0026");
-        TEMPLATE
-            .replace("{{TITLE}}", &escape_html(&config.title))
-            .replace("{{CONFIG}}", &json)
-            .replace("{{JS}}", &self.js)
-            .replace("{{WASM}}", &self.wasm)
-            .replace("{{BOOT}}", &self.boot)
+        let mode = match config.theme.mode {
+            protocol::widget::ThemeMode::Light => "light",
+            protocol::widget::ThemeMode::Dark => "dark",
+            protocol::widget::ThemeMode::Auto => "auto",
+        };
+        // Only a checked colour reaches the page's CSS.
+        let primary = if config.theme.primary_is_valid() {
+            config.theme.primary.clone()
+        } else {
+            protocol::widget::Theme::default().primary
+        };
+        let title = escape_html(&config.title);
+        let lang = escape_html(&config.lang);
+        let loading = escape_html(config.text(Text::Loading));
+        let placeholder = escape_html(config.text(Text::Placeholder));
+        fill(
+            TEMPLATE,
+            &[
+                ("LANG", &lang),
+                ("DIR", if config.rtl { "rtl" } else { "ltr" }),
+                ("MODE", mode),
+                ("PRIMARY", &primary),
+                ("LOADING", &loading),
+                ("PLACEHOLDER", &placeholder),
+                ("TITLE", &title),
+                ("CONFIG", &json),
+                ("JS", &self.js),
+                ("WASM", &self.wasm),
+                ("BOOT", &self.boot),
+            ],
+        )
     }
 
     /// A built file by name.
@@ -152,10 +178,52 @@ impl WidgetAssets {
     }
 }
 
+/// The template with each `{{NAME}}` replaced by its value, in one pass:
+/// a value that itself holds `{{…}}` (a title, say) stays as written.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() + 4096);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find("}}").and_then(|end| {
+            values
+                .iter()
+                .find(|(k, _)| *k == &after[..end])
+                .map(|v| (end, v.1))
+        }) {
+            Some((end, value)) => {
+                out.push_str(value);
+                rest = &after[end + 2..];
+            }
+            None => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn escape_html(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
         .replace('\'', "&#39;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled_once() {
+        let out = fill(
+            "<t>{{TITLE}}</t><x>{{CONFIG}}</x>{{UNKNOWN}}",
+            &[("TITLE", "{{CONFIG}}"), ("CONFIG", "{}")],
+        );
+        assert_eq!(out, "<t>{{CONFIG}}</t><x>{}</x>{{UNKNOWN}}");
+    }
 }

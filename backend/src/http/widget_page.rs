@@ -9,6 +9,7 @@ use salvo::http::StatusCode;
 use salvo::prelude::*;
 
 use crate::state::AppState;
+use crate::tenants::i18n;
 use crate::tenants::session::{Session, new_visitor};
 
 /// The Content-Security-Policy of the iframe document: only our own
@@ -93,7 +94,23 @@ pub async fn page(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     ] {
         let _ = res.add_header(name, value, true);
     }
-    res.render(Text::Html(assets.page(&widget.config(key.trim(), token))));
+    // The visitor's languages: the loader passes `navigator.languages`;
+    // without it (a page opened directly), the browser's Accept-Language.
+    let wanted = match req.query::<String>("lang") {
+        Some(list) if !list.is_empty() => i18n::from_query(&list),
+        _ => req
+            .headers()
+            .get("accept-language")
+            .and_then(|v| v.to_str().ok())
+            .map(i18n::accept_language)
+            .unwrap_or_default(),
+    };
+    let _ = res.add_header("vary", "accept-language", true);
+    res.render(Text::Html(assets.page(&widget.config(
+        key.trim(),
+        token,
+        &wanted,
+    ))));
 }
 
 /// A built asset; immutable, since its name changes with its content.

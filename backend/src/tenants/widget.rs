@@ -56,6 +56,10 @@ pub struct WidgetDef {
     /// Suggested first questions (at most 6).
     pub starters: Vec<String>,
     pub theme: protocol::widget::Theme,
+    /// The language the panel speaks, per-language greetings and starters,
+    /// and strings worded otherwise.
+    #[serde(default)]
+    pub language: super::i18n::WidgetLanguage,
     pub system_prompt: String,
     /// The model to ask; `null` for the server's default.
     pub model: Option<String>,
@@ -99,6 +103,7 @@ impl WidgetDef {
             greeting: String::new(),
             starters: Vec::new(),
             theme: protocol::widget::Theme::default(),
+            language: super::i18n::WidgetLanguage::default(),
             system_prompt: String::new(),
             model: None,
             temperature: None,
@@ -187,6 +192,7 @@ impl WidgetDef {
                 ),
             ));
         }
+        self.language.validate()?;
         self.limits.validate()?;
         if self
             .verification_secret
@@ -234,6 +240,7 @@ pub struct Widget {
     pub greeting: String,
     pub starters: Vec<String>,
     pub theme: protocol::widget::Theme,
+    pub language: super::i18n::WidgetLanguage,
     pub model: Option<String>,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
@@ -253,17 +260,33 @@ impl Widget {
         }
     }
 
-    /// The public settings embedded in the widget's page, with its key and session.
-    pub fn config(&self, public_key: &str, session: String) -> protocol::widget::WidgetConfig {
+    /// The public settings embedded in the widget's page, with its key and
+    /// session, in the language chosen for a visitor whose browser prefers
+    /// `wanted` (most preferred first).
+    pub fn config(
+        &self,
+        public_key: &str,
+        session: String,
+        wanted: &[String],
+    ) -> protocol::widget::WidgetConfig {
+        let (catalogue, lang) = self.language.choose(wanted);
+        let own = self.language.translation(catalogue.tag);
         protocol::widget::WidgetConfig {
             widget_id: self.id.to_string(),
             public_key: public_key.to_owned(),
             session,
             api_base: String::new(),
             title: self.title.clone(),
-            greeting: self.greeting.clone(),
-            starters: self.starters.clone(),
+            greeting: own
+                .and_then(|t| t.greeting.clone())
+                .unwrap_or_else(|| self.greeting.clone()),
+            starters: own
+                .and_then(|t| t.starters.clone())
+                .unwrap_or_else(|| self.starters.clone()),
             theme: self.theme.clone(),
+            lang,
+            rtl: catalogue.rtl,
+            strings: self.language.strings(catalogue),
         }
     }
 
@@ -280,6 +303,7 @@ impl Widget {
             greeting: def.greeting.clone(),
             starters: def.starters.clone(),
             theme: def.theme.clone(),
+            language: def.language.clone(),
             model: def.model.clone(),
             temperature: def.temperature,
             max_tokens: def.max_tokens,

@@ -14,7 +14,7 @@ use crate::tenants::WidgetDef;
 
 const WIDGET_COLUMNS: &str = "id, title, greeting, starters, theme, system_prompt, model, \
      temperature, max_tokens, knowledge, unknown_reply, min_relevance, verification_secret, disabled, \
-     limits, source, created_at, updated_at";
+     limits, language, source, created_at, updated_at";
 
 fn widget_from_row(row: &PgRow) -> Result<WidgetDef, StoreError> {
     let bad = |what: &str, e: serde_json::Error| {
@@ -27,6 +27,7 @@ fn widget_from_row(row: &PgRow) -> Result<WidgetDef, StoreError> {
         greeting: row.try_get("greeting")?,
         starters: serde_json::from_str(&json("starters")?).map_err(|e| bad("starters", e))?,
         theme: serde_json::from_str(&json("theme")?).map_err(|e| bad("theme", e))?,
+        language: serde_json::from_str(&json("language")?).map_err(|e| bad("language", e))?,
         system_prompt: row.try_get("system_prompt")?,
         model: row.try_get("model")?,
         temperature: row
@@ -58,13 +59,13 @@ async fn write_widget(
     let sql = if insert {
         "INSERT INTO widgets (title, greeting, starters, theme, system_prompt, model, temperature, \
          max_tokens, knowledge, verification_secret, disabled, limits, source, unknown_reply, \
-         min_relevance, updated_at, id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $16)"
+         min_relevance, updated_at, id, language, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $16)"
     } else {
         "UPDATE widgets SET title = $1, greeting = $2, starters = $3, theme = $4, system_prompt = $5, \
          model = $6, temperature = $7, max_tokens = $8, knowledge = $9, verification_secret = $10, \
          disabled = $11, limits = $12, source = $13, unknown_reply = $14, min_relevance = $15, \
-         updated_at = $16 WHERE id = $17"
+         updated_at = $16, language = $18 WHERE id = $17"
     };
     let done = sqlx::query(sql)
         .bind(&def.title)
@@ -84,6 +85,7 @@ async fn write_widget(
         .bind(def.min_relevance.map(f64::from))
         .bind(now)
         .bind(&def.id)
+        .bind(json_text(&def.language))
         .execute(&mut *tx)
         .await?;
     if done.rows_affected() == 0 {

@@ -13,7 +13,7 @@ use crate::tenants::WidgetDef;
 
 const WIDGET_COLUMNS: &str = "id, title, greeting, starters, theme, system_prompt, model, \
      temperature, max_tokens, knowledge, unknown_reply, min_relevance, verification_secret, disabled, \
-     limits, source, created_at, updated_at";
+     limits, language, source, created_at, updated_at";
 
 fn widget_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<WidgetDef, StoreError> {
     let bad = |what: &str, e: serde_json::Error| {
@@ -22,6 +22,7 @@ fn widget_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<WidgetDef, StoreErro
     let starters: String = row.try_get("starters")?;
     let theme: String = row.try_get("theme")?;
     let limits: String = row.try_get("limits")?;
+    let language: String = row.try_get("language")?;
     let temperature: Option<f64> = row.try_get("temperature")?;
     let max_tokens: Option<i64> = row.try_get("max_tokens")?;
     let created: i64 = row.try_get("created_at")?;
@@ -32,6 +33,7 @@ fn widget_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<WidgetDef, StoreErro
         greeting: row.try_get("greeting")?,
         starters: serde_json::from_str(&starters).map_err(|e| bad("starters", e))?,
         theme: serde_json::from_str(&theme).map_err(|e| bad("theme", e))?,
+        language: serde_json::from_str(&language).map_err(|e| bad("language", e))?,
         system_prompt: row.try_get("system_prompt")?,
         model: row.try_get("model")?,
         temperature: temperature.map(|t| t as f32),
@@ -61,13 +63,13 @@ async fn write_widget(
     let sql = if insert {
         "INSERT INTO widgets (title, greeting, starters, theme, system_prompt, model, temperature, \
          max_tokens, knowledge, verification_secret, disabled, limits, source, unknown_reply, \
-         min_relevance, updated_at, id, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+         min_relevance, language, updated_at, id, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     } else {
         "UPDATE widgets SET title = ?, greeting = ?, starters = ?, theme = ?, system_prompt = ?, \
          model = ?, temperature = ?, max_tokens = ?, knowledge = ?, verification_secret = ?, \
          disabled = ?, limits = ?, source = ?, unknown_reply = ?, min_relevance = ?, \
-         updated_at = ? WHERE id = ?"
+         language = ?, updated_at = ? WHERE id = ?"
     };
     let mut q = sqlx::query(sql)
         .bind(&def.title)
@@ -85,6 +87,7 @@ async fn write_widget(
         .bind(&def.source)
         .bind(&def.unknown_reply)
         .bind(def.min_relevance.map(f64::from))
+        .bind(json_text(&def.language))
         .bind(now)
         .bind(&def.id);
     if insert {
