@@ -205,6 +205,9 @@ async fn prepare_tenants(
 ) -> anyhow::Result<SessionKeys> {
     for w in &settings.widgets {
         let def = w.to_def()?;
+        if let Some(notice) = def.theme_notice() {
+            tracing::warn!(widget = %def.id, "{notice}");
+        }
         store
             .import_widget(&def, &KeyHash::of(&w.public_key))
             .await

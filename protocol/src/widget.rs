@@ -78,6 +78,47 @@ impl Theme {
         p.len() == 7 && p[0] == b'#' && p[1..].iter().all(u8::is_ascii_hexdigit)
     }
 
+    /// The accent colour a visitor should see. White text sits on it (the
+    /// header, the visitor's bubbles, Send) and it is the colour of links
+    /// and starter chips on the light bubble, so it needs a contrast of
+    /// 4.5:1 (WCAG AA) against both. A colour too light for that comes
+    /// back darkened, its hue and saturation kept, just enough to pass;
+    /// `None` when it passes as it is (or is not a valid colour).
+    pub fn readable_primary(&self) -> Option<String> {
+        if !self.primary_is_valid() {
+            return None;
+        }
+        let rgb = |i: usize| u8::from_str_radix(&self.primary[i..i + 2], 16).unwrap_or(0);
+        let (r, g, b) = (rgb(1), rgb(3), rgb(5));
+        if luminance(r, g, b) <= MAX_ACCENT_LUMINANCE {
+            return None;
+        }
+        // The largest scale of the channels that passes (luminance grows
+        // with the scale, so bisect).
+        let (mut lo, mut hi) = (0.0f64, 1.0f64);
+        for _ in 0..30 {
+            let mid = (lo + hi) / 2.0;
+            let [r2, g2, b2] = [r, g, b].map(|c| (f64::from(c) * mid).floor() as u8);
+            if luminance(r2, g2, b2) <= MAX_ACCENT_LUMINANCE {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let [r2, g2, b2] = [r, g, b].map(|c| (f64::from(c) * lo).floor() as u8);
+        Some(format!("#{r2:02x}{g2:02x}{b2:02x}"))
+    }
+
+    /// Contrast of white text on the accent colour, as `n:1`.
+    pub fn contrast_on_white(primary: &str) -> Option<f64> {
+        let p = primary.as_bytes();
+        if p.len() != 7 || p[0] != b'#' || !p[1..].iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        let rgb = |i: usize| u8::from_str_radix(&primary[i..i + 2], 16).unwrap_or(0);
+        Some(1.05 / (luminance(rgb(1), rgb(3), rgb(5)) + 0.05))
+    }
+
     /// Whether `font` is safe to put in a CSS declaration.
     pub fn font_is_valid(&self) -> bool {
         !self.font.is_empty()
@@ -87,6 +128,24 @@ impl Theme {
                 .chars()
                 .all(|c| c.is_alphanumeric() || " ,-_\"'".contains(c))
     }
+}
+
+/// The highest relative luminance an accent colour may have: 4.5:1 for
+/// white text on it (at most 0.183) and for it on the light bubble
+/// `#f1f3f6` (at most 0.160).
+const MAX_ACCENT_LUMINANCE: f64 = 0.159;
+
+/// WCAG relative luminance of an sRGB colour.
+fn luminance(r: u8, g: u8, b: u8) -> f64 {
+    let lin = |c: u8| {
+        let c = f64::from(c) / 255.0;
+        if c <= 0.040_45 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -176,6 +235,32 @@ mod tests {
         assert!(!t.primary_is_valid());
         t.font = "x;}</style><script>".into();
         assert!(!t.font_is_valid());
+    }
+
+    #[test]
+    fn an_unreadable_accent_is_darkened_just_enough_and_a_readable_one_kept() {
+        let theme = |p: &str| Theme {
+            primary: p.into(),
+            ..Theme::default()
+        };
+        // The default indigo and a dark navy pass as they are.
+        assert_eq!(theme("#4f46e5").readable_primary(), None);
+        assert_eq!(theme("#1e3a8a").readable_primary(), None);
+        // Yellow, light green and white fail and are corrected.
+        for light in ["#ffcc00", "#7ee787", "#ffffff", "#00bcd4"] {
+            let before = Theme::contrast_on_white(light).unwrap();
+            assert!(before < 4.5, "{light} {before}");
+            let fixed = theme(light).readable_primary().unwrap();
+            let after = Theme::contrast_on_white(&fixed).unwrap();
+            // Just enough: white on it passes, and not by much more than the
+            // bubble rule needs (5.02:1 on white).
+            assert!((4.5..5.1).contains(&after), "{light} -> {fixed}: {after}");
+            assert!(theme(&fixed).readable_primary().is_none(), "{fixed}");
+        }
+        // The hue stays: yellow stays yellowish (red and green ahead of blue).
+        let y = theme("#ffcc00").readable_primary().unwrap();
+        assert!(y[1..3] > y[5..7] && y[3..5] > y[5..7], "{y}");
+        assert_eq!(theme("red;}").readable_primary(), None);
     }
 
     #[test]

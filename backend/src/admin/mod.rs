@@ -32,6 +32,8 @@ pub struct WidgetInput {
     pub greeting: Option<String>,
     pub starters: Option<Vec<String>>,
     pub theme: Option<protocol::widget::Theme>,
+    /// Replaces the widget's language settings.
+    pub language: Option<crate::tenants::i18n::WidgetLanguage>,
     pub system_prompt: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     #[salvo(schema(value_type = Option<String>))]
@@ -70,6 +72,7 @@ impl WidgetInput {
             greeting,
             starters,
             theme,
+            language,
             system_prompt,
             model,
             temperature,

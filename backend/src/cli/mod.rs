@@ -394,6 +394,9 @@ async fn widget_command(settings: &Settings, cmd: WidgetCommand) -> anyhow::Resu
             input.id = id;
             let created = admin::create_widget(&*store, input, &origin).await?;
             println!("Created widget {}.", created.widget.id);
+            if let Some(notice) = created.widget.theme_notice() {
+                println!("Note: {notice}");
+            }
             println!("Public key: {}", created.public_key);
             if let Some(secret) = secret {
                 println!("Identity verification secret (keep it on your server): {secret}");
@@ -433,6 +436,9 @@ async fn widget_command(settings: &Settings, cmd: WidgetCommand) -> anyhow::Resu
             input.title = name;
             let def = admin::update_widget(&*store, &id, input).await?;
             println!("Updated widget {}.", def.id);
+            if let Some(notice) = def.theme_notice() {
+                println!("Note: {notice}");
+            }
             if let Some(secret) = secret {
                 println!("Identity verification secret (keep it on your server): {secret}");
             }

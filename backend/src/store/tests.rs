@@ -522,6 +522,15 @@ async fn widgets_keys_and_the_revision_read_the_same_from_every_store() {
         def.allowed_sites = vec!["https://b.example".into(), "https://a.example".into()];
         def.temperature = Some(0.5);
         def.max_tokens = Some(300);
+        def.language.locale = "ja".into();
+        def.language.translations.insert(
+            "ja".into(),
+            crate::tenants::i18n::Translation {
+                greeting: Some("こんにちは".into()),
+                starters: None,
+                strings: [("send".to_owned(), "送る".to_owned())].into(),
+            },
+        );
         store
             .create_widget(&def, &KeyHash::of("pk_one"))
             .await
@@ -531,6 +540,7 @@ async fn widgets_keys_and_the_revision_read_the_same_from_every_store() {
         let got = store.widget("shop").await.unwrap().unwrap();
         assert_eq!(got.allowed_sites, def.allowed_sites, "in the order given");
         assert_eq!((got.temperature, got.max_tokens), (Some(0.5), Some(300)));
+        assert_eq!(got.language, def.language);
         assert!(store.revision().await.unwrap() > r0);
         let r1 = store.revision().await.unwrap();
         assert!(

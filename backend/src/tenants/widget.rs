@@ -207,6 +207,20 @@ impl WidgetDef {
         Ok(())
     }
 
+    /// What the site owner should know about the theme: an accent colour
+    /// that fails WCAG AA contrast, and the colour visitors see instead.
+    pub fn theme_notice(&self) -> Option<String> {
+        let readable = self.theme.readable_primary()?;
+        let ratio = |c: &str| protocol::widget::Theme::contrast_on_white(c).unwrap_or(0.0);
+        Some(format!(
+            "theme.primary {} has a contrast of {:.1}:1 with white text, below the 4.5:1 WCAG AA asks; \
+             visitors see {readable} ({:.1}:1) instead. Choose a darker colour to decide it yourself.",
+            self.theme.primary,
+            ratio(&self.theme.primary),
+            ratio(&readable),
+        ))
+    }
+
     /// The demo widget (`demo`, key `pk_demo`) that answers questions about Porthole.
     pub fn demo() -> Self {
         let mut def = Self::new(WidgetId("demo".into()), "Porthole demo", "demo");
@@ -283,11 +297,22 @@ impl Widget {
             starters: own
                 .and_then(|t| t.starters.clone())
                 .unwrap_or_else(|| self.starters.clone()),
-            theme: self.theme.clone(),
+            theme: self.visible_theme(),
             lang,
             rtl: catalogue.rtl,
             strings: self.language.strings(catalogue),
         }
+    }
+
+    /// The theme visitors see: an accent colour too light for white text
+    /// is darkened to pass WCAG AA ([`WidgetDef::theme_notice`] tells the
+    /// site owner).
+    pub fn visible_theme(&self) -> protocol::widget::Theme {
+        let mut theme = self.theme.clone();
+        if let Some(readable) = theme.readable_primary() {
+            theme.primary = readable;
+        }
+        theme
     }
 
     /// The runtime form of a stored widget.

@@ -486,6 +486,23 @@ async fn the_cli_manages_widgets_of_a_running_server() {
         &["widget", "update", "acme-docs", "--temperature", "7"],
     );
     assert!(!ok && err.contains("temperature"), "{err}");
+    // A colour white text cannot be read on: kept as chosen, shown darker,
+    // and the CLI says so.
+    let (ok, out, err) = cli(
+        &config,
+        &["widget", "update", "acme-docs", "--color", "#ffcc00"],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("Note: theme.primary #ffcc00 has a contrast of 1.5:1")
+            && out.contains("visitors see #876c00"),
+        "{out}"
+    );
+    let (ok, out, err) = cli(
+        &config,
+        &["widget", "update", "acme-docs", "--color", "#1e3a8a"],
+    );
+    assert!(ok && !out.contains("Note:"), "{out}{err}");
 
     let (ok, out, _) = cli(&config, &["widget", "rotate-key", "acme-docs"]);
     assert!(ok, "{out}");
@@ -627,4 +644,123 @@ async fn the_cli_sets_a_widgets_own_limits_and_the_running_server_enforces_them(
         assert!(!ok && err.contains(names), "{flag} {value}: {err}");
     }
     assert_eq!(limits(&config), now);
+}
+
+/// The page a visitor's browser gets for a widget, asked in `languages`.
+async fn page_in(app: &TestApp, path: &str, languages: &str) -> String {
+    app.client
+        .get(app.url(path))
+        .header("accept-language", languages)
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("page")
+}
+
+#[tokio::test]
+async fn a_widget_speaks_the_visitors_language_with_the_owners_wording_and_a_readable_colour() {
+    let (app, _, key) = admin_app(None).await;
+    let created = ok_json(
+        admin(
+            &app,
+            &key,
+            "POST",
+            "/widgets",
+            Some(json!({
+                "title": "Tienda",
+                "greeting": "Hi!",
+                "theme": {"primary": "#ffcc00"},
+                "language": {"translations": {"es": {
+                    "greeting": "¡Hola! ¿En qué puedo ayudarte?",
+                    "strings": {"send": "Mandar"}
+                }}}
+            })),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let pk = created["public_key"].as_str().expect("key").to_owned();
+    let path = format!("/widget/tienda?key={pk}");
+
+    // Accept-Language picks Spanish; the owner's greeting and Send win, the
+    // rest is the catalogue's; the yellow is darkened for white text.
+    let es = page_in(&app, &path, "es-MX,es;q=0.9,en;q=0.5").await;
+    let config: Value = serde_json::from_str(
+        es.split("id=\"porthole-config\">")
+            .nth(1)
+            .and_then(|s| s.split("</script>").next())
+            .expect("config in the page"),
+    )
+    .expect("config JSON");
+    assert!(es.contains("<html lang=\"es-MX\" dir=\"ltr\""), "{es}");
+    assert_eq!(config["lang"], "es-MX");
+    assert_eq!(config["greeting"], "¡Hola! ¿En qué puedo ayudarte?");
+    let strings = config["strings"].as_array().expect("strings");
+    assert_eq!(strings.len(), protocol::i18n::KEYS.len());
+    assert_eq!(strings[protocol::i18n::Text::Send as usize], "Mandar");
+    assert_eq!(
+        strings[protocol::i18n::Text::Placeholder as usize],
+        "Escribe tu pregunta…"
+    );
+    assert_eq!(config["theme"]["primary"], "#876c00", "{config}");
+    // Only the chosen language reaches the visitor.
+    assert!(
+        !es.contains("Type your question"),
+        "English in a Spanish page"
+    );
+    // The loader's navigator.languages win over the header.
+    let ar = page_in(&app, &format!("{path}&lang=ar"), "es").await;
+    assert!(ar.contains("<html lang=\"ar\" dir=\"rtl\""), "{ar}");
+    assert!(ar.contains("اكتب سؤالك…"));
+    assert!(
+        ar.contains("\"greeting\":\"Hi!\""),
+        "no Arabic greeting: the widget's own"
+    );
+
+    // A fixed locale; a locale nobody ships, or a key no catalogue has, is
+    // refused with the field named and nothing changes.
+    ok_json(
+        admin(
+            &app,
+            &key,
+            "PATCH",
+            "/widgets/tienda",
+            Some(json!({"language": {"locale": "de"}})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let de = page_in(&app, &path, "es").await;
+    assert!(de.contains("<html lang=\"de\""), "{de}");
+    for (bad, field) in [
+        (json!({"locale": "tlh"}), "language.locale"),
+        (
+            json!({"translations": {"de": {"strings": {"sned": "x"}}}}),
+            "language.translations",
+        ),
+    ] {
+        let r = admin(
+            &app,
+            &key,
+            "PATCH",
+            "/widgets/tienda",
+            Some(json!({ "language": bad })),
+        )
+        .await;
+        assert_eq!(r.status(), 422);
+        let body = r.text().await.expect("body");
+        assert!(
+            body.contains("invalid_field") && body.contains(field),
+            "{body}"
+        );
+    }
+    let still = page_in(&app, &path, "es").await;
+    assert!(
+        still.contains("<html lang=\"de\""),
+        "a refused change changed the widget"
+    );
 }
