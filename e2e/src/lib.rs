@@ -377,3 +377,47 @@ impl Drop for CutProxy {
         self.task.abort();
     }
 }
+
+/// axe-core's script (installed from npm into `.tools/` by the test script;
+/// `$AXE_CORE` names another copy).
+fn axe_source() -> anyhow::Result<String> {
+    let path = std::env::var_os("AXE_CORE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../.tools/node_modules/axe-core/axe.min.js")
+        });
+    std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading axe-core at {} (scripts/test installs it; or source scripts/tools.sh and run ensure_browser)",
+            path.display()
+        )
+    })
+}
+
+/// Runs axe-core in `page` on the element `selector` names (with its open
+/// shadow root) and returns the serious and critical violations, each as
+/// `"rule (impact): target, …"`. Injected through the DevTools protocol,
+/// so the page's own CSP does not stop it; frames are left out (each
+/// document is audited on its own).
+pub async fn axe_serious(page: &Page, selector: &str) -> anyhow::Result<Vec<String>> {
+    let loaded = eval(page, "typeof window.axe === 'object'").await?;
+    if loaded != Value::Bool(true) {
+        page.evaluate(axe_source()?.as_str())
+            .await
+            .context("injecting axe-core")?;
+    }
+    let run = format!(
+        "axe.run(document.querySelector({selector:?}), {{ iframes: false, resultTypes: ['violations'] }}) \
+         .then(r => r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical') \
+         .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.map(n => n.target.join(' ')).join(', ')))"
+    );
+    let found = eval(page, &run).await?;
+    let list = found
+        .as_array()
+        .with_context(|| format!("axe-core did not run: {found}"))?;
+    Ok(list
+        .iter()
+        .map(|v| v.as_str().unwrap_or_default().to_owned())
+        .collect())
+}
