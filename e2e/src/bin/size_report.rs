@@ -267,6 +267,10 @@ fn wasm_by_crate(wasm_gzip: u64) -> anyhow::Result<()> {
     let mut by_crate: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (i, size) in bodies.iter().enumerate() {
         let name = names.get(&(imported + i as u32)).map_or("", String::as_str);
+        // wasm-bindgen runs these at build time and drops them.
+        if name.starts_with("__wbindgen_describe") {
+            continue;
+        }
         *by_crate.entry(crate_of(name)).or_default() += size;
     }
     *by_crate
