@@ -220,8 +220,9 @@ async fn japanese_and_german_follow_the_browser_and_an_owner_override_wins() {
             "Hi! Ask me anything about Acme."
         ])
     );
-    h.mock.set_script(Script::words(
-        "Porthole は 回答を 一語ずつ ストリーミングで 表示するので、 訪問者は 書かれている 途中から 読めます。",
+    h.mock.set_script(Script::chars(
+        "Porthole は回答を少しずつストリーミングで表示するので、訪問者は書かれている途中から読み始められます。",
+        4,
         120,
     ));
     ask(&ja, "ストリーミングの仕組みは？").await;

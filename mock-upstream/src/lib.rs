@@ -75,6 +75,19 @@ impl Script {
         }
     }
 
+    /// Streams `text` in pieces of `chars` characters, `delay_ms` apart:
+    /// for scripts written without spaces (Japanese, Chinese).
+    pub fn chars(text: &str, chars: usize, delay_ms: u64) -> Self {
+        let all: Vec<char> = text.chars().collect();
+        Self {
+            tokens: all
+                .chunks(chars.max(1))
+                .map(|c| c.iter().collect())
+                .collect(),
+            ..Self::words("", delay_ms)
+        }
+    }
+
     /// `count` tokens `tok0 tok1 …`, `delay_ms` apart.
     pub fn numbered(count: usize, delay_ms: u64) -> Self {
         Self {
