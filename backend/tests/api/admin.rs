@@ -711,6 +711,37 @@ async fn a_widget_speaks_the_visitors_language_with_the_owners_wording_and_a_rea
         !es.contains("Type your question"),
         "English in a Spanish page"
     );
+    // The page goes compressed to a browser that takes gzip, and varies by
+    // the languages and encodings asked for.
+    // (a client that leaves the body as it comes)
+    let raw = reqwest::Client::builder()
+        .no_gzip()
+        .build()
+        .expect("client");
+    let r = raw
+        .get(app.url(&path))
+        .header("accept-encoding", "gzip, deflate, br")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    assert_eq!(r.headers()["vary"], "accept-language, accept-encoding");
+    let zipped = r.bytes().await.expect("body");
+    let mut html = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&zipped[..]), &mut html)
+        .expect("gzip");
+    assert!(
+        html.contains("porthole-config") && zipped.len() * 2 < html.len(),
+        "{}",
+        zipped.len()
+    );
+    let plain = raw
+        .get(app.url(&path))
+        .header("accept-encoding", "gzip;q=0, identity")
+        .send()
+        .await
+        .expect("sent");
+    assert!(plain.headers().get("content-encoding").is_none());
     // The loader's navigator.languages win over the header.
     let ar = page_in(&app, &format!("{path}&lang=ar"), "es").await;
     assert!(ar.contains("<html lang=\"ar\" dir=\"rtl\""), "{ar}");

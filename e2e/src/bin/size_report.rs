@@ -67,11 +67,7 @@ async fn main() -> anyhow::Result<()> {
     let mut wire = 0;
     for (name, encoded, decoded) in &files {
         // The page itself is sent uncompressed; count it as gzip would send it.
-        let encoded = if name == "e2e" {
-            gzip_len(&h.url(&panel_path())).await?
-        } else {
-            *encoded
-        };
+        let encoded = *encoded;
         wire += encoded;
         println!(
             "{name:<44} {:>9.1} KB {:>9.1} KB",
@@ -323,12 +319,6 @@ fn crate_of(mangled: &str) -> String {
         "core" | "alloc" | "std" | "dlmalloc" | "hashbrown" => format!("{first} (Rust's library)"),
         _ => first.to_owned(),
     }
-}
-
-/// The gzip size of what `url` serves.
-async fn gzip_len(url: &str) -> anyhow::Result<u64> {
-    let body = reqwest::get(url).await?.bytes().await?;
-    gzip_bytes(&body)
 }
 
 fn gzip_bytes(body: &[u8]) -> anyhow::Result<u64> {
