@@ -174,11 +174,9 @@ async fn slow_network(h: &Harness) -> anyhow::Result<()> {
             &format!("__t.click = performance.now(); {launcher}.click(); 1"),
         )
         .await?;
-        let shown = format!(
-            "document.querySelector('porthole-widget').shadowRoot.querySelector('div.shown') \
-             ? performance.now() - __t.click : null"
-        );
-        let t = wait_for(&page, &shown, Duration::from_secs(30)).await?;
+        let shown = "document.querySelector('porthole-widget').shadowRoot.querySelector('div.shown') \
+             ? performance.now() - __t.click : null";
+        let t = wait_for(&page, shown, Duration::from_secs(30)).await?;
         warm.push(t.as_f64().unwrap_or(0.0));
         page.close().await?;
     }
@@ -274,7 +272,7 @@ fn wasm_by_crate(wasm_gzip: u64) -> anyhow::Result<()> {
         .or_default() += data;
     let total: usize = by_crate.values().sum();
     let mut rows: Vec<_> = by_crate.into_iter().collect();
-    rows.sort_by(|a, b| b.1.cmp(&a.1));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1));
     println!(
         "\nthe wasm by crate (share of code and data before wasm-opt; KB of the gzip download by that share)"
     );
