@@ -98,6 +98,27 @@ mod tests {
             r#"{"type":"close","v":1}"#
         );
         assert!(serde_json::from_str::<WidgetToHost>(r#"{"type":"steal_cookies","v":1}"#).is_err());
+        // The hello names the launcher's labels in the panel's language; an
+        // older panel's bare hello still reads (the loader keeps English).
+        assert_eq!(
+            serde_json::to_string(&WidgetToHost::Ready {
+                v: 1,
+                open: "Abrir el chat".into(),
+                close: "Cerrar el chat".into(),
+                title: "Chat".into(),
+            })
+            .unwrap(),
+            r#"{"type":"ready","v":1,"open":"Abrir el chat","close":"Cerrar el chat","title":"Chat"}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<WidgetToHost>(r#"{"type":"ready","v":1}"#).unwrap(),
+            WidgetToHost::Ready {
+                v: 1,
+                open: String::new(),
+                close: String::new(),
+                title: String::new()
+            }
+        );
         let send: HostToWidget =
             serde_json::from_str(r#"{"type":"send","v":1,"text":"hi"}"#).unwrap();
         assert_eq!(
