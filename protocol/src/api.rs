@@ -153,6 +153,42 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code but `Unknown`.
+    pub const KNOWN: [ErrorCode; 23] = [
+        Self::InvalidApiKey,
+        Self::InvalidSession,
+        Self::SessionExpired,
+        Self::Unauthorized,
+        Self::InvalidField,
+        Self::Conflict,
+        Self::RateLimited,
+        Self::BudgetExceeded,
+        Self::BudgetUnavailable,
+        Self::InvalidRequest,
+        Self::EmptyMessage,
+        Self::MessageTooLong,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::ConversationNotFound,
+        Self::NotFound,
+        Self::UpstreamError,
+        Self::UpstreamUnavailable,
+        Self::UpstreamTimeout,
+        Self::ShuttingDown,
+        Self::StreamExpired,
+        Self::Interrupted,
+        Self::Internal,
+    ];
+
+    /// The code a wire name stands for; [`ErrorCode::Unknown`] for one this
+    /// version does not know (as serde reads it).
+    pub fn from_name(name: &str) -> Self {
+        Self::KNOWN
+            .into_iter()
+            .find(|c| c.as_str() == name)
+            .unwrap_or(Self::Unknown)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::InvalidApiKey => "invalid_api_key",
@@ -230,6 +266,13 @@ mod tests {
         let later: ApiError =
             serde_json::from_str(r#"{"code":"some_future_code","message":"m"}"#).unwrap();
         assert_eq!(later.code, ErrorCode::Unknown);
+        // from_name reads every code as serde does.
+        for code in ErrorCode::KNOWN {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(ErrorCode::from_name(code.as_str()), code);
+        }
+        assert_eq!(ErrorCode::from_name("from_the_future"), ErrorCode::Unknown);
     }
 
     #[test]

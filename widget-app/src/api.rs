@@ -70,11 +70,7 @@ pub async fn ask(
     };
     // `None` becomes undefined, which JSON.stringify leaves out, as the
     // contract's `skip_serializing_if` does.
-    let body = serde_wasm_bindgen::to_value(&request)
-        .ok()
-        .and_then(|v| js_sys::JSON::stringify(&v).ok())
-        .and_then(|s| s.as_string())
-        .ok_or(Failure::Network)?;
+    let body = chat_body(&request).ok_or(Failure::Network)?;
     let init = RequestInit::new();
     init.set_method("POST");
     init.set_body(&JsValue::from_str(&body));
@@ -194,9 +190,7 @@ async fn read_events(
             }
             // An event this version does not know is skipped, not fatal.
             let data = js_sys::JSON::parse(&msg.data).unwrap_or(JsValue::UNDEFINED);
-            let Ok(event) =
-                StreamEvent::from_parts(&msg.event, serde_wasm_bindgen::Deserializer::from(data))
-            else {
+            let Some(event) = crate::wire::event(&msg.event, &data) else {
                 continue;
             };
             match event {
@@ -243,5 +237,20 @@ pub async fn history(
         .map_err(|_| Failure::Network)?
         .as_string()
         .unwrap_or_default();
-    crate::from_json(&text).map(Some).ok_or(Failure::Network)
+    crate::parse_json(&text)
+        .and_then(|v| crate::wire::conversation(&v))
+        .map(Some)
+        .ok_or(Failure::Network)
+}
+
+/// `POST /api/v1/chat`'s body as JSON, written by the browser: an absent
+/// `conversation_id` is left out, as the contract's `skip_serializing_if`
+/// does (`protocol::api` pins it).
+fn chat_body(request: &ChatRequest) -> Option<String> {
+    let object = js_sys::Object::new();
+    js_sys::Reflect::set(&object, &"message".into(), &request.message.as_str().into()).ok()?;
+    if let Some(id) = &request.conversation_id {
+        js_sys::Reflect::set(&object, &"conversation_id".into(), &id.as_str().into()).ok()?;
+    }
+    js_sys::JSON::stringify(&object).ok()?.as_string()
 }

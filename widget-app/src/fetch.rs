@@ -103,5 +103,9 @@ pub(crate) async fn api_error(response: &Response) -> Failure {
         .ok()
         .and_then(|t| t.as_string())
         .unwrap_or_default();
-    Failure::Api(crate::from_json::<ApiError>(&text).unwrap_or(fallback))
+    Failure::Api(
+        crate::parse_json(&text)
+            .and_then(|v| crate::wire::api_error(&v))
+            .unwrap_or(fallback),
+    )
 }

@@ -15,14 +15,15 @@ pub mod render;
 pub mod session;
 pub mod state;
 pub mod theme;
+pub mod wire;
 
 use std::rc::Rc;
 
 use protocol::widget::WidgetConfig;
 
-/// Parses JSON with the browser's parser into a protocol type.
-pub fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Option<T> {
-    serde_wasm_bindgen::from_value(js_sys::JSON::parse(text).ok()?).ok()
+/// Parses JSON with the browser's parser.
+pub fn parse_json(text: &str) -> Option<wasm_bindgen::JsValue> {
+    js_sys::JSON::parse(text).ok()
 }
 
 /// Reads the settings the server put into the page.
@@ -31,7 +32,7 @@ pub fn page_config() -> Option<WidgetConfig> {
         .document()?
         .get_element_by_id("porthole-config")?
         .text_content()?;
-    from_json(&text)
+    wire::config(&parse_json(&text)?)
 }
 
 /// Mounts the panel on `<body>`.
