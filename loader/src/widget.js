@@ -43,13 +43,18 @@
     var panel = d.createElement("div"), button = d.createElement("button"), badge = d.createElement("b");
     var iconChat = '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M21 12a8 8 0 0 1-11.6 7.1L4 21l1.9-5.4A8 8 0 1 1 21 12z"/></svg>';
     var iconClose = '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M6 6l12 12M18 6L6 18"/></svg>';
-    button.type = "button"; button.setAttribute("aria-label", "Open chat"); button.setAttribute("aria-expanded", "false");
-    button.innerHTML = iconChat; badge.hidden = true; button.appendChild(badge);
-    root.appendChild(panel); root.appendChild(button);
     var frame = null, port = null, open = false, unread = 0, pending = [], savedStyle, giveUp;
-    // The launcher's labels; the panel sends them in its language when ready.
-    var labels = { open: "Open chat", close: "Close chat" };
+    // The launcher's labels, open and close; the panel's hello brings them
+    // in its language.
+    var labels = ["Open chat", "Close chat"];
     var mq = w.matchMedia(MQ);
+    function draw() {
+      button.innerHTML = open ? iconClose : iconChat; button.appendChild(badge);
+      button.setAttribute("aria-label", labels[+open]);
+      button.setAttribute("aria-expanded", open);
+    }
+    button.type = "button"; badge.hidden = true; draw();
+    root.appendChild(panel); root.appendChild(button);
 
     function load() {
       if (frame) return;
@@ -58,7 +63,7 @@
       frame.allow = "clipboard-write";
       // The visitor's languages, so the panel speaks the first it can.
       frame.src = base + "/widget/" + encodeURIComponent(id) + "?key=" + encodeURIComponent(key || "") +
-        "&lang=" + encodeURIComponent((navigator.languages || [navigator.language]).slice(0, 5).join());
+        "&lang=" + encodeURIComponent(navigator.languages.slice(0, 5));
       // A frame the browser refused (a site not in the widget's allowed
       // sites, a wrong id or key, the server down) still fires load, but
       // never says hello: then take the launcher away rather than leave the
@@ -102,9 +107,7 @@
       open = v; load();
       panel.className = v ? "open" : "";
       if (v) { fit(); requestAnimationFrame(function () { requestAnimationFrame(function () { panel.className = "open shown"; }); }); unread = 0; badge.hidden = true; }
-      button.innerHTML = v ? iconClose : iconChat; button.appendChild(badge);
-      button.setAttribute("aria-label", v ? labels.close : labels.open);
-      button.setAttribute("aria-expanded", String(v));
+      draw();
       lockScroll(v);
       post({ type: v ? "open" : "close" });
       if (!v && why !== "api") button.focus();
@@ -116,11 +119,7 @@
       var m = e.data;
       if (!m || m.type !== "ready" || m.v !== V || port) return;
       clearTimeout(giveUp);
-      if (m.open && m.close) {
-        labels = { open: String(m.open), close: String(m.close) };
-        button.setAttribute("aria-label", open ? labels.close : labels.open);
-        if (m.title) frame.title = String(m.title);
-      }
+      if (m.open && m.close) { labels = [String(m.open), String(m.close)]; draw(); frame.title = String(m.title || "Chat"); }
       var ch = new MessageChannel();
       port = ch.port1;
       port.onmessage = onPort;
