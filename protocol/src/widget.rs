@@ -74,8 +74,7 @@ impl Default for Theme {
 impl Theme {
     /// Whether `primary` is a `#rrggbb` colour.
     pub fn primary_is_valid(&self) -> bool {
-        let p = self.primary.as_bytes();
-        p.len() == 7 && p[0] == b'#' && p[1..].iter().all(u8::is_ascii_hexdigit)
+        is_hex_colour(&self.primary)
     }
 
     /// The accent colour a visitor should see. White text sits on it (the
@@ -85,11 +84,7 @@ impl Theme {
     /// back darkened, its hue and saturation kept, just enough to pass;
     /// `None` when it passes as it is (or is not a valid colour).
     pub fn readable_primary(&self) -> Option<String> {
-        if !self.primary_is_valid() {
-            return None;
-        }
-        let rgb = |i: usize| u8::from_str_radix(&self.primary[i..i + 2], 16).unwrap_or(0);
-        let (r, g, b) = (rgb(1), rgb(3), rgb(5));
+        let (r, g, b) = hex_rgb(&self.primary)?;
         if luminance(r, g, b) <= MAX_ACCENT_LUMINANCE {
             return None;
         }
@@ -111,12 +106,8 @@ impl Theme {
 
     /// Contrast of white text on the accent colour, as `n:1`.
     pub fn contrast_on_white(primary: &str) -> Option<f64> {
-        let p = primary.as_bytes();
-        if p.len() != 7 || p[0] != b'#' || !p[1..].iter().all(u8::is_ascii_hexdigit) {
-            return None;
-        }
-        let rgb = |i: usize| u8::from_str_radix(&primary[i..i + 2], 16).unwrap_or(0);
-        Some(1.05 / (luminance(rgb(1), rgb(3), rgb(5)) + 0.05))
+        let (r, g, b) = hex_rgb(primary)?;
+        Some(1.05 / (luminance(r, g, b) + 0.05))
     }
 
     /// Whether `font` is safe to put in a CSS declaration.
@@ -134,6 +125,21 @@ impl Theme {
 /// white text on it (at most 0.183) and for it on the light bubble
 /// `#f1f3f6` (at most 0.160).
 const MAX_ACCENT_LUMINANCE: f64 = 0.159;
+
+/// Whether `s` is a `#rrggbb` colour.
+fn is_hex_colour(s: &str) -> bool {
+    let p = s.as_bytes();
+    p.len() == 7 && p[0] == b'#' && p[1..].iter().all(u8::is_ascii_hexdigit)
+}
+
+/// The channels of a `#rrggbb` colour.
+fn hex_rgb(s: &str) -> Option<(u8, u8, u8)> {
+    if !is_hex_colour(s) {
+        return None;
+    }
+    let channel = |i: usize| u8::from_str_radix(&s[i..i + 2], 16).ok();
+    Some((channel(1)?, channel(3)?, channel(5)?))
+}
 
 /// WCAG relative luminance of an sRGB colour.
 fn luminance(r: u8, g: u8, b: u8) -> f64 {
