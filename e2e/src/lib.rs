@@ -421,3 +421,30 @@ pub async fn axe_serious(page: &Page, selector: &str) -> anyhow::Result<Vec<Stri
         .map(|v| v.as_str().unwrap_or_default().to_owned())
         .collect())
 }
+
+/// Waits until the panel in `page` is interactive (its composer exists).
+pub async fn ready(page: &Page) {
+    wait_for(
+        page,
+        "!!document.querySelector('textarea')",
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("the panel becomes interactive");
+}
+
+/// Types `text` into the panel's composer key by key, then Enter.
+pub async fn ask(page: &Page, text: &str) {
+    page.find_element("textarea")
+        .await
+        .expect("composer")
+        .click()
+        .await
+        .expect("click")
+        .type_str(text)
+        .await
+        .expect("type")
+        .press_key("Enter")
+        .await
+        .expect("enter");
+}

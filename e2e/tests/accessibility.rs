@@ -6,31 +6,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chromiumoxide::Page;
-use e2e::{Harness, KEY, WIDGET, axe_serious, eval, panel_path, serve_pages, set_dark, wait_for};
+use e2e::{
+    Harness, KEY, WIDGET, ask, axe_serious, eval, panel_path, ready, serve_pages, set_dark,
+    wait_for,
+};
 use mock_upstream::{Fault, Script};
 
 const T: Duration = Duration::from_secs(20);
-
-async fn ready(page: &Page) {
-    wait_for(page, "!!document.querySelector('textarea')", T)
-        .await
-        .expect("the panel becomes interactive");
-}
-
-async fn ask(page: &Page, text: &str) {
-    page.find_element("textarea")
-        .await
-        .expect("composer")
-        .click()
-        .await
-        .expect("click")
-        .type_str(text)
-        .await
-        .expect("type")
-        .press_key("Enter")
-        .await
-        .expect("enter");
-}
 
 async fn last_state(page: &Page, state: &str) {
     let js = format!(

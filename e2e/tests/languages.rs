@@ -14,7 +14,8 @@ use chromiumoxide::cdp::browser_protocol::fetch::{EnableParams, RequestPattern};
 use chromiumoxide::cdp::browser_protocol::input::InsertTextParams;
 use chromiumoxide::cdp::browser_protocol::network::SetUserAgentOverrideParams;
 use e2e::{
-    Harness, KEY, WIDGET, eval, panel_path, screenshot, screenshot_dir, serve_pages, wait_for,
+    Harness, KEY, WIDGET, eval, panel_path, ready, screenshot, screenshot_dir, serve_pages,
+    wait_for,
 };
 use mock_upstream::Script;
 use porthole::tenants::i18n::Translation;
@@ -43,12 +44,6 @@ async fn open_in(h: &Harness, url: &str, languages: &str, w: i64, ht: i64) -> Pa
     eval(&page, "localStorage.clear()").await.expect("clear");
     page.goto(url).await.expect("navigate");
     page
-}
-
-async fn ready(page: &Page) {
-    wait_for(page, "!!document.querySelector('textarea')", T)
-        .await
-        .expect("the panel becomes interactive");
 }
 
 /// Types `text` as an input method would (any script), then Enter.

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use chromiumoxide::Page;
 use e2e::{
-    CutProxy, Harness, eval, panel_path, press, screenshot, screenshot_dir, set_dark, wait_for,
+    CutProxy, Harness, ask, eval, panel_path, press, ready, screenshot, screenshot_dir, set_dark,
+    wait_for,
 };
 use mock_upstream::{Fault, Script};
 
@@ -26,27 +27,6 @@ async fn last_answer(page: &Page) -> (String, String) {
         v[0].as_str().unwrap_or_default().to_owned(),
         v[1].as_str().unwrap_or_default().to_owned(),
     )
-}
-
-async fn ready(page: &Page) {
-    wait_for(page, "!!document.querySelector('textarea')", T)
-        .await
-        .expect("the panel becomes interactive");
-}
-
-async fn ask(page: &Page, text: &str) {
-    page.find_element("textarea")
-        .await
-        .expect("composer")
-        .click()
-        .await
-        .expect("click")
-        .type_str(text)
-        .await
-        .expect("type")
-        .press_key("Enter")
-        .await
-        .expect("enter");
 }
 
 async fn wait_state(page: &Page, state: &str) -> String {
