@@ -233,10 +233,7 @@ async fn done_is_sent_only_once_the_answer_is_stored() {
         "the end came while the store was locked: {early:?}"
     );
     drop(hold);
-    let mut rest = Vec::new();
-    while let Some(event) = reader.next().await {
-        rest.push(event);
-    }
+    let rest = reader.rest().await;
     assert!(
         matches!(rest.last(), Some(StreamEvent::Done(_))),
         "{rest:?}"

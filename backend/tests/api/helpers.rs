@@ -249,6 +249,16 @@ impl EventReader {
         }
     }
 
+    /// The events left, to the end of the body (the reader keeps their
+    /// ids in [`Self::ids`]).
+    pub async fn rest(&mut self) -> Vec<StreamEvent> {
+        let mut out = Vec::new();
+        while let Some(e) = self.next().await {
+            out.push(e);
+        }
+        out
+    }
+
     /// All remaining events with their arrival times.
     pub async fn collect_timed(mut self) -> Vec<(StreamEvent, Instant)> {
         let mut out = Vec::new();

@@ -388,9 +388,7 @@ async fn behind_nginx_two_replicas_share_conversations_limits_and_a_dead_ones_an
         assert_eq!(r.status(), 200);
         let mut rest = EventReader::new(r);
         let mut all = first.clone();
-        while let Some(e) = rest.next().await {
-            all.push(e);
-        }
+        all.extend(rest.rest().await);
         assert!(matches!(all.last(), Some(StreamEvent::Done(_))), "{all:?}");
         assert_eq!(crate::helpers::text_of(&all), expected);
         assert_eq!(rest.ids.first(), Some(&(seen + 1)), "no event twice");
@@ -464,10 +462,7 @@ async fn behind_nginx_two_replicas_share_conversations_limits_and_a_dead_ones_an
     let r = resume_at(&client, survivor, &session, &message, seen).await;
     assert_eq!(r.status(), 200);
     let mut resumed = EventReader::new(r);
-    let mut rest = Vec::new();
-    while let Some(e) = resumed.next().await {
-        rest.push(e);
-    }
+    let rest = resumed.rest().await;
     match rest.last() {
         Some(StreamEvent::Error(e)) => assert_eq!(e.code.as_str(), "interrupted"),
         other => panic!("{other:?}"),
@@ -542,10 +537,7 @@ async fn an_answer_dropped_on_one_replica_resumes_and_stops_on_the_other() {
     let r = resume(&b, &a.session, &id, first_ids.last().copied()).await;
     assert_eq!(r.status(), 200);
     let mut rest = EventReader::new(r);
-    let mut later = Vec::new();
-    while let Some(e) = rest.next().await {
-        later.push(e);
-    }
+    let later = rest.rest().await;
     assert!(
         matches!(later.last(), Some(StreamEvent::Done(_))),
         "{later:?}"
@@ -614,9 +606,7 @@ async fn a_reader_on_the_other_replica_keeps_the_answer_going_past_the_grace() {
     // Nobody reads on A now; the visitor reads on B for the rest.
     let mut rest = EventReader::new(resume(&b, &a.session, &id, seen).await);
     let mut all = first.clone();
-    while let Some(e) = rest.next().await {
-        all.push(e);
-    }
+    all.extend(rest.rest().await);
     assert!(
         matches!(all.last(), Some(StreamEvent::Done(_))),
         "{:?}",

@@ -81,10 +81,7 @@ async fn a_dropped_answer_resumes_after_its_last_event_with_one_model_call() {
         "text/event-stream; charset=utf-8"
     );
     let mut rest = EventReader::new(r);
-    let mut later = Vec::new();
-    while let Some(e) = rest.next().await {
-        later.push(e);
-    }
+    let later = rest.rest().await;
     assert!(
         matches!(later.last(), Some(StreamEvent::Done(_))),
         "{later:?}"
