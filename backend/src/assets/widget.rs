@@ -59,13 +59,19 @@ impl Asset {
     pub fn gzipped(&self) -> Bytes {
         self.gzip
             .get_or_init(|| {
-                let mut enc =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-                let _ = enc.write_all(&self.bytes);
-                enc.finish().unwrap_or_default().into()
+                gzip(&self.bytes, flate2::Compression::best())
+                    .unwrap_or_default()
+                    .into()
             })
             .clone()
     }
+}
+
+/// `bytes` gzip-compressed at `level`; `None` if the encoder fails.
+pub fn gzip(bytes: &[u8], level: flate2::Compression) -> Option<Vec<u8>> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), level);
+    enc.write_all(bytes).ok()?;
+    enc.finish().ok()
 }
 
 /// Embedded files (release) are `'static`: share them without a copy.

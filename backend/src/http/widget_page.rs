@@ -109,16 +109,14 @@ pub async fn page(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let _ = res.add_header("vary", "accept-language, accept-encoding", true);
     // The page is made per visitor (its session token), so it is compressed
     // per request: about 3.4 KB becomes 1.7 KB on the wire.
-    if accepts_gzip(req) {
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        if std::io::Write::write_all(&mut enc, html.as_bytes()).is_ok()
-            && let Ok(body) = enc.finish()
-        {
-            let _ = res.add_header("content-type", "text/html; charset=utf-8", true);
-            let _ = res.add_header("content-encoding", "gzip", true);
-            res.body(body);
-            return;
-        }
+    if accepts_gzip(req)
+        && let Some(body) =
+            crate::assets::widget::gzip(html.as_bytes(), flate2::Compression::default())
+    {
+        let _ = res.add_header("content-type", "text/html; charset=utf-8", true);
+        let _ = res.add_header("content-encoding", "gzip", true);
+        res.body(body);
+        return;
     }
     res.render(Text::Html(html));
 }
