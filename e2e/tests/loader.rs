@@ -195,10 +195,10 @@ async fn on_a_hostile_page_the_launcher_opens_a_working_panel_and_the_api_drives
         .await
         .expect("send closed");
     wait_event(&page, "answer", 2).await;
-    let badge = eval(&page, "(() => { const b = document.querySelector('porthole-widget').shadowRoot.querySelector('b'); return [b.hidden, b.textContent]; })()")
+    let badge = eval(&page, "(() => { const b = document.querySelector('porthole-widget').shadowRoot.querySelector('b'); return b && [b.checkVisibility(), b.textContent]; })()")
         .await
         .expect("badge");
-    assert_eq!(badge, json!([false, "1"]));
+    assert_eq!(badge, json!([true, "1"]));
 
     // Messages from the wrong window or origin change nothing.
     let asked = h.mock.requests().len();
