@@ -92,7 +92,9 @@ impl Application {
             widgets,
             store: store.clone(),
             tenants: store.clone(),
-            knowledge: store,
+            knowledge: store.clone(),
+            accounts: store,
+            sign_in_limits: Default::default(),
             ingest,
             embedder,
             answers: Arc::new(crate::chat::log::AnswerLogs::new(

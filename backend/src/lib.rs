@@ -4,12 +4,14 @@
 //! One folder per subsystem; imports point down this list, never up:
 //!
 //! - `cli/`: the `porthole` command (serve, migrate, widget, knowledge,
-//!   admin-key, healthcheck).
+//!   admin-key, user, healthcheck).
 //! - `app`, `state`: building and running the server; what handlers reach.
 //! - `http/`: salvo only: the router, hoops and one file per route group.
 //! - `chat/`: a turn: prompt, grounding, relay, the answer's lifecycle and
 //!   its resumable event log (mirrored to Redis for other replicas).
 //! - `admin/`: managing widgets and keys (the admin API and the CLI).
+//! - `accounts/`: the console's users: argon2 passwords, sign-in sessions
+//!   and their limits, and what each role may do.
 //! - `assets/`: the built widget, its iframe document and the loader script.
 //! - `ingest/`: knowledge sources through fetch, extraction and chunking into the store.
 //! - `provider/`: the OpenAI-compatible and offline answerers.
@@ -26,6 +28,7 @@
 //! `scripts/check-layers` fails the build when a lower folder imports a
 //! higher one.
 
+pub mod accounts;
 pub mod admin;
 pub mod app;
 pub mod assets;

@@ -19,6 +19,10 @@ pub struct AppState {
     pub store: Arc<dyn ConversationStore>,
     pub tenants: Arc<dyn TenantStore>,
     pub knowledge: Arc<dyn crate::store::KnowledgeStore>,
+    /// The console's users, sessions and audit log.
+    pub accounts: Arc<dyn crate::store::AccountStore>,
+    /// Sign-in attempts per address and email.
+    pub sign_in_limits: crate::accounts::SignInLimits,
     pub ingest: Arc<crate::ingest::Ingestor>,
     /// The embeddings endpoint, when one is configured: questions are
     /// matched by meaning too.

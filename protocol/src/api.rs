@@ -103,8 +103,12 @@ pub enum ErrorCode {
     /// The session token is genuine but has expired: renew it with
     /// `POST /api/v1/session`.
     SessionExpired,
-    /// The admin API's bearer key is missing or wrong.
+    /// The admin API's bearer key is missing or wrong, or the console
+    /// session cookie is missing, forged or expired.
     Unauthorized,
+    /// Signed in, but the request is not allowed: the user's role may not
+    /// do it, or a console change came without its CSRF token.
+    Forbidden,
     /// A field of the body has a value the server does not accept; the
     /// message names the field.
     InvalidField,
@@ -154,11 +158,12 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code but `Unknown`.
-    pub const KNOWN: [ErrorCode; 23] = [
+    pub const KNOWN: [ErrorCode; 24] = [
         Self::InvalidApiKey,
         Self::InvalidSession,
         Self::SessionExpired,
         Self::Unauthorized,
+        Self::Forbidden,
         Self::InvalidField,
         Self::Conflict,
         Self::RateLimited,
@@ -195,6 +200,7 @@ impl ErrorCode {
             Self::InvalidSession => "invalid_session",
             Self::SessionExpired => "session_expired",
             Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
             Self::InvalidField => "invalid_field",
             Self::Conflict => "conflict",
             Self::RateLimited => "rate_limited",

@@ -2,6 +2,7 @@
 //! only calls [`main`].
 
 mod knowledge;
+mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +53,9 @@ enum Command {
     /// Manages admin keys for the admin API.
     #[command(subcommand, name = "admin-key")]
     AdminKey(AdminKeyCommand),
+    /// Manages the console's users (owner, editor, viewer).
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Exits 0 when the server on this machine answers `GET /health`
     /// (a container health check: the image has no shell or curl).
     Healthcheck {
@@ -336,6 +340,10 @@ pub fn main() -> ExitCode {
         Command::AdminKey(AdminKeyCommand::Create { name }) => {
             runtime.block_on(admin_key_create(&settings, &name))
         }
+        Command::User(cmd) => runtime.block_on(async {
+            let store = open_store(&settings).await?;
+            user::run(store, cmd).await
+        }),
         Command::Healthcheck { url } => {
             let url =
                 url.unwrap_or_else(|| format!("http://127.0.0.1:{}/health", settings.addr.port()));

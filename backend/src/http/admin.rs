@@ -23,7 +23,6 @@ use crate::state::AppState;
 use crate::store::tenants::reload_widgets;
 use crate::store::{AdminMessage, ConversationSummary, DailyUsage};
 use crate::tenants::WidgetDef;
-use crate::tenants::session::hash_key;
 
 impl From<AdminError> for AppError {
     fn from(e: AdminError) -> Self {
@@ -94,7 +93,9 @@ fn origin(state: &AppState, req: &Request) -> String {
         .unwrap_or_else(|| state.settings.public_url())
 }
 
-async fn json_body<T: for<'de> Deserialize<'de>>(req: &mut Request) -> Result<T, AppError> {
+pub(super) async fn json_body<T: for<'de> Deserialize<'de>>(
+    req: &mut Request,
+) -> Result<T, AppError> {
     let body = req
         .payload_with_max_size(4 * 1024 * 1024)
         .await
@@ -103,15 +104,9 @@ async fn json_body<T: for<'de> Deserialize<'de>>(req: &mut Request) -> Result<T,
         .map_err(|e| AppError::bad_request(format!("The body is not valid: {e}.")))
 }
 
-fn unauthorized() -> AppError {
-    AppError::new(
-        StatusCode::UNAUTHORIZED,
-        ErrorCode::Unauthorized,
-        "Send an admin key as Authorization: Bearer ak_…",
-    )
-}
-
-/// Requires `Authorization: Bearer <admin key>`; compares hashes only.
+/// Requires `Authorization: Bearer <admin key>` (compared by hash) or a
+/// console session with the role the route needs; writes each change to
+/// the audit log.
 #[handler]
 pub(super) async fn require_admin(
     req: &mut Request,
@@ -119,22 +114,20 @@ pub(super) async fn require_admin(
     res: &mut Response,
     ctrl: &mut FlowCtrl,
 ) {
-    let key = crate::http::auth::bearer(req).filter(|k| !k.is_empty());
-    let verdict = match (key, state(depot)) {
-        (Some(key), Ok(state)) => match state.tenants.is_admin_key(&hash_key(key)).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(unauthorized()),
-            Err(e) => Err(AdminError::Store(e).into()),
-        },
-        (None, _) => Err(unauthorized()),
-        (_, Err(e)) => Err(e),
+    let state = match state(depot) {
+        Ok(s) => s,
+        Err(e) => return super::console::stop(e, res, ctrl),
     };
-    if let Err(e) = verdict {
-        if e.status == StatusCode::UNAUTHORIZED {
-            let _ = res.add_header("www-authenticate", "Bearer", true);
+    match super::console::authenticate(req, &state, true).await {
+        Ok(principal) => {
+            super::console::call_and_audit(principal, &state, req, depot, res, ctrl).await
         }
-        e.render(res);
-        ctrl.skip_rest();
+        Err(e) => {
+            if e.status == StatusCode::UNAUTHORIZED {
+                let _ = res.add_header("www-authenticate", "Bearer", true);
+            }
+            super::console::stop(e, res, ctrl)
+        }
     }
 }
 

@@ -304,7 +304,7 @@ fn sse_headers(res: &mut Response) {
 
 /// The client's address: the TCP peer, or behind a trusted proxy the first
 /// `X-Forwarded-For` entry.
-fn client_ip(req: &Request, trust_forwarded_for: bool) -> IpAddr {
+pub(super) fn client_ip(req: &Request, trust_forwarded_for: bool) -> IpAddr {
     let forwarded = trust_forwarded_for
         .then(|| req.headers().get("x-forwarded-for"))
         .flatten()

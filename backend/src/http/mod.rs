@@ -20,6 +20,7 @@ use crate::state::AppState;
 pub mod admin;
 pub mod auth;
 pub mod chat;
+pub mod console;
 pub mod history;
 pub mod knowledge;
 pub mod loader;
@@ -158,6 +159,7 @@ fn api_router() -> Router {
         )
         .push(Router::with_path("session").post(auth::renew))
         .push(admin::router())
+        .push(console::router())
 }
 
 /// The iframe document and the built widget.
@@ -206,6 +208,15 @@ pub fn openapi(router: &Router) -> OpenApi {
             Http::new(HttpAuthScheme::Bearer)
                 .description("An admin key, `ak_…`, from `porthole admin-key create`"),
         ),
+    )
+    .add_security_scheme(
+        "console_session",
+        SecurityScheme::ApiKey(salvo::oapi::security::ApiKey::Cookie(
+            salvo::oapi::security::ApiKeyValue::with_description(
+                crate::accounts::COOKIE,
+                "The console's sign-in session (`POST /api/v1/console/session`); every change also needs its `X-CSRF-Token`. The admin API takes it in place of an admin key, within the user's role.",
+            ),
+        )),
     )
 }
 

@@ -1,6 +1,7 @@
 //! The store: where everything accepted is kept. This folder owns the
 //! traits every store implements ([`ConversationStore`] for conversations,
-//! [`TenantStore`] for widgets, keys and usage) and their implementations,
+//! [`TenantStore`] for widgets, keys and usage, [`AccountStore`] for the
+//! console's users, sessions and audit log) and their implementations,
 //! each with its own migrations: [`sqlite`] (the default, a file under
 //! `./data`) and [`postgres`] (for several replicas). [`open`] picks one.
 //!
@@ -8,6 +9,7 @@
 //! days), `ids`. Never `http`, `chat` or `state`: the store knows rows, not
 //! requests.
 
+pub mod accounts;
 pub mod conversations;
 pub mod knowledge;
 pub mod postgres;
@@ -18,6 +20,7 @@ pub mod tenants;
 pub(crate) mod tests;
 pub(crate) mod vectors;
 
+pub use accounts::AccountStore;
 pub use conversations::{ConversationStore, MessageStatus, NewAnswer, Owner, Role, StoredMessage};
 pub use knowledge::KnowledgeStore;
 pub use postgres::PgStore;
@@ -40,10 +43,11 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// Everything a server keeps: conversations, tenants and knowledge.
-pub trait Store: ConversationStore + TenantStore + KnowledgeStore {}
+/// Everything a server keeps: conversations, tenants, knowledge and the
+/// console's accounts.
+pub trait Store: ConversationStore + TenantStore + KnowledgeStore + AccountStore {}
 
-impl<T: ConversationStore + TenantStore + KnowledgeStore> Store for T {}
+impl<T: ConversationStore + TenantStore + KnowledgeStore + AccountStore> Store for T {}
 
 /// Where the store is.
 #[derive(Debug, Clone, PartialEq, Eq)]

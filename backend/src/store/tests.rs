@@ -671,3 +671,121 @@ async fn a_postgres_store_can_require_tls() {
     assert!(encrypted);
     store.ping().await.unwrap();
 }
+
+#[tokio::test]
+async fn console_users_sessions_and_the_audit_log_read_the_same_from_every_store() {
+    use super::accounts::ConsoleRole;
+    for db in TestDb::each("accounts").await {
+        eprintln!("store: {db}");
+        let store = db.open().await;
+        assert_eq!(store.count_users().await.unwrap(), 0);
+        let ada = store
+            .create_user("ada@example.com", "$argon2id$hash", ConsoleRole::Owner)
+            .await
+            .unwrap();
+        let bob = store
+            .create_user("bob@example.com", "$argon2id$other", ConsoleRole::Viewer)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store
+                .create_user("ada@example.com", "x", ConsoleRole::Viewer)
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        let found = store
+            .user_by_email("ada@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.user, ada);
+        assert_eq!(found.password_hash, "$argon2id$hash");
+        assert!(
+            store
+                .user_by_email("eve@example.com")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let emails: Vec<_> = store
+            .users()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.email)
+            .collect();
+        assert_eq!(emails, ["ada@example.com", "bob@example.com"]);
+
+        // Sessions: found while live, gone when expired or ended.
+        let now = now_ms();
+        store
+            .create_session("h1", &ada.id, "c1", now + 60_000)
+            .await
+            .unwrap();
+        store
+            .create_session("h2", &ada.id, "c2", now + 60_000)
+            .await
+            .unwrap();
+        store
+            .create_session("h3", &bob.id, "c3", now + 60_000)
+            .await
+            .unwrap();
+        store
+            .create_session("old", &bob.id, "c4", now - 1)
+            .await
+            .unwrap();
+        let s = store.session("h1", now).await.unwrap().unwrap();
+        assert_eq!(
+            (s.user.email.as_str(), s.csrf.as_str()),
+            ("ada@example.com", "c1")
+        );
+        assert!(store.session("old", now).await.unwrap().is_none());
+        assert!(store.session("h1", now + 60_000).await.unwrap().is_none());
+        store.delete_session("h1").await.unwrap();
+        assert!(store.session("h1", now).await.unwrap().is_none());
+        assert_eq!(store.delete_sessions_of(&ada.id).await.unwrap(), 1);
+        assert!(store.session("h2", now).await.unwrap().is_none());
+        assert!(store.session("h3", now).await.unwrap().is_some());
+
+        // Role and password changes; a new password ends the sessions.
+        assert!(store.set_role(&bob.id, ConsoleRole::Editor).await.unwrap());
+        assert!(
+            !store
+                .set_role("usr_none", ConsoleRole::Editor)
+                .await
+                .unwrap()
+        );
+        assert!(store.set_password(&bob.id, "$argon2id$new").await.unwrap());
+        assert!(store.session("h3", now).await.unwrap().is_none());
+        let bob_now = store
+            .user_by_email("bob@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(bob_now.user.role, ConsoleRole::Editor);
+        assert_eq!(bob_now.password_hash, "$argon2id$new");
+        store
+            .create_session("h4", &bob.id, "c5", now + 60_000)
+            .await
+            .unwrap();
+        assert!(store.delete_user(&bob.id).await.unwrap());
+        assert!(store.session("h4", now).await.unwrap().is_none());
+        assert!(!store.delete_user(&bob.id).await.unwrap());
+        assert_eq!(store.count_users().await.unwrap(), 1);
+
+        // The audit log, newest first, in pages.
+        for i in 0..5u16 {
+            store
+                .audit("user:ada@example.com", "PATCH", &format!("/w/{i}"), 200 + i)
+                .await
+                .unwrap();
+        }
+        let page = store.audit_log(2, None).await.unwrap();
+        let targets: Vec<_> = page.iter().map(|e| e.target.as_str()).collect();
+        assert_eq!(targets, ["/w/4", "/w/3"]);
+        assert_eq!(page[0].status, 204);
+        let older = store.audit_log(10, Some(page[1].id)).await.unwrap();
+        let targets: Vec<_> = older.iter().map(|e| e.target.as_str()).collect();
+        assert_eq!(targets, ["/w/2", "/w/1", "/w/0"]);
+    }
+}

@@ -3,6 +3,7 @@
 
 mod admin;
 mod chat;
+mod console;
 mod docsite;
 mod faults;
 mod helpers;

@@ -20,6 +20,7 @@ use super::{ConversationStore, MessageStatus, NewAnswer, Owner, StoreError, Stor
 use crate::ids::new_id;
 use crate::tenants::WidgetId;
 
+mod accounts;
 pub mod knowledge;
 mod tenants;
 
