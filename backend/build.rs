@@ -4,5 +4,6 @@
 
 fn main() {
     println!("cargo:rerun-if-changed=../dist");
+    println!("cargo:rerun-if-changed=../dist-console");
     println!("cargo:rerun-if-changed=build.rs");
 }

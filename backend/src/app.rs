@@ -109,6 +109,7 @@ impl Application {
             provider,
             lifecycle: Lifecycle::default(),
             assets,
+            console: crate::assets::ConsoleAssets::load(),
             loader: crate::assets::LoaderScript::new(),
             settings,
         });

@@ -41,6 +41,8 @@ pub struct AppState {
     pub lifecycle: Lifecycle,
     /// The built widget; `None` when it was not built.
     pub assets: Option<crate::assets::WidgetAssets>,
+    /// The built console; `None` when it was not built.
+    pub console: Option<crate::assets::ConsoleAssets>,
     /// The loader served at `/widget.js`.
     pub loader: crate::assets::LoaderScript,
 }

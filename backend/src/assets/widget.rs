@@ -31,7 +31,7 @@ pub struct Asset {
 }
 
 impl Asset {
-    fn new(bytes: impl Into<Bytes>, name: &str) -> Self {
+    pub(crate) fn new(bytes: impl Into<Bytes>, name: &str) -> Self {
         let content_type = match name.rsplit('.').next() {
             Some("js") => "text/javascript; charset=utf-8",
             Some("wasm") => "application/wasm",
@@ -75,10 +75,63 @@ pub fn gzip(bytes: &[u8], level: flate2::Compression) -> Option<Vec<u8>> {
 }
 
 /// Embedded files (release) are `'static`: share them without a copy.
-fn embedded_bytes(data: std::borrow::Cow<'static, [u8]>) -> Bytes {
+pub(crate) fn embedded_bytes(data: std::borrow::Cow<'static, [u8]>) -> Bytes {
     match data {
         std::borrow::Cow::Borrowed(b) => Bytes::from_static(b),
         std::borrow::Cow::Owned(v) => Bytes::from(v),
+    }
+}
+
+/// A Trunk build of one crate: its files by name, its hashed JS glue and
+/// wasm, and a boot script that starts it (a file, so the page's CSP needs
+/// no inline script). Shared by the widget and the console.
+#[derive(Debug)]
+pub(crate) struct Build {
+    pub(crate) files: HashMap<String, Arc<Asset>>,
+    pub(crate) js: String,
+    pub(crate) wasm: String,
+    pub(crate) boot: String,
+}
+
+impl Build {
+    /// The build of `crate_name` from `(name, bytes)` pairs; `None` when its
+    /// glue or wasm is missing (not built).
+    pub(crate) fn of(
+        crate_name: &str,
+        dist: impl Iterator<Item = (String, std::borrow::Cow<'static, [u8]>)>,
+    ) -> Option<Self> {
+        let mut files = HashMap::new();
+        for (name, data) in dist {
+            // Trunk's own page is for `trunk serve`; the server renders its own.
+            if name.ends_with(".html") || name.contains('/') {
+                continue;
+            }
+            let asset = Asset::new(embedded_bytes(data), &name);
+            files.insert(name, Arc::new(asset));
+        }
+        let prefix = format!("{crate_name}-");
+        let find = |pred: &dyn Fn(&str) -> bool| files.keys().find(|n| pred(n)).cloned();
+        let wasm = find(&|n| n.starts_with(&prefix) && n.ends_with("_bg.wasm"))?;
+        let js = find(&|n| n.starts_with(&prefix) && n.ends_with(".js"))?;
+        // The glue's name carries the build's hash: so does the boot script's.
+        let hash = js
+            .trim_start_matches(&prefix)
+            .trim_end_matches(".js")
+            .to_owned();
+        let boot = format!("boot-{hash}.js");
+        let boot_js = format!(
+            "import init from './{js}';\ninit({{ module_or_path: new URL('./{wasm}', import.meta.url) }});\n"
+        );
+        files.insert(
+            boot.clone(),
+            Arc::new(Asset::new(boot_js.into_bytes(), &boot)),
+        );
+        Some(Self {
+            files,
+            js,
+            wasm,
+            boot,
+        })
     }
 }
 
@@ -94,35 +147,14 @@ pub struct WidgetAssets {
 impl WidgetAssets {
     /// Reads the built widget; `None` when it has not been built.
     pub fn load() -> Option<Self> {
-        let mut files = HashMap::new();
-        for name in Dist::iter() {
-            // Trunk's own page is for `trunk serve`; the server renders its own.
-            if name.ends_with(".html") || name.contains('/') {
-                continue;
-            }
-            if let Some(file) = Dist::get(&name) {
-                files.insert(
-                    name.to_string(),
-                    Arc::new(Asset::new(embedded_bytes(file.data), &name)),
-                );
-            }
-        }
-        let find = |pred: &dyn Fn(&str) -> bool| files.keys().find(|n| pred(n)).cloned();
-        let wasm = find(&|n| n.starts_with("widget-app-") && n.ends_with("_bg.wasm"))?;
-        let js = find(&|n| n.starts_with("widget-app-") && n.ends_with(".js"))?;
-        // The glue's name carries the build's hash: so does the boot script's.
-        let hash = js
-            .trim_start_matches("widget-app-")
-            .trim_end_matches(".js")
-            .to_owned();
-        let boot = format!("boot-{hash}.js");
-        let boot_js = format!(
-            "import init from './{js}';\ninit({{ module_or_path: new URL('./{wasm}', import.meta.url) }});\n"
-        );
-        files.insert(
-            boot.clone(),
-            Arc::new(Asset::new(boot_js.into_bytes(), &boot)),
-        );
+        let dist =
+            Dist::iter().filter_map(|name| Dist::get(&name).map(|f| (name.to_string(), f.data)));
+        let Build {
+            files,
+            js,
+            wasm,
+            boot,
+        } = Build::of("widget-app", dist)?;
         Some(Self {
             files,
             js,

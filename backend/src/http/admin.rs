@@ -131,12 +131,27 @@ pub(super) async fn require_admin(
     }
 }
 
+/// A widget as the caller may read it: the identity verification secret
+/// (which lets anyone vouch for any user) only for owners and admin keys.
+fn for_reader(depot: &Depot, mut def: WidgetDef) -> WidgetDef {
+    if let Ok(super::console::Principal::User(u)) = depot.get_typed::<super::console::Principal>()
+        && u.role < crate::store::accounts::ConsoleRole::Owner
+    {
+        def.verification_secret = None;
+    }
+    def
+}
+
 /// Every widget, enabled or not.
 #[endpoint(tags("admin"), security(("admin_key" = [])), responses((status_code = 200, body = Vec<WidgetDef>), (status_code = 401, body = ApiError)))]
 async fn list_widgets(depot: &mut Depot, res: &mut Response) {
     let r = async {
         let state = state(depot)?;
-        Ok(state.tenants.widgets().await.map_err(AdminError::from)?)
+        let widgets = state.tenants.widgets().await.map_err(AdminError::from)?;
+        Ok(widgets
+            .into_iter()
+            .map(|d| for_reader(depot, d))
+            .collect::<Vec<_>>())
     }
     .await;
     respond(res, StatusCode::OK, r);
@@ -178,7 +193,7 @@ async fn get_widget(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         let state = state(depot)?;
         let id = widget_id(req);
         let found = state.tenants.widget(&id).await.map_err(AdminError::from)?;
-        Ok(found.ok_or(AdminError::NotFound(id))?)
+        Ok(for_reader(depot, found.ok_or(AdminError::NotFound(id))?))
     }
     .await;
     respond(res, StatusCode::OK, r);
@@ -205,7 +220,7 @@ async fn patch_widget(req: &mut Request, depot: &mut Depot, res: &mut Response) 
         let input: WidgetInput = json_body(req).await?;
         let def = update_widget(&*state.tenants, &id, input).await?;
         reload(&state).await;
-        Ok(def)
+        Ok(for_reader(depot, def))
     }
     .await;
     respond(res, StatusCode::OK, r);

@@ -21,6 +21,7 @@ pub mod admin;
 pub mod auth;
 pub mod chat;
 pub mod console;
+pub mod console_page;
 pub mod history;
 pub mod knowledge;
 pub mod loader;
@@ -179,6 +180,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .push(Router::with_path("metrics").get(metrics))
         .push(api_router())
         .push(widget_router())
+        .push(console_page::router())
         .push(Router::with_path("widget.js").get(loader::widget_js))
         .push(Router::with_path("demo.js").get(loader::demo_js))
         .push(Router::new().get(loader::demo_page))

@@ -134,6 +134,12 @@ pub async fn asset(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         res.status_code(StatusCode::NOT_FOUND);
         return;
     };
+    send_asset(req, res, &file);
+}
+
+/// A built file, gzipped when the client takes it, cached for a year (its
+/// name carries its hash).
+pub(super) fn send_asset(req: &Request, res: &mut Response, file: &crate::assets::widget::Asset) {
     let gzip = accepts_gzip(req);
     for (name, value) in [
         ("content-type", file.content_type()),

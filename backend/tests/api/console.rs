@@ -278,6 +278,40 @@ async fn each_role_does_only_what_it_may() {
     let editor = signed_in(&app, "editor@example.com").await;
     let viewer = signed_in(&app, "viewer@example.com").await;
 
+    // The identity verification secret is for owners (and admin keys).
+    let r = app
+        .client
+        .patch(app.url("/api/v1/admin/widgets/test"))
+        .bearer_auth(&key)
+        .json(&json!({"verification_secret": "vouch-for-anyone"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    for (b, shown) in [(&viewer, false), (&editor, false), (&owner, true)] {
+        let one: Value = call(&app, b, "GET", "/api/v1/admin/widgets/test", None, false)
+            .await
+            .json()
+            .await
+            .expect("JSON");
+        let all: Value = call(&app, b, "GET", "/api/v1/admin/widgets", None, false)
+            .await
+            .json()
+            .await
+            .expect("JSON");
+        let listed = all
+            .as_array()
+            .and_then(|a| a.iter().find(|w| w["id"] == "test"))
+            .expect("listed");
+        for def in [&one, listed] {
+            assert_eq!(
+                def["verification_secret"] == "vouch-for-anyone",
+                shown,
+                "{def}"
+            );
+        }
+    }
+
     // Viewers read, and change nothing.
     for (method, path) in [
         ("GET", "/api/v1/admin/widgets"),

@@ -1,0 +1,3 @@
+fn main() {
+    console_app::start();
+}

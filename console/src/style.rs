@@ -1,0 +1,61 @@
+//! The console's look: one global sheet, built once (stylist's `Global`).
+
+use stylist::css;
+use stylist::yew::Global;
+use yew::prelude::*;
+
+#[function_component(ConsoleStyle)]
+pub fn console_style() -> Html {
+    let css = css!(
+        r#"
+        :root { color-scheme: light dark; --bg: #f6f7f9; --panel: #ffffff; --fg: #1f2328; --muted: #5b6470;
+                --line: #d9dde3; --accent: #4f46e5; --accent-fg: #ffffff; --bad-bg: #fff1f0; --bad-fg: #a4161a;
+                --ok-bg: #ecfdf3; --ok-fg: #05603a; }
+        @media (prefers-color-scheme: dark) {
+            :root { --bg: #111317; --panel: #1a1d23; --fg: #e8eaed; --muted: #a3aab4; --line: #343a43;
+                    --accent: #8b85f7; --accent-fg: #111317; --bad-bg: #3a1717; --bad-fg: #ffb3b0;
+                    --ok-bg: #0f2e1f; --ok-fg: #a6f4c5; }
+        }
+        *, *::before, *::after { box-sizing: border-box; }
+        html, body { margin: 0; background: var(--bg); color: var(--fg);
+                     font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+        :focus-visible { outline: 2px solid var(--accent); outline-offset: 2px; }
+        h1 { font-size: 22px; margin: 0 0 16px; }
+        h2 { font-size: 17px; margin: 24px 0 10px; }
+        a { color: var(--accent); }
+        button, input, select { font: inherit; }
+        button { border: 1px solid var(--line); background: var(--panel); color: var(--fg); border-radius: 8px;
+                 padding: 7px 14px; cursor: pointer; }
+        button.primary { background: var(--accent); border-color: var(--accent); color: var(--accent-fg); font-weight: 600; }
+        button:disabled { opacity: .5; cursor: default; }
+        input, select { border: 1px solid var(--line); border-radius: 8px; padding: 8px 10px; background: var(--panel);
+                        color: var(--fg); width: 100%; }
+        label { display: block; font-weight: 600; margin: 12px 0 4px; }
+        .card { background: var(--panel); border: 1px solid var(--line); border-radius: 12px; padding: 24px; }
+        .center { min-height: 100vh; display: grid; place-items: center; padding: 24px; }
+        .center .card { width: min(420px, 100%); }
+        .brand { font-weight: 800; letter-spacing: -.01em; }
+        .muted { color: var(--muted); }
+        .error { background: var(--bad-bg); color: var(--bad-fg); border-radius: 8px; padding: 8px 12px; margin: 12px 0; }
+        .ok { background: var(--ok-bg); color: var(--ok-fg); border-radius: 8px; padding: 8px 12px; margin: 12px 0; }
+        .actions { display: flex; gap: 8px; margin-top: 18px; align-items: center; flex-wrap: wrap; }
+        header.bar { display: flex; align-items: center; gap: 16px; padding: 10px 20px; background: var(--panel);
+                     border-bottom: 1px solid var(--line); }
+        header.bar nav { display: flex; gap: 4px; flex: 1; }
+        header.bar nav button { border: 0; background: transparent; }
+        header.bar nav button[aria-current="page"] { background: var(--bg); font-weight: 600; }
+        main { padding: 24px; max-width: 1100px; margin: 0 auto; }
+        table { width: 100%; border-collapse: collapse; background: var(--panel); border: 1px solid var(--line);
+                border-radius: 12px; overflow: hidden; }
+        th, td { text-align: start; padding: 9px 12px; border-bottom: 1px solid var(--line); vertical-align: top; }
+        th { font-size: 13px; color: var(--muted); font-weight: 600; }
+        tr:last-child td { border-bottom: 0; }
+        code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px; }
+        pre { background: var(--bg); border: 1px solid var(--line); border-radius: 8px; padding: 10px; white-space: pre-wrap;
+              word-break: break-all; }
+        .row { display: grid; grid-template-columns: 2fr 1fr auto; gap: 10px; align-items: end; }
+        .row label { margin-top: 0; }
+        "#
+    );
+    html! { <Global css={css} /> }
+}

@@ -1,0 +1,275 @@
+//! The console in a real Chromium against the real server: the first run's
+//! setup from this machine, the widget list, creating a widget and reading
+//! its snippet, adding a user, signing out, a wrong password, and a viewer
+//! who sees no editing. axe-core checks each screen; the page's CSP keeps
+//! it out of frames.
+
+use std::time::Duration;
+
+use chromiumoxide::Page;
+use e2e::{Harness, axe_serious, eval, screenshot, screenshot_dir, wait_for};
+use mock_upstream::Script;
+
+const T: Duration = Duration::from_secs(20);
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn type_into(page: &Page, selector: &str, text: &str) {
+    page.find_element(selector)
+        .await
+        .unwrap_or_else(|e| panic!("{selector}: {e}"))
+        .click()
+        .await
+        .expect("click")
+        .type_str(text)
+        .await
+        .expect("type");
+}
+
+async fn click(page: &Page, selector: &str) {
+    page.find_element(selector)
+        .await
+        .unwrap_or_else(|e| panic!("{selector}: {e}"))
+        .click()
+        .await
+        .expect("click");
+}
+
+/// Clicks the button whose text is `label`.
+async fn click_button(page: &Page, label: &str) {
+    let js = format!(
+        "(() => {{ const b = [...document.querySelectorAll('button')].find(b => b.textContent.trim() === {label:?}); \
+         if (b) b.setAttribute('data-e2e', 'target'); return !!b; }})()"
+    );
+    wait_for(page, &js, T).await.expect(label);
+    click(page, "button[data-e2e=target]").await;
+    eval(
+        page,
+        "document.querySelector('[data-e2e=target]')?.removeAttribute('data-e2e')",
+    )
+    .await
+    .expect("unmark");
+}
+
+async fn text(page: &Page) -> String {
+    eval(page, "document.body.innerText")
+        .await
+        .expect("text")
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn audit(page: &Page, what: &str) {
+    let found = axe_serious(page, "body").await.expect("axe-core runs");
+    assert!(found.is_empty(), "{what}: {found:#?}");
+}
+
+async fn sign_in(page: &Page, email: &str, password: &str) {
+    wait_for(page, "!!document.querySelector('#sign-in-title')", T)
+        .await
+        .expect("the sign-in form");
+    eval(page, "document.querySelector('#email').value = ''; document.querySelector('#password').value = ''")
+        .await
+        .expect("clear");
+    type_into(page, "#email", email).await;
+    type_into(page, "#password", password).await;
+    click(page, "button[type=submit]").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_sets_up_the_console_creates_a_widget_and_a_viewer_only_reads() {
+    let h = Harness::start(Script::default(), |_| {})
+        .await
+        .expect("harness");
+
+    // The page's own headers: a strict CSP, never framed.
+    let r = reqwest::get(h.url("/console")).await.expect("console page");
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    for part in [
+        "frame-ancestors 'none'",
+        "script-src 'self' 'wasm-unsafe-eval'",
+        "default-src 'none'",
+    ] {
+        assert!(csp.contains(part), "{csp}");
+    }
+    assert!(
+        !r.text().await.expect("page").contains("<script>"),
+        "no inline script"
+    );
+
+    // First run, from this machine: create the first owner.
+    let page = h.open("/console", 1280, 800, false).await.expect("page");
+    wait_for(&page, "!!document.querySelector('#setup-title')", T)
+        .await
+        .expect("the setup form");
+    audit(&page, "setup").await;
+    screenshot(&page, &screenshot_dir().join("console-setup.png"))
+        .await
+        .expect("screenshot");
+    type_into(&page, "#email", "owner@example.com").await;
+    type_into(&page, "#password", PASSWORD).await;
+    type_into(&page, "#again", PASSWORD).await;
+    click(&page, "button[type=submit]").await;
+
+    // The widget list: the demo widget and the configured one.
+    wait_for(
+        &page,
+        "document.querySelectorAll('tbody tr').length >= 2",
+        T,
+    )
+    .await
+    .expect("the widget list");
+    let shown = text(&page).await;
+    assert!(shown.contains("owner@example.com (owner)"), "{shown}");
+    assert!(
+        shown.contains("Acme Support") && shown.contains("demo"),
+        "{shown}"
+    );
+    audit(&page, "widgets").await;
+
+    // Create a widget: its snippet is shown once.
+    type_into(&page, "#new-title", "Docs Helper").await;
+    click_button(&page, "Create").await;
+    let embed = wait_for(&page, "document.querySelector('.ok pre')?.textContent", T)
+        .await
+        .expect("the snippet");
+    let embed = embed.as_str().unwrap_or_default();
+    assert!(
+        embed.contains("data-widget-id=\"docs-helper\"") && embed.contains("pk_"),
+        "{embed}"
+    );
+    wait_for(&page, "document.body.innerText.includes('docs-helper')", T)
+        .await
+        .expect("the new widget is listed");
+    screenshot(&page, &screenshot_dir().join("console-widgets.png"))
+        .await
+        .expect("screenshot");
+
+    // Add a viewer.
+    click_button(&page, "Users").await;
+    wait_for(
+        &page,
+        "!!document.querySelector('#user-email') && !!document.querySelector('tbody tr')",
+        T,
+    )
+    .await
+    .expect("the users page");
+    type_into(&page, "#user-email", "viewer@example.com").await;
+    type_into(&page, "#user-password", PASSWORD).await;
+    eval(
+        &page,
+        "document.querySelector('#user-role').value = 'viewer'",
+    )
+    .await
+    .expect("role");
+    click_button(&page, "Add user").await;
+    if let Err(e) = wait_for(
+        &page,
+        "document.body.innerText.includes('viewer@example.com can now sign in as viewer')",
+        T,
+    )
+    .await
+    {
+        panic!("the viewer is not added: {e}\n{}", text(&page).await);
+    }
+    audit(&page, "users").await;
+
+    // The audit log names the owner's changes.
+    click_button(&page, "Audit log").await;
+    wait_for(
+        &page,
+        "document.body.innerText.includes('POST /api/v1/admin/widgets')",
+        T,
+    )
+    .await
+    .expect("the widget's creation is in the audit log");
+    let shown = text(&page).await;
+    assert!(shown.contains("user:owner@example.com"), "{shown}");
+    assert!(shown.contains("POST /api/v1/console/users"), "{shown}");
+
+    // Sign out; a wrong password is refused with a clear message.
+    click_button(&page, "Sign out").await;
+    sign_in(&page, "owner@example.com", "not the password").await;
+    wait_for(
+        &page,
+        "document.querySelector('[role=alert]')?.textContent",
+        T,
+    )
+    .await
+    .expect("the refusal");
+    let shown = text(&page).await;
+    assert!(shown.contains("The email or password is wrong."), "{shown}");
+    audit(&page, "sign-in with an error").await;
+    screenshot(&page, &screenshot_dir().join("console-sign-in.png"))
+        .await
+        .expect("screenshot");
+
+    // The viewer reads the widgets but is offered no editing and no users.
+    sign_in(&page, "viewer@example.com", PASSWORD).await;
+    wait_for(
+        &page,
+        "document.querySelectorAll('tbody tr').length >= 3",
+        T,
+    )
+    .await
+    .expect("the viewer's widget list");
+    let shown = text(&page).await;
+    assert!(shown.contains("viewer@example.com (viewer)"), "{shown}");
+    assert!(!shown.contains("Create a widget"), "{shown}");
+    assert!(
+        !shown.contains("Users") && !shown.contains("Audit log"),
+        "{shown}"
+    );
+
+    // A session that ends elsewhere sends the console back to sign in.
+    click_button(&page, "Sign out everywhere").await;
+    wait_for(
+        &page,
+        "document.body.innerText.includes('Signed out on every browser.')",
+        T,
+    )
+    .await
+    .expect("signed out everywhere");
+    page.reload().await.expect("reload");
+    wait_for(&page, "!!document.querySelector('#sign-in-title')", T)
+        .await
+        .expect("signed out after a reload");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_cannot_be_framed_even_by_its_own_origin() {
+    let h = Harness::start(Script::default(), |_| {})
+        .await
+        .expect("harness");
+    // A page of the server's own origin frames a plain route (the control:
+    // its document is readable) and the console (refused by
+    // frame-ancestors 'none': Chromium puts its error page there, which the
+    // parent cannot read).
+    let page = h.open("/health", 800, 600, false).await.expect("page");
+    let framed = |path: &str| {
+        format!(
+            "new Promise(done => {{ const f = document.createElement('iframe'); \
+             f.onload = () => setTimeout(() => {{ let d = null; try {{ d = f.contentDocument; }} catch (e) {{}} \
+             done(!!d && d.location.href.endsWith({path:?})); }}, 300); \
+             f.src = {path:?}; document.body.appendChild(f); }})"
+        )
+    };
+    let control = eval(&page, &framed("/ready")).await.expect("control frame");
+    assert_eq!(
+        control,
+        serde_json::Value::Bool(true),
+        "a frameable route loads"
+    );
+    let console = eval(&page, &framed("/console"))
+        .await
+        .expect("console frame");
+    assert_eq!(
+        console,
+        serde_json::Value::Bool(false),
+        "the console was framed"
+    );
+}
