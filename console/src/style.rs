@@ -53,6 +53,16 @@ pub fn console_style() -> Html {
         code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px; }
         pre { background: var(--bg); border: 1px solid var(--line); border-radius: 8px; padding: 10px; white-space: pre-wrap;
               word-break: break-all; }
+        textarea { font: inherit; border: 1px solid var(--line); border-radius: 8px; padding: 8px 10px; width: 100%;
+                   background: var(--panel); color: var(--fg); resize: vertical; }
+        fieldset { border: 0; padding: 0; margin: 0; min-width: 0; }
+        .pair { display: grid; grid-template-columns: 56px 1fr; gap: 8px; }
+        .pair input[type=color] { padding: 2px; height: 40px; }
+        .editor { display: grid; grid-template-columns: minmax(0, 1fr) 400px; gap: 24px; align-items: start; }
+        .preview { position: sticky; top: 16px; }
+        .preview p { margin: 0 0 6px; font-size: 13px; }
+        .preview iframe { width: 400px; height: 640px; border: 1px solid var(--line); border-radius: 16px; background: #fff; display: block; }
+        pre.ok { white-space: pre-wrap; font: inherit; }
         .row { display: grid; grid-template-columns: 2fr 1fr auto; gap: 10px; align-items: end; }
         .row label { margin-top: 0; }
         "#

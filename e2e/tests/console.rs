@@ -149,6 +149,70 @@ async fn an_owner_sets_up_the_console_creates_a_widget_and_a_viewer_only_reads()
         .await
         .expect("screenshot");
 
+    // Edit it: the preview is the real panel and shows a new colour and
+    // greeting before they are saved.
+    click(&page, "button[aria-label='Open docs-helper']").await;
+    let header_colour = "(() => { const d = document.querySelector('.preview iframe')?.contentDocument; \
+         const h = d && d.querySelector('header'); return h ? getComputedStyle(h).backgroundColor : ''; })()";
+    let before = wait_for(&page, header_colour, T)
+        .await
+        .expect("the preview's panel");
+    assert_eq!(before, "rgb(79, 70, 229)", "the default accent");
+    audit(&page, "editor").await;
+    eval(&page, "document.querySelector('#w-primary').value = ''")
+        .await
+        .expect("clear");
+    type_into(&page, "#w-primary", "#0f766e").await;
+    eval(&page, "document.querySelector('#w-greeting').value = ''")
+        .await
+        .expect("clear");
+    type_into(&page, "#w-greeting", "Ask me about the docs!").await;
+    let changed = format!(
+        "{header_colour} === 'rgb(15, 118, 110)' && document.querySelector('.preview iframe').contentDocument.body.innerText.includes('Ask me about the docs!')"
+    );
+    if let Err(e) = wait_for(&page, &changed, T).await {
+        let seen = eval(
+            &page,
+            "(() => { const f = document.querySelector('.preview iframe'); \
+             return [f.contentWindow.performance.getEntriesByType('resource').map(e => e.name + ' ' + e.responseStatus), f.contentDocument.documentElement.outerHTML.slice(0, 3000)]; })()",
+        )
+        .await;
+        panic!("the preview does not show the draft: {e}\n{seen:?}");
+    }
+    assert!(text(&page).await.contains("Unsaved changes"));
+    let stored: serde_json::Value = reqwest::Client::new()
+        .get(h.url("/api/v1/console/session"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        stored["code"], "unauthorized",
+        "no cookie outside the browser"
+    );
+    screenshot(&page, &screenshot_dir().join("console-editor-preview.png"))
+        .await
+        .expect("screenshot");
+    click_button(&page, "Save").await;
+    wait_for(&page, "document.body.innerText.includes('Saved.')", T)
+        .await
+        .expect("saved");
+    // Saved for visitors: the widget's own page now has the colour.
+    let key = embed
+        .split("data-key=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the key in the snippet");
+    let visitor_page = reqwest::get(h.url(&format!("/widget/docs-helper?key={key}")))
+        .await
+        .expect("widget page")
+        .text()
+        .await
+        .expect("page");
+    assert!(visitor_page.contains("#0f766e") && visitor_page.contains("Ask me about the docs!"));
+
     // Add a viewer.
     click_button(&page, "Users").await;
     wait_for(

@@ -15,11 +15,11 @@ use crate::tenants::session::{Session, new_visitor};
 /// The Content-Security-Policy of the iframe document: only our own
 /// scripts, wasm, styles and API; nothing inline but styles (stylist writes
 /// its rules into <style> elements).
-const PAGE_CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; \
+pub(super) const PAGE_CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; \
      style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self'; \
      base-uri 'none'; form-action 'none'";
 
-fn plain_page(res: &mut Response, status: StatusCode, title: &str, text: &str) {
+pub(super) fn plain_page(res: &mut Response, status: StatusCode, title: &str, text: &str) {
     res.status_code(status);
     let _ = res.add_header("cache-control", "no-store", true);
     res.render(Text::Html(format!(
@@ -94,17 +94,7 @@ pub async fn page(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     ] {
         let _ = res.add_header(name, value, true);
     }
-    // The visitor's languages: the loader passes `navigator.languages`;
-    // without it (a page opened directly), the browser's Accept-Language.
-    let wanted = match req.query::<String>("lang") {
-        Some(list) if !list.is_empty() => i18n::from_query(&list),
-        _ => req
-            .headers()
-            .get("accept-language")
-            .and_then(|v| v.to_str().ok())
-            .map(i18n::accept_language)
-            .unwrap_or_default(),
-    };
+    let wanted = wanted_languages(req);
     let html = assets.page(&widget.config(key.trim(), token, &wanted));
     let _ = res.add_header("vary", "accept-language, accept-encoding", true);
     // The page is made per visitor (its session token), so it is compressed
@@ -119,6 +109,20 @@ pub async fn page(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         return;
     }
     res.render(Text::Html(html));
+}
+
+/// The visitor's languages: the loader passes `navigator.languages`;
+/// without it (a page opened directly), the browser's Accept-Language.
+pub(super) fn wanted_languages(req: &Request) -> Vec<String> {
+    match req.query::<String>("lang") {
+        Some(list) if !list.is_empty() => i18n::from_query(&list),
+        _ => req
+            .headers()
+            .get("accept-language")
+            .and_then(|v| v.to_str().ok())
+            .map(i18n::accept_language)
+            .unwrap_or_default(),
+    }
 }
 
 /// A built asset; immutable, since its name changes with its content.

@@ -1,6 +1,7 @@
 //! The console's screens.
 
 pub mod audit;
+pub mod editor;
 pub mod shell;
 pub mod sign_in;
 pub mod users;

@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 use yew::prelude::*;
 
+use super::editor::Editor;
 use super::shell::SectionProps;
 use super::value;
 use crate::api::{self, NONE};
@@ -13,6 +14,7 @@ pub fn widgets(props: &SectionProps) -> Html {
     let created = use_state(|| None::<Value>);
     let error = use_state(|| None::<String>);
     let title = use_node_ref();
+    let editing = use_state(|| None::<String>);
     let reload = {
         let (list, on_failure) = (list.clone(), props.on_failure.clone());
         Callback::from(move |()| {
@@ -74,9 +76,14 @@ pub fn widgets(props: &SectionProps) -> Html {
         Some(Ok(w)) if w.is_empty() => html! { <p class="muted">{ "No widgets yet." }</p> },
         Some(Ok(w)) => html! {
             <table>
-                <thead><tr><th>{ "Title" }</th><th>{ "Id" }</th><th>{ "Status" }</th><th>{ "Allowed sites" }</th></tr></thead>
+                <thead><tr><th>{ "Title" }</th><th>{ "Id" }</th><th>{ "Status" }</th><th>{ "Allowed sites" }</th><th></th></tr></thead>
                 <tbody>
                     { for w.iter().map(|w| {
+                        let id = w["id"].as_str().unwrap_or_default().to_owned();
+                        let open = {
+                            let (editing, id) = (editing.clone(), id.clone());
+                            Callback::from(move |_: MouseEvent| editing.set(Some(id.clone())))
+                        };
                         let sites = w["allowed_sites"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default();
                         html! {
                             <tr>
@@ -84,6 +91,7 @@ pub fn widgets(props: &SectionProps) -> Html {
                                 <td><code>{ w["id"].as_str().unwrap_or_default().to_owned() }</code></td>
                                 <td>{ if w["disabled"].as_bool().unwrap_or(false) { "Disabled" } else { "Live" } }</td>
                                 <td>{ if sites.is_empty() { "Any site".to_owned() } else { sites } }</td>
+                                <td><button type="button" aria-label={format!("Open {id}")} onclick={open}>{ "Open" }</button></td>
                             </tr>
                         }
                     }) }
@@ -91,6 +99,14 @@ pub fn widgets(props: &SectionProps) -> Html {
             </table>
         },
     };
+    if let Some(id) = &*editing {
+        let (editing, reload) = (editing.clone(), reload.clone());
+        let on_close = Callback::from(move |()| {
+            editing.set(None);
+            reload.emit(());
+        });
+        return html! { <Editor id={id.clone()} section={props.clone()} {on_close} /> };
+    }
     html! {
         <>
             <h1>{ "Widgets" }</h1>
