@@ -800,3 +800,36 @@ async fn passwords_never_reach_a_response_or_the_log() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_preview_shows_a_draft_only_to_a_signed_in_user_and_saves_nothing() {
+    let (app, config, key) = console_app().await;
+    create_user(&config, "viewer@example.com", "viewer");
+    let viewer = signed_in(&app, "viewer@example.com").await;
+    let draft = serde_json::to_string(&json!({"title": "Draft title"})).expect("json");
+    let path = format!(
+        "/console/preview/test?draft={}",
+        url::form_urlencoded::byte_serialize(draft.as_bytes()).collect::<String>()
+    );
+    let r = call(&app, &Browser::default(), "GET", &path, None, false).await;
+    assert_eq!(r.status(), 401);
+    assert!(!r.text().await.expect("body").contains("Draft title"));
+
+    let r = call(&app, &viewer, "GET", &path, None, false).await;
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(csp.ends_with("frame-ancestors 'self'"), "{csp}");
+    assert!(r.text().await.expect("body").contains("Draft title"));
+    // An invalid draft is refused with the field named; nothing was saved.
+    let bad = format!(
+        "/console/preview/test?draft={}",
+        url::form_urlencoded::byte_serialize(br#"{"temperature": 9}"#).collect::<String>()
+    );
+    let r = call(&app, &viewer, "GET", &bad, None, false).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.expect("body").contains("temperature"));
+    assert_eq!(title(&app, &key).await, "Test");
+}
