@@ -62,6 +62,11 @@ pub fn console_style() -> Html {
         .preview { position: sticky; top: 16px; }
         .preview p { margin: 0 0 6px; font-size: 13px; }
         .preview iframe { width: 400px; height: 640px; border: 1px solid var(--line); border-radius: 16px; background: #fff; display: block; }
+        .transcript { list-style: none; padding: 0; margin: 0; display: flex; flex-direction: column; gap: 10px; }
+        .turn { background: var(--panel); border: 1px solid var(--line); border-radius: 12px; padding: 10px 14px; }
+        .turn.user { border-inline-start: 4px solid var(--accent); }
+        .turn p { margin: 0; }
+        .turn .content { white-space: pre-wrap; margin-top: 4px; }
         pre.ok { white-space: pre-wrap; font: inherit; }
         .row { display: grid; grid-template-columns: 2fr 1fr auto; gap: 10px; align-items: end; }
         .row label { margin-top: 0; }

@@ -255,6 +255,62 @@ async fn an_owner_sets_up_the_console_creates_a_widget_and_a_viewer_only_reads()
     assert!(shown.contains("user:owner@example.com"), "{shown}");
     assert!(shown.contains("POST /api/v1/console/users"), "{shown}");
 
+    // A visitor's conversation in the panel appears under Conversations,
+    // with its transcript and each answer's status.
+    let visitor = h
+        .open(&e2e::panel_path(), 400, 640, false)
+        .await
+        .expect("panel");
+    e2e::ready(&visitor).await;
+    e2e::ask(&visitor, "Where is my order?").await;
+    wait_for(
+        &visitor,
+        "document.querySelector('[data-role=assistant][data-state=complete]')",
+        T,
+    )
+    .await
+    .expect("the visitor's answer");
+    visitor.close().await.expect("close the visitor's tab");
+    page.bring_to_front().await.expect("back to the console");
+    click_button(&page, "Conversations").await;
+    wait_for(&page, "!!document.querySelector('#inbox-widget option')", T)
+        .await
+        .expect("the widget picker");
+    eval(
+        &page,
+        &format!(
+            "(() => {{ const s = document.querySelector('#inbox-widget'); s.value = {:?}; \
+             s.dispatchEvent(new Event('change', {{ bubbles: true }})); }})()",
+            e2e::WIDGET
+        ),
+    )
+    .await
+    .expect("pick the widget");
+    let read = "button[aria-label^='Read conversation']";
+    wait_for(&page, &format!("!!document.querySelector({read:?})"), T)
+        .await
+        .expect("the visitor's conversation is listed");
+    click(&page, read).await;
+    wait_for(
+        &page,
+        "document.querySelector('.transcript')?.innerText.includes('Where is my order?')",
+        T,
+    )
+    .await
+    .expect("the transcript");
+    let transcript = eval(&page, "document.querySelector('.transcript').innerText")
+        .await
+        .expect("transcript");
+    let transcript = transcript.as_str().unwrap_or_default();
+    assert!(
+        transcript.contains("assistant") && transcript.contains("complete"),
+        "{transcript}"
+    );
+    audit(&page, "conversations").await;
+    screenshot(&page, &screenshot_dir().join("console-conversations.png"))
+        .await
+        .expect("screenshot");
+
     // Sign out; a wrong password is refused with a clear message.
     click_button(&page, "Sign out").await;
     sign_in(&page, "owner@example.com", "not the password").await;

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod editor;
+pub mod inbox;
 pub mod shell;
 pub mod sign_in;
 pub mod users;

@@ -6,6 +6,7 @@ use std::rc::Rc;
 use yew::prelude::*;
 
 use super::audit::Audit;
+use super::inbox::Inbox;
 use super::users::Users;
 use super::widgets::Widgets;
 use crate::api::{self, Failure, NONE, Session};
@@ -14,6 +15,7 @@ use crate::app::Screen;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     Widgets,
+    Conversations,
     Users,
     Audit,
 }
@@ -87,6 +89,7 @@ pub fn shell(props: &ShellProps) -> Html {
                 <span class="brand">{ "Porthole" }</span>
                 <nav aria-label="Sections">
                     { tab(Section::Widgets, "Widgets") }
+                    { tab(Section::Conversations, "Conversations") }
                     if user.is_owner() {
                         { tab(Section::Users, "Users") }
                         { tab(Section::Audit, "Audit log") }
@@ -100,6 +103,7 @@ pub fn shell(props: &ShellProps) -> Html {
                 {
                     match *section {
                         Section::Widgets => html! { <Widgets ..props_for.clone() /> },
+                        Section::Conversations => html! { <Inbox ..props_for.clone() /> },
                         Section::Users => html! { <Users ..props_for.clone() /> },
                         Section::Audit => html! { <Audit ..props_for.clone() /> },
                     }
