@@ -70,6 +70,19 @@ pub fn console_style() -> Html {
         pre.ok { white-space: pre-wrap; font: inherit; }
         .row { display: grid; grid-template-columns: 2fr 1fr auto; gap: 10px; align-items: end; }
         .row label { margin-top: 0; }
+        h3 { font-size: 15px; margin: 16px 0 8px; }
+        .small { font-size: 13px; }
+        .bad { color: var(--bad-fg); }
+        .pill { display: inline-block; border-radius: 999px; padding: 1px 10px; font-size: 13px; font-weight: 600;
+                background: var(--bg); border: 1px solid var(--line); }
+        .pill.ready { background: var(--ok-bg); color: var(--ok-fg); border-color: transparent; }
+        .pill.failed { background: var(--bad-bg); color: var(--bad-fg); border-color: transparent; }
+        td.buttons { white-space: nowrap; }
+        td.buttons button { padding: 4px 10px; margin-inline-end: 4px; }
+        progress { display: block; width: 140px; accent-color: var(--accent); }
+        tr.faded td { background: var(--bg); }
+        section.card { margin-top: 16px; }
+        form.try { margin-bottom: 12px; }
         "#
     );
     html! { <Global css={css} /> }

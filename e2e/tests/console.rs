@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use chromiumoxide::Page;
-use e2e::{Harness, axe_serious, eval, screenshot, screenshot_dir, wait_for};
+use e2e::{Harness, Pages, axe_serious, eval, screenshot, screenshot_dir, wait_for};
 use mock_upstream::Script;
 
 const T: Duration = Duration::from_secs(20);
@@ -74,6 +74,40 @@ async fn sign_in(page: &Page, email: &str, password: &str) {
     type_into(page, "#email", email).await;
     type_into(page, "#password", password).await;
     click(page, "button[type=submit]").await;
+}
+
+/// Creates the first owner on the setup page and waits for the widgets.
+async fn set_up_owner(page: &Page) {
+    wait_for(page, "!!document.querySelector('#setup-title')", T)
+        .await
+        .expect("the setup form");
+    type_into(page, "#email", "owner@example.com").await;
+    type_into(page, "#password", PASSWORD).await;
+    type_into(page, "#again", PASSWORD).await;
+    click(page, "button[type=submit]").await;
+    wait_for(page, "document.querySelectorAll('tbody tr').length >= 2", T)
+        .await
+        .expect("the widget list");
+}
+
+/// Picks `widget` in the section's picker `select`.
+async fn pick(page: &Page, select: &str, widget: &str) {
+    wait_for(
+        page,
+        &format!("!!document.querySelector('{select} option')"),
+        T,
+    )
+    .await
+    .expect("the widget picker");
+    eval(
+        page,
+        &format!(
+            "(() => {{ const s = document.querySelector('{select}'); s.value = {widget:?}; \
+             s.dispatchEvent(new Event('change', {{ bubbles: true }})); }})()"
+        ),
+    )
+    .await
+    .expect("pick the widget");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -392,4 +426,265 @@ async fn the_console_cannot_be_framed_even_by_its_own_origin() {
         serde_json::Value::Bool(false),
         "the console was framed"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_adds_a_site_watches_it_sync_reads_its_errors_and_tries_a_question() {
+    // A docs site on loopback: a sitemap of two pages and one that is gone.
+    let mut pages = Pages::new();
+    let article = |title: &str, body: &str| {
+        (
+            format!(
+                "<!doctype html><html><head><title>{title}</title></head><body><main><article>\
+                 <h1>{title}</h1>{body}</article></main></body></html>"
+            ),
+            vec![],
+        )
+    };
+    pages.insert(
+        "/install".into(),
+        article(
+            "Install",
+            "<p>Acme runs anywhere containers run. This page explains how to install it and keep its data safe.</p>\
+             <h2 id=\"docker\">Docker</h2><p>Pull the acme image and run it with the data folder mounted as a volume, \
+             so the database survives restarts and upgrades of the container.</p>",
+        ),
+    );
+    pages.insert(
+        "/billing".into(),
+        article(
+            "Billing",
+            "<p>Invoices are sent on the first day of each month. Teams on the yearly plan get two months free \
+             and can pay by bank transfer.</p>",
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let site = listener.local_addr().expect("address");
+    let loc = |p: &str| format!("<url><loc>http://{site}{p}</loc></url>");
+    pages.insert(
+        "/sitemap.xml".into(),
+        (
+            format!(
+                "<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">{}{}{}</urlset>",
+                loc("/install"),
+                loc("/billing"),
+                loc("/gone")
+            ),
+            vec![],
+        ),
+    );
+    e2e::serve_pages_on(listener, pages).expect("site");
+    let h = Harness::start(Script::default(), |s| {
+        s.knowledge.allow_private_addresses = true;
+        // Slow enough to watch the progress.
+        s.knowledge.crawl_delay_ms = 700;
+    })
+    .await
+    .expect("harness");
+    let page = h.open("/console", 1280, 900, false).await.expect("page");
+    set_up_owner(&page).await;
+
+    click_button(&page, "Knowledge").await;
+    pick(&page, "#knowledge-widget", e2e::WIDGET).await;
+    wait_for(
+        &page,
+        "document.body.innerText.includes('No knowledge yet')",
+        T,
+    )
+    .await
+    .expect("no sources yet");
+    audit(&page, "knowledge, empty").await;
+
+    // Add the site; its progress shows while it syncs.
+    type_into(&page, "#source-url", &format!("http://{site}/")).await;
+    type_into(&page, "#source-name", "Acme docs").await;
+    click_button(&page, "Add").await;
+    if let Err(e) = wait_for(
+        &page,
+        "!!document.querySelector('table[aria-label=Sources] progress')",
+        T,
+    )
+    .await
+    {
+        panic!("no progress shown: {e}\n{}", text(&page).await);
+    }
+    let shown = text(&page).await;
+    assert!(
+        shown.contains("Syncing") || shown.contains("Waiting"),
+        "{shown}"
+    );
+    assert!(shown.contains("of 3 pages"), "{shown}");
+    screenshot(
+        &page,
+        &screenshot_dir().join("console-knowledge-syncing.png"),
+    )
+    .await
+    .expect("screenshot");
+
+    // Ready without a reload: two pages read, the gone one failed.
+    if let Err(e) = wait_for(
+        &page,
+        "document.querySelector('table[aria-label=Sources] .pill.ready')",
+        T,
+    )
+    .await
+    {
+        panic!("never ready: {e}\n{}", text(&page).await);
+    }
+    let row = eval(
+        &page,
+        "document.querySelector('table[aria-label=Sources] tbody tr').innerText",
+    )
+    .await
+    .expect("row");
+    let row = row.as_str().unwrap_or_default();
+    assert!(
+        row.contains("Acme docs") && row.contains("3 of 3 pages, 1 failed"),
+        "{row}"
+    );
+    click_button(&page, "Details").await;
+    wait_for(
+        &page,
+        "!!document.querySelector('table[aria-label=\"Page errors\"]')",
+        T,
+    )
+    .await
+    .expect("the page errors");
+    let errors = eval(
+        &page,
+        "document.querySelector('table[aria-label=\"Page errors\"]').innerText",
+    )
+    .await
+    .expect("errors");
+    let errors = errors.as_str().unwrap_or_default();
+    assert!(
+        errors.contains(&format!("http://{site}/gone")) && errors.contains("404"),
+        "{errors}"
+    );
+    audit(&page, "knowledge, ready with a page error").await;
+
+    // Try a question: the install page's Docker section comes first, as
+    // passage [1], linked to its anchor; the model is never asked.
+    type_into(
+        &page,
+        "#try-question",
+        "How do I run the docker image with a volume?",
+    )
+    .await;
+    click_button(&page, "Show what it retrieves").await;
+    if let Err(e) = wait_for(
+        &page,
+        "!!document.querySelector('table[aria-label=\"Retrieved chunks\"]')",
+        T,
+    )
+    .await
+    {
+        panic!("nothing retrieved: {e}\n{}", text(&page).await);
+    }
+    let first = eval(
+        &page,
+        "(() => { const r = document.querySelector('table[aria-label=\"Retrieved chunks\"] tbody tr'); \
+         return [r.cells[0].innerText, r.querySelector('a')?.getAttribute('href'), r.innerText]; })()",
+    )
+    .await
+    .expect("first candidate");
+    assert_eq!(first[0], "[1]", "{first}");
+    assert_eq!(first[1], format!("http://{site}/install#docker"), "{first}");
+    assert!(
+        first[2]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Pull the acme image"),
+        "{first}"
+    );
+    assert!(text(&page).await.contains("would be grounded in"));
+    assert_eq!(h.mock.stats().opened, 0, "the model was never asked");
+    audit(&page, "knowledge, a question tried").await;
+    eval(
+        &page,
+        "document.querySelector('section[aria-label=Retrieval]').scrollIntoView()",
+    )
+    .await
+    .expect("scroll to the results");
+    screenshot(&page, &screenshot_dir().join("console-knowledge-try.png"))
+        .await
+        .expect("screenshot");
+
+    // A question nothing covers says what the visitor would get.
+    eval(&page, "document.querySelector('#try-question').value = ''")
+        .await
+        .expect("clear");
+    type_into(
+        &page,
+        "#try-question",
+        "What is the boiling point of mercury?",
+    )
+    .await;
+    click_button(&page, "Show what it retrieves").await;
+    wait_for(
+        &page,
+        "document.body.innerText.includes('Nothing covers this question')",
+        T,
+    )
+    .await
+    .expect("unanswered");
+
+    // FAQs are added as text; removing one asks first and takes it away.
+    eval(
+        &page,
+        "(() => { const s = document.querySelector('#source-kind'); s.value = 'faq'; \
+         s.dispatchEvent(new Event('change', { bubbles: true })); })()",
+    )
+    .await
+    .expect("faq");
+    wait_for(&page, "!!document.querySelector('textarea#source-text')", T)
+        .await
+        .expect("the FAQ box");
+    // Typed text cannot hold a line break here: set the two lines.
+    eval(
+        &page,
+        "document.querySelector('#source-text').value = 'question,answer\\nDo you ship abroad?,Yes: to 40 countries.'",
+    )
+    .await
+    .expect("the FAQ text");
+    eval(
+        &page,
+        "document.querySelector('#source-name').value = 'Shipping FAQ'",
+    )
+    .await
+    .expect("name");
+    click_button(&page, "Add").await;
+    wait_for(
+        &page,
+        "document.querySelectorAll('table[aria-label=Sources] .pill.ready').length === 2",
+        T,
+    )
+    .await
+    .expect("the FAQ is ready");
+    eval(
+        &page,
+        "window.__asked = ''; window.confirm = m => { window.__asked = m; return true; }",
+    )
+    .await
+    .expect("answer the confirmation");
+    let remove = "button[aria-label='Remove Shipping FAQ']";
+    click(&page, remove).await;
+    wait_for(
+        &page,
+        "document.querySelectorAll('table[aria-label=Sources] tbody tr').length === 1",
+        T,
+    )
+    .await
+    .expect("the FAQ is removed");
+    let asked = eval(&page, "window.__asked").await.expect("asked");
+    assert!(
+        asked
+            .as_str()
+            .unwrap_or_default()
+            .contains("Remove “Shipping FAQ”?"),
+        "{asked}"
+    );
+    assert!(text(&page).await.contains("Removed “Shipping FAQ”."));
 }

@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 
 use protocol::SourceRef;
+use salvo::oapi::ToSchema;
+use serde::Serialize;
 
 use crate::knowledge::embed::{Embedder, fuse};
 use crate::knowledge::{coverage, question_terms};
@@ -199,6 +201,87 @@ pub async fn judge(
         .map(|(hit, sim)| judge(hit, sim))
         .collect();
     Some((judged, total))
+}
+
+/// What a question would be answered from, for the console's "try a
+/// question": every candidate with its scores, whether it counts as
+/// relevant, and which of them the prompt would get.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct RetrievalPreview {
+    /// Chunks the widget has.
+    pub total_chunks: u64,
+    /// The widget has knowledge and none of it covers the question: the
+    /// visitor would get the "I don't know" reply.
+    pub unanswered: bool,
+    /// A FAQ matches closely: its answer would be given verbatim.
+    pub faq_verbatim: bool,
+    /// The widget's coverage threshold.
+    pub min_relevance: f64,
+    /// The embeddings' similarity threshold, when embeddings are on.
+    pub min_similarity: Option<f32>,
+    /// The candidates, best first.
+    pub candidates: Vec<RetrievalCandidate>,
+}
+
+/// One candidate chunk as the console shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RetrievalCandidate {
+    /// Its number in the prompt (and in the visitor's source list), when
+    /// it would be used.
+    pub n: Option<u32>,
+    pub title: String,
+    /// The link the visitor would get, for web pages.
+    pub url: Option<String>,
+    /// Where it came from: the page's URL or the file's name.
+    pub origin: String,
+    pub kind: SourceKind,
+    pub snippet: String,
+    /// The share of the question's information its words cover (0–1).
+    pub coverage: f64,
+    /// Cosine similarity to the question, with embeddings.
+    pub similarity: Option<f32>,
+    pub relevant: bool,
+}
+
+/// Judges `question` as a turn would, without answering it.
+pub async fn preview(
+    store: &dyn KnowledgeStore,
+    embedder: Option<&Embedder>,
+    widget: &Widget,
+    question: &str,
+) -> Option<RetrievalPreview> {
+    let (judged, total) = judge(store, embedder, widget, question, CANDIDATES).await?;
+    let mut preview = RetrievalPreview {
+        total_chunks: total,
+        min_relevance: widget.min_relevance,
+        min_similarity: embedder.map(|e| e.settings().min_similarity),
+        ..RetrievalPreview::default()
+    };
+    let mut used = 0u32;
+    for j in judged {
+        let relevant = j.relevant(widget, embedder);
+        let n = (relevant && (used as usize) < PASSAGES).then(|| {
+            used += 1;
+            used
+        });
+        if n == Some(1) {
+            preview.faq_verbatim =
+                j.chunk.source_kind == SourceKind::Faq && j.coverage >= FAQ_COVERAGE;
+        }
+        preview.candidates.push(RetrievalCandidate {
+            n,
+            title: title_of(&j.chunk),
+            url: link_of(&j.chunk),
+            origin: j.chunk.url.clone(),
+            kind: j.chunk.source_kind,
+            snippet: snippet(&j.chunk.text),
+            coverage: j.coverage,
+            similarity: j.similarity,
+            relevant,
+        });
+    }
+    preview.unanswered = total > 0 && used == 0;
+    Some(preview)
 }
 
 /// Topics the built-in reply offers instead.

@@ -10,8 +10,10 @@ use salvo::prelude::*;
 use super::admin::{require_widget, respond, state, widget_id};
 use crate::admin::AdminError;
 use crate::admin::knowledge::{SourceDetail, SourceInput, add_source, source_detail};
+use crate::chat::grounding::{RetrievalPreview, preview};
 use crate::error::AppError;
 use crate::store::knowledge::SourceInfo;
+use crate::tenants::Widget;
 
 /// Reads a source to add: JSON, up to the page-size limit in base64 (a
 /// larger upload is a 413, not a 400).
@@ -163,8 +165,74 @@ async fn delete_source(req: &mut Request, depot: &mut Depot, res: &mut Response)
     }
 }
 
+/// The longest question the preview takes, in characters.
+const MAX_QUESTION_CHARS: usize = 2000;
+
+/// "Try a question": which chunks a visitor's question would be answered
+/// from, with their scores and links, without asking the model.
+#[endpoint(
+    tags("knowledge"),
+    security(("admin_key" = [])),
+    parameters(("id" = String, Path), ("q" = String, Query, description = "The question")),
+    responses(
+        (status_code = 200, body = RetrievalPreview),
+        (status_code = 400, description = "No question, or a longer one than 2000 characters", body = ApiError),
+        (status_code = 401, body = ApiError),
+        (status_code = 404, body = ApiError),
+        (status_code = 503, description = "The knowledge store failed", body = ApiError),
+    )
+)]
+async fn get_retrieval(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let r = async {
+        let state = state(depot)?;
+        let id = widget_id(req);
+        let question = req.query::<String>("q").unwrap_or_default();
+        let question = question.trim();
+        if question.is_empty() {
+            return Err(AppError::bad_request("Give a question as `q`."));
+        }
+        if question.chars().count() > MAX_QUESTION_CHARS {
+            return Err(AppError::bad_request(format!(
+                "A question may be at most {MAX_QUESTION_CHARS} characters."
+            )));
+        }
+        let def = state
+            .tenants
+            .widget(&id)
+            .await
+            .map_err(AdminError::from)?
+            .ok_or_else(|| AdminError::NotFound(id.clone()))?;
+        let widget = Widget::from_def(&def).map_err(|e| {
+            tracing::error!(widget = %id, error = %e, "a stored widget does not resolve");
+            AppError::internal()
+        })?;
+        preview(
+            &*state.knowledge,
+            state.embedder.as_deref(),
+            &widget,
+            question,
+        )
+        .await
+        .ok_or_else(|| {
+            AppError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Internal,
+                "The knowledge could not be searched just now; try again.",
+            )
+        })
+    }
+    .await;
+    respond(res, StatusCode::OK, r);
+}
+
 /// The routes under `widgets/{id}`.
 pub fn router() -> Router {
+    Router::new()
+        .push(Router::with_path("retrieval").get(get_retrieval))
+        .push(sources())
+}
+
+fn sources() -> Router {
     Router::with_path("sources")
         .get(list_sources)
         .post(post_source)

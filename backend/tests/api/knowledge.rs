@@ -1028,3 +1028,99 @@ async fn a_server_killed_mid_sync_resumes_it_without_duplicate_chunks() {
     assert_eq!(Some(chunks as u64), done["chunks"].as_u64());
     assert_eq!(chunks, 30 * least);
 }
+
+#[tokio::test]
+async fn trying_a_question_shows_what_a_turn_would_be_grounded_in_without_asking_the_model() {
+    let site = DocSite::start().await;
+    acme_site(&site);
+    let mock = MockUpstream::start(Script::words("From the model.", 0))
+        .await
+        .expect("mock");
+    let k = knowledge_app(Some(mock), |_| {}).await;
+    let id = k
+        .add_id(json!({"kind": "site", "url": site.url("/")}))
+        .await;
+    assert_eq!(k.synced(&id).await["status"], "ready");
+
+    let question = "How do I run the docker image with a volume?";
+    let k = &k;
+    let preview = |q: &str| {
+        let path = format!(
+            "/retrieval?q={}",
+            url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+        );
+        async move { k.admin("GET", &path, None).await }
+    };
+    let r = preview(question).await;
+    assert_eq!(r.status(), 200);
+    let p: Value = r.json().await.expect("JSON");
+    assert_eq!(p["unanswered"], false, "{p}");
+    assert!(p["total_chunks"].as_u64().unwrap_or(0) >= 4, "{p}");
+    let candidates = p["candidates"].as_array().expect("candidates");
+    let first = &candidates[0];
+    assert_eq!(first["n"], 1, "{p}");
+    assert_eq!(first["relevant"], true);
+    assert_eq!(first["url"], site.url("/docs/install#docker"));
+    assert_eq!(first["kind"], "site");
+    assert!(first["coverage"].as_f64().unwrap_or(0.0) > 0.3, "{p}");
+    assert!(
+        first["snippet"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Pull the acme image"),
+        "{p}"
+    );
+    // Every relevant candidate up to the prompt's four is numbered, the
+    // others are not, and the threshold is the widget's.
+    for c in candidates {
+        let relevant =
+            c["coverage"].as_f64().unwrap_or(0.0) >= p["min_relevance"].as_f64().unwrap();
+        assert_eq!(c["relevant"], relevant, "{c}");
+        if !relevant {
+            assert!(c["n"].is_null(), "{c}");
+        }
+    }
+    assert_eq!(k.app.mock().stats().opened, 0, "the model was never asked");
+
+    // The turn itself is grounded in exactly the numbered candidates.
+    let cited: Vec<Option<String>> = sources_of(&k.ask(question).await)
+        .into_iter()
+        .map(|s| s.url)
+        .collect();
+    let numbered: Vec<Option<String>> = candidates
+        .iter()
+        .filter(|c| !c["n"].is_null())
+        .map(|c| c["url"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(cited, numbered);
+
+    // Nothing relevant: the visitor would get the "I don't know" reply.
+    let p: Value = preview("What is the boiling point of mercury?")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(p["unanswered"], true, "{p}");
+    assert!(
+        p["candidates"]
+            .as_array()
+            .expect("candidates")
+            .iter()
+            .all(|c| c["n"].is_null() && c["relevant"] == false),
+        "{p}"
+    );
+
+    // No question, or a very long one, is a clear 400; an unknown widget a 404.
+    let bad = (400, "invalid_request".to_owned());
+    assert_eq!(api_error(preview("   ").await).await, bad);
+    assert_eq!(api_error(preview(&"why ".repeat(600)).await).await, bad);
+    let r = k
+        .app
+        .client
+        .get(k.app.url("/api/v1/admin/widgets/nope/retrieval?q=docker"))
+        .bearer_auth(&k.key)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(api_error(r).await, (404, "not_found".to_owned()));
+}

@@ -6,6 +6,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
+use super::encode;
 use super::shell::SectionProps;
 use crate::api::{self, NONE};
 
@@ -102,12 +103,6 @@ fn event_value(e: &Event) -> String {
     } else {
         String::new()
     }
-}
-
-fn encode(text: &str) -> String {
-    js_sys::encode_uri_component(text)
-        .as_string()
-        .unwrap_or_default()
 }
 
 #[function_component(Editor)]

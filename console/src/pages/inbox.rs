@@ -2,12 +2,10 @@
 //! with each answer's status and token usage.
 
 use serde::Deserialize;
-use serde_json::Value;
-use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
 use super::shell::SectionProps;
-use super::when;
+use super::{encode, use_widgets, when, widget_picker};
 use crate::api::{self, NONE};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -43,42 +41,11 @@ struct MessagePage {
     items: Vec<Message>,
 }
 
-fn encode(text: &str) -> String {
-    js_sys::encode_uri_component(text)
-        .as_string()
-        .unwrap_or_default()
-}
-
 #[function_component(Inbox)]
 pub fn inbox(props: &SectionProps) -> Html {
-    let widgets = use_state(Vec::<(String, String)>::new);
-    let widget = use_state(|| None::<String>);
+    let (widgets, widget) = use_widgets(props.on_failure.clone());
     let list = use_state(|| None::<Result<ConversationPage, String>>);
     let open = use_state(|| None::<(String, Result<Vec<Message>, String>)>);
-    {
-        let (widgets, widget, on_failure) =
-            (widgets.clone(), widget.clone(), props.on_failure.clone());
-        use_effect_with((), move |_| {
-            wasm_bindgen_futures::spawn_local(async move {
-                match api::json::<Vec<Value>>("GET", "/api/v1/admin/widgets", NONE, None).await {
-                    Ok(all) => {
-                        let pairs: Vec<(String, String)> = all
-                            .iter()
-                            .map(|w| {
-                                (
-                                    w["id"].as_str().unwrap_or_default().to_owned(),
-                                    w["title"].as_str().unwrap_or_default().to_owned(),
-                                )
-                            })
-                            .collect();
-                        widget.set(pairs.first().map(|p| p.0.clone()));
-                        widgets.set(pairs);
-                    }
-                    Err(f) => on_failure.emit(f),
-                }
-            });
-        });
-    }
     {
         let (list, open, on_failure) = (list.clone(), open.clone(), props.on_failure.clone());
         use_effect_with((*widget).clone(), move |id| {
@@ -101,17 +68,6 @@ pub fn inbox(props: &SectionProps) -> Html {
             }
         });
     }
-    let choose = {
-        let widget = widget.clone();
-        Callback::from(move |e: Event| {
-            if let Some(s) = e
-                .target()
-                .and_then(|t| t.dyn_into::<web_sys::HtmlSelectElement>().ok())
-            {
-                widget.set(Some(s.value()));
-            }
-        })
-    };
     let show = |conversation: String| {
         let (open, widget, on_failure) = (open.clone(), widget.clone(), props.on_failure.clone());
         Callback::from(move |_: MouseEvent| {
@@ -189,12 +145,7 @@ pub fn inbox(props: &SectionProps) -> Html {
     html! {
         <>
             <h1>{ "Conversations" }</h1>
-            <label for="inbox-widget">{ "Widget" }</label>
-            <select id="inbox-widget" onchange={choose}>
-                { for widgets.iter().map(|(id, title)| html! {
-                    <option value={id.clone()} selected={widget.as_deref() == Some(id.as_str())}>{ format!("{title} ({id})") }</option>
-                }) }
-            </select>
+            { widget_picker("inbox-widget", &widgets, &widget) }
             <h2>{ "Newest first" }</h2>
             { rows }
             { transcript }

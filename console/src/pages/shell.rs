@@ -7,6 +7,7 @@ use yew::prelude::*;
 
 use super::audit::Audit;
 use super::inbox::Inbox;
+use super::knowledge::Knowledge;
 use super::users::Users;
 use super::widgets::Widgets;
 use crate::api::{self, Failure, NONE, Session};
@@ -15,6 +16,7 @@ use crate::app::Screen;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     Widgets,
+    Knowledge,
     Conversations,
     Users,
     Audit,
@@ -89,6 +91,7 @@ pub fn shell(props: &ShellProps) -> Html {
                 <span class="brand">{ "Porthole" }</span>
                 <nav aria-label="Sections">
                     { tab(Section::Widgets, "Widgets") }
+                    { tab(Section::Knowledge, "Knowledge") }
                     { tab(Section::Conversations, "Conversations") }
                     if user.is_owner() {
                         { tab(Section::Users, "Users") }
@@ -103,6 +106,7 @@ pub fn shell(props: &ShellProps) -> Html {
                 {
                     match *section {
                         Section::Widgets => html! { <Widgets ..props_for.clone() /> },
+                        Section::Knowledge => html! { <Knowledge ..props_for.clone() /> },
                         Section::Conversations => html! { <Inbox ..props_for.clone() /> },
                         Section::Users => html! { <Users ..props_for.clone() /> },
                         Section::Audit => html! { <Audit ..props_for.clone() /> },
