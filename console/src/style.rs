@@ -67,6 +67,9 @@ pub fn console_style() -> Html {
         .turn.user { border-inline-start: 4px solid var(--accent); }
         .turn p { margin: 0; }
         .turn .content { white-space: pre-wrap; margin-top: 4px; }
+        .turn .rating { margin-top: 6px; font-size: 13px; font-weight: 600; }
+        .turn .rating.down { color: var(--bad-fg); }
+        .turn .rating.up { color: var(--ok-fg); }
         pre.ok { white-space: pre-wrap; font: inherit; }
         .row { display: grid; grid-template-columns: 2fr 1fr auto; gap: 10px; align-items: end; }
         .row label { margin-top: 0; }

@@ -633,3 +633,130 @@ async fn a_reload_mid_answer_resumes_it_without_asking_again() {
         "asked once: {stats:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_thumbs_an_answer_down_with_a_comment_and_it_is_kept() {
+    use porthole::store::SqliteStore;
+    use porthole::store::tenants::TenantStore;
+
+    let h = Harness::start(Script::words("The orders page lists them.", 0), |_| {})
+        .await
+        .expect("harness");
+    let page = h.open(&panel_path(), 400, 640, false).await.expect("page");
+    ready(&page).await;
+    ask(&page, "Where is my order?").await;
+    wait_state(&page, "complete").await;
+    let down = "[data-role=assistant] button[aria-label='Not helpful']";
+    wait_for(&page, &format!("!!document.querySelector({down:?})"), T)
+        .await
+        .expect("the rating buttons under the answer");
+    page.find_element(down)
+        .await
+        .expect("thumbs down")
+        .click()
+        .await
+        .expect("click");
+    let comment = "[data-role=assistant] .rate input";
+    wait_for(&page, &format!("!!document.querySelector({comment:?})"), T)
+        .await
+        .expect("the comment box");
+    let pressed = eval(
+        &page,
+        &format!("document.querySelector({down:?}).getAttribute('aria-pressed')"),
+    )
+    .await
+    .expect("pressed");
+    assert_eq!(pressed, "true");
+    let found = e2e::axe_serious(&page, "body")
+        .await
+        .expect("axe-core runs");
+    assert!(found.is_empty(), "the comment box: {found:#?}");
+    page.find_element(comment)
+        .await
+        .expect("comment")
+        .click()
+        .await
+        .expect("click")
+        .type_str("It did not say where the page is.")
+        .await
+        .expect("type");
+    screenshot(&page, &screenshot_dir().join("panel-feedback.png"))
+        .await
+        .expect("screenshot");
+    page.find_element("[data-role=assistant] .rate form button")
+        .await
+        .expect("send")
+        .click()
+        .await
+        .expect("click");
+    wait_for(
+        &page,
+        "document.querySelector('[data-role=assistant] .thanks')?.textContent === 'Thanks for your feedback.'",
+        T,
+    )
+    .await
+    .expect("thanked");
+
+    // Stored with the answer, comment and all.
+    let store = SqliteStore::open(&h.db).await.expect("store");
+    let deadline = tokio::time::Instant::now() + T;
+    let rated = loop {
+        let (list, _) = store
+            .conversations(e2e::WIDGET, 10, None)
+            .await
+            .expect("conversations");
+        let messages = store
+            .conversation_messages(e2e::WIDGET, &list[0].id, 10, 0)
+            .await
+            .expect("read")
+            .expect("the conversation");
+        if messages[1].rating_comment.is_some() {
+            break messages[1].clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{messages:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        rated.rating,
+        Some(porthole::store::conversations::Rating::Down)
+    );
+    assert_eq!(
+        rated.rating_comment.as_deref(),
+        Some("It did not say where the page is.")
+    );
+
+    // A reload shows the rating the visitor gave; pressing it again takes
+    // it back.
+    page.reload().await.expect("reload");
+    ready(&page).await;
+    wait_for(
+        &page,
+        &format!("document.querySelector({down:?})?.getAttribute('aria-pressed') === 'true'"),
+        T,
+    )
+    .await
+    .expect("the rating after a reload");
+    page.find_element(down)
+        .await
+        .expect("thumbs down")
+        .click()
+        .await
+        .expect("click");
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let (list, _) = store
+            .conversations(e2e::WIDGET, 10, None)
+            .await
+            .expect("conversations");
+        let messages = store
+            .conversation_messages(e2e::WIDGET, &list[0].id, 10, 0)
+            .await
+            .expect("read")
+            .expect("the conversation");
+        if messages[1].rating.is_none() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never taken back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -30,6 +30,11 @@ pub enum Text {
     Reconnecting,
     Retry,
     Loading,
+    RateUp,
+    RateDown,
+    FeedbackPlaceholder,
+    FeedbackSend,
+    FeedbackThanks,
     ErrorNetwork,
     ErrorRateLimited,
     ErrorLimitReached,
@@ -42,7 +47,7 @@ pub enum Text {
 }
 
 /// The catalogue key of each [`Text`], in discriminant order.
-pub const KEYS: [&str; 30] = [
+pub const KEYS: [&str; 35] = [
     "placeholder",
     "message_label",
     "send",
@@ -64,6 +69,11 @@ pub const KEYS: [&str; 30] = [
     "reconnecting",
     "retry",
     "loading",
+    "rate_up",
+    "rate_down",
+    "feedback_placeholder",
+    "feedback_send",
+    "feedback_thanks",
     "error_network",
     "error_rate_limited",
     "error_limit_reached",

@@ -189,6 +189,55 @@ pub enum MessageStatus {
     Streaming,
 }
 
+/// A visitor's rating of an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Rating {
+    Up,
+    Down,
+}
+
+impl Rating {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Up => "up",
+            Self::Down => "down",
+        }
+    }
+
+    /// How the stores keep it: 1 or -1.
+    pub fn score(self) -> i16 {
+        match self {
+            Self::Up => 1,
+            Self::Down => -1,
+        }
+    }
+
+    pub fn from_score(n: i64) -> Option<Self> {
+        match n {
+            1 => Some(Self::Up),
+            -1 => Some(Self::Down),
+            _ => None,
+        }
+    }
+}
+
+/// Body of `POST /api/v1/chat/{message_id}/feedback`: the visitor's rating
+/// of an answer, changed by sending another; `rating: null` takes it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackRequest {
+    pub rating: Option<Rating>,
+    /// What was good or wrong, at most 1000 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// The longest feedback comment, in characters.
+pub const MAX_FEEDBACK_COMMENT: usize = 1000;
+
 /// A message as `GET /api/v1/conversations/{id}` returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(salvo_oapi::ToSchema))]
@@ -203,6 +252,9 @@ pub struct MessageView {
     /// absent when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<crate::event::SourceRef>,
+    /// The visitor's rating of an answer, when they gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rating: Option<Rating>,
 }
 
 /// Body of `GET /api/v1/conversations/{id}`.
@@ -278,10 +330,37 @@ mod tests {
             status: MessageStatus::Interrupted,
             created_at: 5,
             sources: Vec::new(),
+            rating: None,
         };
         assert_eq!(
             serde_json::to_string(&m).unwrap(),
             r#"{"id":"msg_1","role":"assistant","content":"Hi","status":"interrupted","created_at":5}"#
         );
+        let rated = MessageView {
+            rating: Some(Rating::Down),
+            ..m
+        };
+        assert!(
+            serde_json::to_string(&rated)
+                .unwrap()
+                .ends_with(r#""created_at":5,"rating":"down"}"#)
+        );
+    }
+
+    #[test]
+    fn feedback_json_is_pinned() {
+        let f: FeedbackRequest =
+            serde_json::from_str(r#"{"rating":"up","comment":"Clear."}"#).unwrap();
+        assert_eq!(f.rating, Some(Rating::Up));
+        assert_eq!(f.comment.as_deref(), Some("Clear."));
+        let back: FeedbackRequest = serde_json::from_str(r#"{"rating":null}"#).unwrap();
+        assert_eq!(back.rating, None);
+        assert!(serde_json::from_str::<FeedbackRequest>(r#"{"rating":"meh"}"#).is_err());
+        assert!(serde_json::from_str::<FeedbackRequest>(r#"{"rating":"up","x":1}"#).is_err());
+        assert_eq!(
+            Rating::from_score(i64::from(Rating::Down.score())),
+            Some(Rating::Down)
+        );
+        assert_eq!(Rating::from_score(0), None);
     }
 }

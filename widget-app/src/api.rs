@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 
 use js_sys::{Reflect, Uint8Array};
-use protocol::widget::{ConversationView, WidgetConfig};
+use protocol::widget::{ConversationView, Rating, WidgetConfig};
 use protocol::{ChatRequest, ErrorCode, SseParser, StreamEvent};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -148,6 +148,44 @@ pub async fn stop(config: &WidgetConfig, message_id: &str) {
     // Nothing to do on failure: the answer is cancelled anyway once nobody
     // reads it for the grace period.
     let _ = fetch_authed(config, &url(config, &path), &init, &[]).await;
+}
+
+/// Rates an answer (`None` takes the rating back), with the visitor's
+/// comment; `Err` when it was not saved.
+pub async fn rate(
+    config: &WidgetConfig,
+    message_id: &str,
+    rating: Option<Rating>,
+    comment: Option<&str>,
+) -> Result<(), Failure> {
+    let object = js_sys::Object::new();
+    let value = rating.map_or(JsValue::NULL, |r| r.as_str().into());
+    Reflect::set(&object, &"rating".into(), &value).map_err(|_| Failure::Network)?;
+    if let Some(c) = comment {
+        Reflect::set(&object, &"comment".into(), &c.into()).map_err(|_| Failure::Network)?;
+    }
+    let body = js_sys::JSON::stringify(&object)
+        .ok()
+        .and_then(|s| s.as_string())
+        .ok_or(Failure::Network)?;
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&JsValue::from_str(&body));
+    let path = format!(
+        "/api/v1/chat/{}/feedback",
+        String::from(js_sys::encode_uri_component(message_id))
+    );
+    let response = fetch_authed(
+        config,
+        &url(config, &path),
+        &init,
+        &[("Content-Type", "application/json")],
+    )
+    .await?;
+    if !response.ok() {
+        return Err(api_error(&response).await);
+    }
+    Ok(())
 }
 
 /// Reads an answer's SSE body to its `done` or `error`.

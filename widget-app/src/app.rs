@@ -16,7 +16,7 @@ use crate::api::{self, Cursor, Failure};
 use crate::composer::Composer;
 use crate::header::Header;
 use crate::host;
-use crate::messages::Messages;
+use crate::messages::{Messages, Rate};
 use crate::session;
 use crate::state::{Action, Chat};
 use crate::theme::ThemeRoot;
@@ -145,6 +145,28 @@ pub fn app(props: &AppProps) -> Html {
             }
         })
     };
+    // A rating shows at once; one the server refused is taken back.
+    let rate = {
+        let (config, chat) = (config.clone(), chat.clone());
+        Callback::from(move |r: Rate| {
+            let Some(m) = chat.messages.iter().find(|m| m.key == r.key) else {
+                return;
+            };
+            let (Some(id), before) = (m.id.clone(), m.rating) else {
+                return;
+            };
+            chat.dispatch(Action::Rate(r.key, r.rating));
+            let (config, dispatch) = (config.clone(), chat.dispatcher());
+            wasm_bindgen_futures::spawn_local(async move {
+                if api::rate(&config, &id, r.rating, r.comment.as_deref())
+                    .await
+                    .is_err()
+                {
+                    dispatch.dispatch(Action::Rate(r.key, before));
+                }
+            });
+        })
+    };
     let retry = {
         let (ask, chat) = (ask.clone(), chat.clone());
         Callback::from(move |_: MouseEvent| {
@@ -237,7 +259,7 @@ pub fn app(props: &AppProps) -> Html {
     html! {
         <ThemeRoot theme={config.theme.clone()} {onkeydown}>
             <Header config={config.clone()} on_new={restart} on_close={close} {can_restart} />
-            <Messages chat={Rc::new((*chat).clone())} config={config.clone()} on_starter={ask.clone()} />
+            <Messages chat={Rc::new((*chat).clone())} config={config.clone()} on_starter={ask.clone()} on_rate={rate} />
             // Each finished answer, once, for screen readers.
             <div class="sr-only" role="status" aria-live="polite">{ chat.announce.clone() }</div>
             if chat.reconnecting {
@@ -264,7 +286,10 @@ fn on_event(
 ) -> impl FnMut(StreamEvent) + 'static {
     let (events, collected) = (dispatch.clone(), answer.clone());
     move |event| match event {
-        StreamEvent::Meta(meta) => events.dispatch(Action::Conversation(meta.conversation_id)),
+        StreamEvent::Meta(meta) => {
+            events.dispatch(Action::Conversation(meta.conversation_id));
+            events.dispatch(Action::AnswerId(meta.message_id));
+        }
         StreamEvent::Sources(sources) => events.dispatch(Action::Sources(sources)),
         StreamEvent::Chunk(c) => {
             collected.borrow_mut().push_str(&c.chunk);

@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use protocol::i18n::Text;
-use protocol::widget::{Role, WidgetConfig};
+use protocol::widget::{Rating, Role, WidgetConfig};
 use stylist::yew::use_style;
 use yew::prelude::*;
 
@@ -19,7 +19,27 @@ pub struct MessagesProps {
     pub chat: Rc<Chat>,
     pub config: Rc<WidgetConfig>,
     pub on_starter: Callback<String>,
+    pub on_rate: Callback<Rate>,
 }
+
+/// A visitor's rating of the answer shown with `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rate {
+    pub key: u64,
+    pub rating: Option<Rating>,
+    pub comment: Option<String>,
+}
+
+/// Where the visitor is with rating one answer: its comment box open, or
+/// thanked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feedback {
+    Commenting(u64),
+    Thanked(u64),
+}
+
+/// A thumb, pointing up; turned over for "not helpful".
+const THUMB: &str = "M2 10h4v11H2zM8 21h9.2a2 2 0 0 0 2-1.6l1.3-6.6A2 2 0 0 0 18.5 10H14l.7-3.9A2 2 0 0 0 12.8 4L8 10z";
 
 /// Within this many pixels of the bottom counts as "at the bottom".
 const STICK_PX: i32 = 48;
@@ -45,6 +65,15 @@ pub fn messages(props: &MessagesProps) -> Html {
         .msg .sources { margin: 6px 0 0; padding: 6px 0 0; border-top: 1px solid var(--ph-code); list-style: none; font-size: 12px; display: flex; flex-direction: column; gap: 2px; }
         .msg .sources a, .msg .sources span { color: var(--ph-muted); }
         .msg .sources a:hover { color: var(--ph-link); }
+        .rate { display: flex; flex-wrap: wrap; align-items: center; gap: 4px; margin-top: 6px; }
+        .rate button { display: inline-flex; padding: 4px; border: 0; border-radius: 6px; background: transparent; color: var(--ph-muted); cursor: pointer; }
+        .rate button:hover, .rate button[aria-pressed=true] { color: var(--ph-link); background: var(--ph-code); }
+        .rate svg { width: 16px; height: 16px; fill: currentColor; }
+        .rate .down svg { transform: rotate(180deg); }
+        .rate form { display: flex; gap: 6px; flex-basis: 100%; margin-top: 4px; }
+        .rate input { flex: 1; min-width: 0; font: inherit; font-size: 13px; padding: 5px 8px; border: 1px solid var(--ph-muted); border-radius: 8px; background: transparent; color: inherit; }
+        .rate form button { font-size: 13px; font-weight: 600; padding: 4px 10px; color: var(--ph-link); border: 1px solid currentColor; }
+        .rate .thanks { font-size: 12px; color: var(--ph-muted); }
         .note { display: block; margin-top: 4px; font-size: 12px; color: var(--ph-muted); }
         .starters { display: flex; flex-wrap: wrap; gap: 8px; margin-top: 2px; }
         .starters button {
@@ -81,6 +110,8 @@ pub fn messages(props: &MessagesProps) -> Html {
             }
         });
     }
+    let feedback = use_state(|| None::<Feedback>);
+    let comment = use_node_ref();
     let (chat, c) = (&props.chat, &props.config);
     let show_starters = chat.messages.is_empty() && !c.starters.is_empty();
     html! {
@@ -98,7 +129,7 @@ pub fn messages(props: &MessagesProps) -> Html {
                     }) }
                 </div>
             }
-            { for chat.messages.iter().map(|m| message(m, c)) }
+            { for chat.messages.iter().map(|m| message(m, c, rating(m, c, &props.on_rate, &feedback, &comment))) }
         </div>
     }
 }
@@ -133,7 +164,78 @@ fn sources(m: &Message, c: &WidgetConfig) -> Html {
     }
 }
 
-fn message(m: &Message, c: &WidgetConfig) -> Html {
+/// Thumbs up and down under a finished answer, the comment box after a
+/// thumbs-down, and thanks once it is sent.
+fn rating(
+    m: &Message,
+    c: &WidgetConfig,
+    on_rate: &Callback<Rate>,
+    feedback: &UseStateHandle<Option<Feedback>>,
+    comment: &NodeRef,
+) -> Html {
+    if m.role != Role::Assistant || m.id.is_none() || m.shown == Shown::Streaming {
+        return html! {};
+    }
+    let key = m.key;
+    let thumb = |r: Rating, class: &'static str, label: Text| {
+        let pressed = m.rating == Some(r);
+        let (on_rate, feedback) = (on_rate.clone(), feedback.clone());
+        let onclick = Callback::from(move |_: MouseEvent| {
+            let rating = (!pressed).then_some(r);
+            on_rate.emit(Rate {
+                key,
+                rating,
+                comment: None,
+            });
+            feedback.set(match rating {
+                Some(Rating::Down) => Some(Feedback::Commenting(key)),
+                Some(Rating::Up) => Some(Feedback::Thanked(key)),
+                None => None,
+            });
+        });
+        html! {
+            <button type="button" class={class} aria-pressed={if pressed { "true" } else { "false" }}
+                    aria-label={c.text(label).to_owned()} title={c.text(label).to_owned()} {onclick}>
+                <svg viewBox="0 0 24 24" aria-hidden="true"><path d={THUMB} /></svg>
+            </button>
+        }
+    };
+    let onsubmit = {
+        let (on_rate, feedback, comment) = (on_rate.clone(), feedback.clone(), comment.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let text = comment
+                .cast::<web_sys::HtmlInputElement>()
+                .map(|i| i.value())
+                .unwrap_or_default();
+            on_rate.emit(Rate {
+                key,
+                rating: Some(Rating::Down),
+                comment: Some(text),
+            });
+            feedback.set(Some(Feedback::Thanked(key)));
+        })
+    };
+    html! {
+        <div class="rate">
+            { thumb(Rating::Up, "up", Text::RateUp) }
+            { thumb(Rating::Down, "down", Text::RateDown) }
+            if **feedback == Some(Feedback::Commenting(key)) && m.rating == Some(Rating::Down) {
+                <form {onsubmit}>
+                    <input ref={comment.clone()} maxlength="1000" dir="auto"
+                           placeholder={c.text(Text::FeedbackPlaceholder).to_owned()}
+                           aria-label={c.text(Text::FeedbackPlaceholder).to_owned()} />
+                    <button type="submit">{ c.text(Text::FeedbackSend).to_owned() }</button>
+                </form>
+            }
+            if **feedback == Some(Feedback::Thanked(key)) && m.rating.is_some() {
+                <span class="thanks" role="status">{ c.text(Text::FeedbackThanks).to_owned() }</span>
+            }
+        </div>
+    }
+}
+
+fn message(m: &Message, c: &WidgetConfig, rate: Html) -> Html {
     let (class, body) = match m.role {
         Role::User => ("msg user", html! { { m.text.clone() } }),
         Role::Assistant if m.text.is_empty() && m.shown == Shown::Streaming => (
@@ -161,6 +263,7 @@ fn message(m: &Message, c: &WidgetConfig) -> Html {
             { body }
             { sources(m, c) }
             { note }
+            { rate }
         </div>
     }
 }

@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use protocol::SourceRef;
-use protocol::widget::{MessageStatus, MessageView, Role};
+use protocol::widget::{MessageStatus, MessageView, Rating, Role};
 use yew::Reducible;
 
 /// How a message on screen stands.
@@ -39,6 +39,10 @@ pub struct Message {
     pub shown: Shown,
     /// The knowledge an answer used, shown as links under it.
     pub sources: Rc<Vec<SourceRef>>,
+    /// The server's id of an answer, once known: what a rating names.
+    pub id: Option<String>,
+    /// The visitor's rating of an answer.
+    pub rating: Option<Rating>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -71,6 +75,10 @@ pub enum Action {
     Ask(String),
     /// The server named the conversation.
     Conversation(String),
+    /// The server named the answer arriving now.
+    AnswerId(String),
+    /// The visitor rated the answer shown with this key (or took it back).
+    Rate(u64, Option<Rating>),
     /// The sources of the answer arriving now.
     Sources(Vec<SourceRef>),
     Chunk(String),
@@ -110,6 +118,8 @@ impl Chat {
             text,
             shown,
             sources: Rc::default(),
+            id: None,
+            rating: None,
         });
     }
 
@@ -149,6 +159,9 @@ impl Reducible for Chat {
                     {
                         next.resuming = Some(m.id.clone());
                         next.push(m.role, m.content, Shown::Streaming);
+                        if let Some(last) = next.messages.last_mut() {
+                            last.id = Some(m.id);
+                        }
                         continue;
                     }
                     if m.role == Role::Assistant && m.content.is_empty() {
@@ -162,6 +175,8 @@ impl Reducible for Chat {
                     next.push(m.role, m.content, shown);
                     if let Some(last) = next.messages.last_mut() {
                         last.sources = Rc::new(m.sources);
+                        last.id = Some(m.id);
+                        last.rating = m.rating;
                     }
                 }
             }
@@ -173,6 +188,18 @@ impl Reducible for Chat {
                 next.push(Role::Assistant, String::new(), Shown::Streaming);
             }
             Action::Conversation(id) => next.conversation_id = Some(id),
+            Action::AnswerId(id) => {
+                if let Some(last) = next.messages.last_mut()
+                    && last.shown == Shown::Streaming
+                {
+                    last.id = Some(id);
+                }
+            }
+            Action::Rate(key, rating) => {
+                if let Some(m) = next.messages.iter_mut().find(|m| m.key == key) {
+                    m.rating = rating;
+                }
+            }
             Action::Sources(sources) => {
                 if let Some(last) = next.messages.last_mut()
                     && last.shown == Shown::Streaming
@@ -288,6 +315,26 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_knows_its_id_and_its_rating_changes_with_the_visitor() {
+        let chat = run(vec![
+            Action::Ask("q".into()),
+            Action::AnswerId("msg_1".into()),
+            Action::Chunk("a".into()),
+            Action::Done,
+            // Late: the answer is finished, its id stays.
+            Action::AnswerId("msg_2".into()),
+        ]);
+        let answer = &chat.messages[1];
+        assert_eq!(answer.id.as_deref(), Some("msg_1"));
+        assert_eq!(chat.messages[0].id, None, "the question has none");
+        let key = answer.key;
+        let chat = Rc::new(chat).reduce(Action::Rate(key, Some(Rating::Down)));
+        assert_eq!(chat.messages[1].rating, Some(Rating::Down));
+        let chat = chat.reduce(Action::Rate(key, None));
+        assert_eq!(chat.messages[1].rating, None);
+    }
+
+    #[test]
     fn stop_keeps_what_arrived() {
         let chat = run(vec![
             Action::Ask("q".into()),
@@ -329,6 +376,7 @@ mod tests {
             status,
             created_at: 0,
             sources: Vec::new(),
+            rating: None,
         };
         let chat = run(vec![Action::Restore {
             conversation_id: "c".into(),
@@ -368,6 +416,7 @@ mod tests {
             status,
             created_at: 0,
             sources: Vec::new(),
+            rating: None,
         };
         let chat = run(vec![Action::Restore {
             conversation_id: "conv_9".into(),
@@ -425,9 +474,12 @@ mod tests {
                 status: MessageStatus::Complete,
                 created_at: 0,
                 sources: vec![source(1)],
+                rating: Some(Rating::Up),
             }],
         }]);
         assert_eq!(*restored.messages[0].sources, vec![source(1)]);
+        assert_eq!(restored.messages[0].rating, Some(Rating::Up));
+        assert_eq!(restored.messages[0].id.as_deref(), Some("m"));
     }
 
     #[test]

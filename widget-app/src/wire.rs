@@ -14,7 +14,7 @@
 
 use protocol::event::{ChunkEvent, DoneEvent, MetaEvent, SourceRef, Usage};
 use protocol::widget::{
-    ConversationView, MessageStatus, MessageView, Role, Theme, ThemeMode, WidgetConfig,
+    ConversationView, MessageStatus, MessageView, Rating, Role, Theme, ThemeMode, WidgetConfig,
 };
 use protocol::{ApiError, ErrorCode, StreamEvent};
 
@@ -211,6 +211,14 @@ fn message<J: Json>(v: &J) -> Option<MessageView> {
             None => Vec::new(),
             Some(list) => sources(&list)?,
         },
+        rating: match v.field("rating") {
+            None => None,
+            Some(r) => Some(match r.string()?.as_str() {
+                "up" => Rating::Up,
+                "down" => Rating::Down,
+                _ => return None,
+            }),
+        },
     })
 }
 
@@ -322,6 +330,7 @@ mod tests {
                     status: MessageStatus::Complete,
                     created_at: 1_796_323_242_123,
                     sources: Vec::new(),
+                    rating: None,
                 },
                 MessageView {
                     id: "2".into(),
@@ -335,6 +344,7 @@ mod tests {
                         url: None,
                         snippet: "s".into(),
                     }],
+                    rating: Some(Rating::Down),
                 },
             ],
         };

@@ -177,6 +177,7 @@ pub async fn start(
         usage: None,
         created_at: SystemTime::now(),
         sources: Vec::new(),
+        rating: None,
     };
     let new_answer = NewAnswer {
         id: answer_id.clone(),

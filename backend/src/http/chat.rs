@@ -360,8 +360,9 @@ fn rate_limited(res: &mut Response, refusal: Refusal) {
 }
 
 /// Reads and checks the body.
-async fn read_request(state: &AppState, req: &mut Request) -> Result<ChatRequest, AppError> {
-    let limit = state.settings.chat.max_body_bytes;
+/// The body of a JSON request, at most `limit` bytes: 413 when larger,
+/// 415 when it is not declared JSON.
+pub(super) async fn json_payload(req: &mut Request, limit: u64) -> Result<&[u8], AppError> {
     let too_large = || {
         AppError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -390,7 +391,7 @@ async fn read_request(state: &AppState, req: &mut Request) -> Result<ChatRequest
         return Err(AppError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::UnsupportedMediaType,
-            "Send the message as JSON with Content-Type: application/json.",
+            "Send the body as JSON with Content-Type: application/json.",
         ));
     }
     let body = req
@@ -399,10 +400,15 @@ async fn read_request(state: &AppState, req: &mut Request) -> Result<ChatRequest
         .map_err(|e| match e {
             salvo::http::ParseError::PayloadTooLarge => too_large(),
             other => {
-                tracing::debug!(error = %other, "reading chat body failed");
+                tracing::debug!(error = %other, "reading a request body failed");
                 AppError::bad_request("The request body could not be read.")
             }
         })?;
+    Ok(body)
+}
+
+async fn read_request(state: &AppState, req: &mut Request) -> Result<ChatRequest, AppError> {
+    let body = json_payload(req, state.settings.chat.max_body_bytes).await?;
     let request: ChatRequest = serde_json::from_slice(body).map_err(|e| {
         AppError::bad_request(format!("The body is not a valid chat request: {e}."))
     })?;

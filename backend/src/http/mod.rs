@@ -22,6 +22,7 @@ pub mod auth;
 pub mod chat;
 pub mod console;
 pub mod console_page;
+pub mod feedback;
 pub mod history;
 pub mod knowledge;
 pub mod loader;
@@ -151,7 +152,8 @@ fn api_router() -> Router {
                 .hoop(auth::require_session)
                 .post(chat::chat)
                 .push(Router::with_path("{message_id}/stream").get(chat::resume))
-                .push(Router::with_path("{message_id}/stop").post(chat::stop)),
+                .push(Router::with_path("{message_id}/stop").post(chat::stop))
+                .push(Router::with_path("{message_id}/feedback").post(feedback::feedback)),
         )
         .push(
             Router::with_path("conversations/{id}")

@@ -181,7 +181,12 @@ struct Buckets {
     key: DefaultDirectRateLimiter,
     session: DefaultKeyedRateLimiter<String>,
     ip: DefaultKeyedRateLimiter<IpAddr>,
+    /// Ratings per session.
+    feedback: DefaultKeyedRateLimiter<String>,
 }
+
+/// Ratings a session may send a minute (changing one's mind included).
+pub const FEEDBACK_PER_MINUTE: u32 = 20;
 
 impl Buckets {
     fn new(limits: Limits) -> Self {
@@ -190,6 +195,7 @@ impl Buckets {
             key: RateLimiter::direct(per_minute(limits.per_key)),
             session: RateLimiter::keyed(per_minute(limits.per_session)),
             ip: RateLimiter::keyed(per_minute(limits.per_ip)),
+            feedback: RateLimiter::keyed(per_minute(FEEDBACK_PER_MINUTE)),
         }
     }
 }
@@ -371,6 +377,20 @@ impl Limiter {
         }))
     }
 
+    /// Takes one rating from the session's feedback bucket, in this
+    /// process; `Err(retry_after)` when it is empty.
+    pub fn admit_feedback(
+        &self,
+        widget: &str,
+        limits: Limits,
+        visitor: &str,
+    ) -> Result<(), Duration> {
+        let b = self.buckets(widget, limits);
+        b.feedback
+            .check_key(&visitor.to_owned())
+            .map_err(|n| n.wait_time_from(self.clock.now()))
+    }
+
     /// Forgets buckets that are full again (idle sessions and IPs), so
     /// memory does not grow with every visitor ever seen.
     pub fn forget_idle(&self) {
@@ -386,6 +406,8 @@ impl Limiter {
             b.session.shrink_to_fit();
             b.ip.retain_recent();
             b.ip.shrink_to_fit();
+            b.feedback.retain_recent();
+            b.feedback.shrink_to_fit();
         }
     }
 }

@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use protocol::Usage;
 
-pub use protocol::widget::{MessageStatus, Role};
+pub use protocol::widget::{MessageStatus, Rating, Role};
 
 use super::StoreError;
 use crate::tenants::WidgetId;
@@ -28,6 +28,8 @@ pub struct StoredMessage {
     pub created_at: SystemTime,
     /// The knowledge an answer used (its `sources` event).
     pub sources: Vec<protocol::SourceRef>,
+    /// The visitor's rating of an answer.
+    pub rating: Option<Rating>,
 }
 
 impl StoredMessage {
@@ -40,6 +42,7 @@ impl StoredMessage {
             status: self.status,
             created_at: millis(self.created_at),
             sources: self.sources.clone(),
+            rating: self.rating,
         }
     }
 }
@@ -51,6 +54,17 @@ pub struct NewAnswer {
     pub id: String,
     pub sources: Vec<protocol::SourceRef>,
     pub unanswered: bool,
+}
+
+/// What rating an answer came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rated {
+    /// No such message, or not one the visitor may read.
+    NotFound,
+    /// The visitor's own message, or an answer still being written.
+    NotAnswer,
+    /// Saved; `first` when the answer had no rating before.
+    Saved { first: bool },
 }
 
 /// Whose a conversation is: the session's anonymous visitor, and the
@@ -122,6 +136,16 @@ pub trait ConversationStore: Send + Sync + std::fmt::Debug {
         owner: &Owner,
         id: &str,
     ) -> Result<Option<String>, StoreError>;
+    /// Records the visitor's rating of answer `id`, replacing the one they
+    /// gave before; `None` takes it back (and the comment with it).
+    async fn rate_answer(
+        &self,
+        widget: &WidgetId,
+        owner: &Owner,
+        id: &str,
+        rating: Option<Rating>,
+        comment: Option<&str>,
+    ) -> Result<Rated, StoreError>;
     /// Saves what an answer has so far, renewing its lease.
     async fn checkpoint_answer(&self, id: &str, content: &str) -> Result<(), StoreError>;
     /// Ends an answer (once: an answer already ended is left as it is) and

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use salvo::oapi::ToSchema;
 use serde::Serialize;
 
+use super::conversations::Rating;
 use super::{MessageStatus, Role, StoreError};
 use crate::tenants::session::{hash_key, key_prefix};
 use crate::tenants::{Widget, WidgetDef, WidgetRegistry, Widgets};
@@ -60,6 +61,11 @@ pub struct AdminMessage {
     pub prompt_tokens: Option<u32>,
     pub completion_tokens: Option<u32>,
     pub created_at: u64,
+    /// The visitor's rating of an answer, and their comment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rating: Option<Rating>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rating_comment: Option<String>,
 }
 
 /// Tokens used by one widget on one day (UTC).

@@ -60,6 +60,7 @@ pub(super) fn user(content: &str) -> StoredMessage {
         usage: None,
         created_at: SystemTime::now(),
         sources: Vec::new(),
+        rating: None,
     }
 }
 

@@ -12,7 +12,7 @@ use crate::helpers::{
 
 /// An in-process server whose database the CLI can reach through a config
 /// file; returns the app, the config and an admin key.
-async fn admin_app(mock: Option<MockUpstream>) -> (TestApp, std::path::PathBuf, String) {
+pub(crate) async fn admin_app(mock: Option<MockUpstream>) -> (TestApp, std::path::PathBuf, String) {
     let mut settings = test_settings(mock.as_ref().map(|m| m.base_url()));
     let dir = temp_dir("admin");
     settings.store.path = dir.join("porthole.db");
@@ -23,7 +23,7 @@ async fn admin_app(mock: Option<MockUpstream>) -> (TestApp, std::path::PathBuf, 
     (app, config, key)
 }
 
-async fn admin(
+pub(crate) async fn admin(
     app: &TestApp,
     key: &str,
     method: &str,
@@ -41,7 +41,7 @@ async fn admin(
     req.send().await.expect("sent")
 }
 
-async fn ok_json(r: reqwest::Response, status: u16) -> Value {
+pub(crate) async fn ok_json(r: reqwest::Response, status: u16) -> Value {
     let got = r.status().as_u16();
     let body = r.text().await.expect("body");
     assert_eq!(got, status, "{body}");

@@ -1,11 +1,12 @@
 //! Integration tests: the real server on port 0, the mock upstream over real
 //! HTTP, and a real HTTP client. One binary for all of them (zero2prod style).
 
-mod admin;
+pub(crate) mod admin;
 mod chat;
 mod console;
 mod docsite;
 mod faults;
+mod feedback;
 mod helpers;
 mod knowledge;
 mod limits;

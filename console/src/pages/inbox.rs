@@ -34,6 +34,10 @@ struct Message {
     prompt_tokens: Option<u32>,
     completion_tokens: Option<u32>,
     created_at: u64,
+    #[serde(default)]
+    rating: Option<String>,
+    #[serde(default)]
+    rating_comment: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -135,6 +139,14 @@ pub fn inbox(props: &SectionProps) -> Html {
                             <li key={m.id.clone()} class={classes!("turn", m.role.clone())}>
                                 <p class="muted">{ format!("{} · {} · {}{}", m.role, when(m.created_at), m.status, tokens) }</p>
                                 <p class="content" dir="auto">{ m.content.clone() }</p>
+                                if let Some(r) = &m.rating {
+                                    <p class={classes!("rating", r.clone())}>
+                                        { if r == "down" { "Rated not helpful" } else { "Rated helpful" } }
+                                        if let Some(c) = &m.rating_comment {
+                                            { ": " }<q dir="auto">{ c.clone() }</q>
+                                        }
+                                    </p>
+                                }
                             </li>
                         }
                     }) }

@@ -15,6 +15,7 @@ use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::conversations::millis;
+use super::conversations::{Rated, Rating};
 use super::rows::{now_ms, role_from, status_from, status_str, usage_columns, usage_from};
 use super::{ConversationStore, MessageStatus, NewAnswer, Owner, StoreError, StoredMessage};
 use crate::ids::new_id;
@@ -190,7 +191,7 @@ impl ConversationStore for PgStore {
             return Ok(None);
         }
         let rows = sqlx::query(
-            "SELECT id, role, content, status, prompt_tokens, completion_tokens, created_at, sources \
+            "SELECT id, role, content, status, prompt_tokens, completion_tokens, created_at, sources, rating \
              FROM messages WHERE conversation_id = $1 ORDER BY seq",
         )
         .bind(conversation)
@@ -213,6 +214,9 @@ impl ConversationStore for PgStore {
                     .try_get::<Option<String>, _>("sources")?
                     .and_then(|s| serde_json::from_str(&s).ok())
                     .unwrap_or_default(),
+                rating: row
+                    .try_get::<Option<i16>, _>("rating")?
+                    .and_then(|n| Rating::from_score(i64::from(n))),
             });
         }
         Ok(Some(out))
@@ -233,6 +237,43 @@ impl ConversationStore for PgStore {
             Some(c) if self.may_read(widget, owner, &c).await? => Ok(Some(c)),
             _ => Ok(None),
         }
+    }
+
+    async fn rate_answer(
+        &self,
+        widget: &WidgetId,
+        owner: &Owner,
+        id: &str,
+        rating: Option<Rating>,
+        comment: Option<&str>,
+    ) -> Result<Rated, StoreError> {
+        if self
+            .conversation_of_message(widget, owner, id)
+            .await?
+            .is_none()
+        {
+            return Ok(Rated::NotFound);
+        }
+        let (role, status, before): (String, String, Option<i16>) =
+            sqlx::query_as("SELECT role, status, rating FROM messages WHERE id = $1")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+        if role != "assistant" || status == "streaming" {
+            return Ok(Rated::NotAnswer);
+        }
+        sqlx::query(
+            "UPDATE messages SET rating = $1, rating_comment = $2, rated_at = $3 WHERE id = $4",
+        )
+        .bind(rating.map(Rating::score))
+        .bind(rating.and(comment))
+        .bind(rating.map(|_| now_ms()))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(Rated::Saved {
+            first: before.is_none(),
+        })
     }
 
     async fn checkpoint_answer(&self, id: &str, content: &str) -> Result<(), StoreError> {

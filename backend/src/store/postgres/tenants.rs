@@ -6,6 +6,7 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 
 use super::PgStore;
+use crate::store::conversations::Rating;
 use crate::store::rows::{count_u32, json_text, now_ms, role_from, status_from};
 use crate::store::{
     AdminMessage, ConversationSummary, DailyUsage, KeyHash, StoreError, TenantStore,
@@ -442,7 +443,8 @@ impl TenantStore for PgStore {
             return Ok(None);
         }
         let rows = sqlx::query(
-            "SELECT id, seq, role, content, status, prompt_tokens, completion_tokens, created_at \
+            "SELECT id, seq, role, content, status, prompt_tokens, completion_tokens, created_at, \
+                    rating, rating_comment \
              FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )
         .bind(conversation)
@@ -464,6 +466,10 @@ impl TenantStore for PgStore {
                 prompt_tokens: tokens("prompt_tokens")?,
                 completion_tokens: tokens("completion_tokens")?,
                 created_at: row.try_get::<i64, _>("created_at")?.max(0) as u64,
+                rating: row
+                    .try_get::<Option<i16>, _>("rating")?
+                    .and_then(|n| Rating::from_score(i64::from(n))),
+                rating_comment: row.try_get("rating_comment")?,
             });
         }
         Ok(Some(out))

@@ -14,6 +14,7 @@ use sqlx::sqlite::{
 };
 
 use super::conversations::millis;
+use super::conversations::{Rated, Rating};
 pub(crate) use super::rows::now_ms;
 use super::rows::{role_from, status_from, status_str, usage_columns, usage_from};
 use super::{ConversationStore, MessageStatus, NewAnswer, Owner, StoreError, StoredMessage};
@@ -314,7 +315,7 @@ impl ConversationStore for SqliteStore {
             return Ok(None);
         }
         let rows = sqlx::query(
-            "SELECT id, role, content, status, prompt_tokens, completion_tokens, created_at, sources \
+            "SELECT id, role, content, status, prompt_tokens, completion_tokens, created_at, sources, rating \
              FROM messages WHERE conversation_id = ? ORDER BY seq",
         )
         .bind(conversation)
@@ -334,6 +335,9 @@ impl ConversationStore for SqliteStore {
                 .unwrap_or_default();
             out.push(StoredMessage {
                 sources,
+                rating: row
+                    .try_get::<Option<i64>, _>("rating")?
+                    .and_then(Rating::from_score),
                 id: row.try_get("id")?,
                 role,
                 content: row.try_get("content")?,
@@ -360,6 +364,43 @@ impl ConversationStore for SqliteStore {
             Some(c) if self.may_read(widget, owner, &c).await? => Ok(Some(c)),
             _ => Ok(None),
         }
+    }
+
+    async fn rate_answer(
+        &self,
+        widget: &WidgetId,
+        owner: &Owner,
+        id: &str,
+        rating: Option<Rating>,
+        comment: Option<&str>,
+    ) -> Result<Rated, StoreError> {
+        if self
+            .conversation_of_message(widget, owner, id)
+            .await?
+            .is_none()
+        {
+            return Ok(Rated::NotFound);
+        }
+        let (role, status, before): (String, String, Option<i64>) =
+            sqlx::query_as("SELECT role, status, rating FROM messages WHERE id = ?")
+                .bind(id)
+                .fetch_one(&self.reader)
+                .await?;
+        if role != "assistant" || status == "streaming" {
+            return Ok(Rated::NotAnswer);
+        }
+        sqlx::query(
+            "UPDATE messages SET rating = ?, rating_comment = ?, rated_at = ? WHERE id = ?",
+        )
+        .bind(rating.map(|r| i64::from(r.score())))
+        .bind(rating.and(comment))
+        .bind(rating.map(|_| now_ms()))
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        Ok(Rated::Saved {
+            first: before.is_none(),
+        })
     }
 
     async fn checkpoint_answer(&self, id: &str, content: &str) -> Result<(), StoreError> {

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use super::SqliteStore;
+use crate::store::conversations::Rating;
 use crate::store::rows::{json_text, now_ms, role_from, status_from};
 use crate::store::{
     AdminMessage, ConversationSummary, DailyUsage, KeyHash, StoreError, TenantStore,
@@ -425,7 +426,8 @@ impl TenantStore for SqliteStore {
             return Ok(None);
         }
         let rows = sqlx::query(
-            "SELECT id, seq, role, content, status, prompt_tokens, completion_tokens, created_at \
+            "SELECT id, seq, role, content, status, prompt_tokens, completion_tokens, created_at, \
+                    rating, rating_comment \
              FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?",
         )
         .bind(conversation)
@@ -447,6 +449,10 @@ impl TenantStore for SqliteStore {
                 prompt_tokens: tokens("prompt_tokens")?,
                 completion_tokens: tokens("completion_tokens")?,
                 created_at: row.try_get::<i64, _>("created_at")?.max(0) as u64,
+                rating: row
+                    .try_get::<Option<i64>, _>("rating")?
+                    .and_then(Rating::from_score),
+                rating_comment: row.try_get("rating_comment")?,
             });
         }
         Ok(Some(out))
