@@ -391,23 +391,32 @@ async fn usage(req: &mut Request, depot: &mut Depot, res: &mut Response) {
 
 /// `/api/v1/admin/…`, relative to `/api/v1`.
 pub fn router() -> Router {
-    Router::with_path("admin").hoop(require_admin).push(
-        Router::with_path("widgets")
-            .get(list_widgets)
-            .post(post_widget)
-            .push(
-                Router::with_path("{id}")
-                    .get(get_widget)
-                    .patch(patch_widget)
-                    .delete(delete_widget)
-                    .push(Router::with_path("rotate-key").post(post_rotate_key))
-                    .push(Router::with_path("usage").get(usage))
-                    .push(super::knowledge::router())
-                    .push(
-                        Router::with_path("conversations")
-                            .get(list_conversations)
-                            .push(Router::with_path("{conversation}/messages").get(list_messages)),
-                    ),
-            ),
-    )
+    Router::with_path("admin")
+        .hoop(require_admin)
+        .push(
+            Router::with_path("conversations")
+                .get(super::inbox::list)
+                .push(Router::with_path("export").get(super::inbox::export)),
+        )
+        .push(
+            Router::with_path("widgets")
+                .get(list_widgets)
+                .post(post_widget)
+                .push(
+                    Router::with_path("{id}")
+                        .get(get_widget)
+                        .patch(patch_widget)
+                        .delete(delete_widget)
+                        .push(Router::with_path("rotate-key").post(post_rotate_key))
+                        .push(Router::with_path("usage").get(usage))
+                        .push(super::knowledge::router())
+                        .push(
+                            Router::with_path("conversations")
+                                .get(list_conversations)
+                                .push(
+                                    Router::with_path("{conversation}/messages").get(list_messages),
+                                ),
+                        ),
+                ),
+        )
 }

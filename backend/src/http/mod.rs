@@ -24,6 +24,7 @@ pub mod console;
 pub mod console_page;
 pub mod feedback;
 pub mod history;
+pub mod inbox;
 pub mod knowledge;
 pub mod loader;
 pub mod widget_page;

@@ -11,6 +11,7 @@
 
 pub mod accounts;
 pub mod conversations;
+pub mod inbox;
 pub mod knowledge;
 pub mod postgres;
 pub(crate) mod rows;

@@ -12,6 +12,7 @@ use salvo::oapi::ToSchema;
 use serde::Serialize;
 
 use super::conversations::Rating;
+use super::inbox::{ExportRow, InboxFilter, InboxItem};
 use super::{MessageStatus, Role, StoreError};
 use crate::tenants::session::{hash_key, key_prefix};
 use crate::tenants::{Widget, WidgetDef, WidgetRegistry, Widgets};
@@ -128,6 +129,16 @@ pub trait TenantStore: Send + Sync + std::fmt::Debug {
         limit: u32,
         after_seq: u32,
     ) -> Result<Option<Vec<AdminMessage>>, StoreError>;
+    /// Conversations across widgets that `filter` keeps, newest first,
+    /// `limit` at a time, after `cursor`.
+    async fn inbox(
+        &self,
+        filter: &InboxFilter,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<InboxItem>, Option<String>), StoreError>;
+    /// Every message of the newest `max` conversations `filter` keeps.
+    async fn export(&self, filter: &InboxFilter, max: u32) -> Result<Vec<ExportRow>, StoreError>;
     /// Tokens per day (UTC) for `widget`, from `from_day` (YYYY-MM-DD) on,
     /// as the budgets count them.
     async fn usage_by_day(

@@ -8,6 +8,7 @@ mod docsite;
 mod faults;
 mod feedback;
 mod helpers;
+mod inbox;
 mod knowledge;
 mod limits;
 mod nginx;

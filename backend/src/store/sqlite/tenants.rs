@@ -6,6 +6,10 @@ use sqlx::Row;
 
 use super::SqliteStore;
 use crate::store::conversations::Rating;
+use crate::store::inbox::{
+    ExportRow, InboxFilter, InboxItem, bind_all, cursor_of, export_row, export_sql, inbox_item,
+    inbox_sql, parse_cursor,
+};
 use crate::store::rows::{json_text, now_ms, role_from, status_from};
 use crate::store::{
     AdminMessage, ConversationSummary, DailyUsage, KeyHash, StoreError, TenantStore,
@@ -456,6 +460,47 @@ impl TenantStore for SqliteStore {
             });
         }
         Ok(Some(out))
+    }
+
+    async fn inbox(
+        &self,
+        filter: &InboxFilter,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<InboxItem>, Option<String>), StoreError> {
+        let (sql, binds) = inbox_sql(filter);
+        let (before_time, before_id) = parse_cursor(cursor);
+        let rows = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), binds)
+            .bind(before_time)
+            .bind(before_time)
+            .bind(before_id)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.reader)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(inbox_item!(row));
+        }
+        let next = if out.len() > limit as usize {
+            out.truncate(limit as usize);
+            out.last().map(cursor_of)
+        } else {
+            None
+        };
+        Ok((out, next))
+    }
+
+    async fn export(&self, filter: &InboxFilter, max: u32) -> Result<Vec<ExportRow>, StoreError> {
+        let (sql, binds) = export_sql(filter);
+        let rows = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), binds)
+            .bind(i64::from(max))
+            .fetch_all(&self.reader)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(export_row!(row));
+        }
+        Ok(out)
     }
 
     async fn usage_by_day(
