@@ -277,62 +277,6 @@ pub fn rfc3339(ms: u64) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_filter_narrows_with_bound_values_and_postgres_numbers_them() {
-        let all = where_clause(&InboxFilter::default());
-        assert_eq!(all, (String::new(), Vec::new()));
-        let f = InboxFilter {
-            widget: Some("acme".into()),
-            from_ms: Some(10),
-            to_ms: Some(20),
-            text: Some("100%_Sure\\".into()),
-            status: Some(MessageStatus::Error),
-            rating: Some(Rating::Down),
-            unanswered: true,
-            user: Some("u1".into()),
-        };
-        let (sql, binds) = where_clause(&f);
-        assert_eq!(sql.matches('?').count(), binds.len());
-        assert!(sql.contains("s.rating = -1") && sql.contains("s.unanswered = TRUE"));
-        assert!(binds.contains(&Bind::Text("%100\\%\\_sure\\\\%".into())));
-        assert!(binds.contains(&Bind::Text("error".into())));
-        let (page, binds) = inbox_sql(&f);
-        assert_eq!(page.matches('?').count(), binds.len() + 4);
-        let pg = numbered(&page);
-        assert!(!pg.contains('?') && pg.contains("$10") && !pg.contains("$11"));
-    }
-
-    #[test]
-    fn csv_quotes_text_and_defuses_formulas() {
-        let row = ExportRow {
-            conversation_id: "conv_1".into(),
-            widget_id: "acme".into(),
-            user_id: None,
-            seq: 1,
-            role: Role::User,
-            status: MessageStatus::Complete,
-            rating: Some(Rating::Down),
-            rating_comment: Some("=HYPERLINK(\"x\")".into()),
-            unanswered: true,
-            prompt_tokens: None,
-            completion_tokens: Some(7),
-            created_at: 1_796_323_242_123,
-            content: "Hello, \"world\"\nsecond line".into(),
-        };
-        let text = String::from_utf8(to_csv(&[row]).unwrap()).unwrap();
-        let mut lines = text.splitn(2, '\n');
-        assert_eq!(lines.next().unwrap(), CSV_HEADER.join(","));
-        assert_eq!(
-            lines.next().unwrap(),
-            "conv_1,acme,,1,user,complete,down,\"'=HYPERLINK(\"\"x\"\")\",true,,7,2026-12-03T18:40:42.123Z,\"Hello, \"\"world\"\"\nsecond line\"\n"
-        );
-    }
-}
-
 /// Binds `binds` to a `sqlx::query(…)` in order.
 macro_rules! bind_all {
     ($query:expr, $binds:expr) => {{
@@ -415,4 +359,60 @@ pub fn parse_cursor(cursor: Option<&str>) -> (i64, String) {
         .and_then(|c| c.split_once(':'))
         .and_then(|(t, id)| Some((t.parse::<i64>().ok()?, id.to_owned())))
         .unwrap_or((i64::MAX, "\u{10FFFF}".to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_filter_narrows_with_bound_values_and_postgres_numbers_them() {
+        let all = where_clause(&InboxFilter::default());
+        assert_eq!(all, (String::new(), Vec::new()));
+        let f = InboxFilter {
+            widget: Some("acme".into()),
+            from_ms: Some(10),
+            to_ms: Some(20),
+            text: Some("100%_Sure\\".into()),
+            status: Some(MessageStatus::Error),
+            rating: Some(Rating::Down),
+            unanswered: true,
+            user: Some("u1".into()),
+        };
+        let (sql, binds) = where_clause(&f);
+        assert_eq!(sql.matches('?').count(), binds.len());
+        assert!(sql.contains("s.rating = -1") && sql.contains("s.unanswered = TRUE"));
+        assert!(binds.contains(&Bind::Text("%100\\%\\_sure\\\\%".into())));
+        assert!(binds.contains(&Bind::Text("error".into())));
+        let (page, binds) = inbox_sql(&f);
+        assert_eq!(page.matches('?').count(), binds.len() + 4);
+        let pg = numbered(&page);
+        assert!(!pg.contains('?') && pg.contains("$10") && !pg.contains("$11"));
+    }
+
+    #[test]
+    fn csv_quotes_text_and_defuses_formulas() {
+        let row = ExportRow {
+            conversation_id: "conv_1".into(),
+            widget_id: "acme".into(),
+            user_id: None,
+            seq: 1,
+            role: Role::User,
+            status: MessageStatus::Complete,
+            rating: Some(Rating::Down),
+            rating_comment: Some("=HYPERLINK(\"x\")".into()),
+            unanswered: true,
+            prompt_tokens: None,
+            completion_tokens: Some(7),
+            created_at: 1_796_323_242_123,
+            content: "Hello, \"world\"\nsecond line".into(),
+        };
+        let text = String::from_utf8(to_csv(&[row]).unwrap()).unwrap();
+        let mut lines = text.splitn(2, '\n');
+        assert_eq!(lines.next().unwrap(), CSV_HEADER.join(","));
+        assert_eq!(
+            lines.next().unwrap(),
+            "conv_1,acme,,1,user,complete,down,\"'=HYPERLINK(\"\"x\"\")\",true,,7,2026-12-03T18:40:42.123Z,\"Hello, \"\"world\"\"\nsecond line\"\n"
+        );
+    }
 }
