@@ -265,10 +265,12 @@ async fn hostile_model_output_never_becomes_live_html() {
         text.contains("<img src=x"),
         "the markup shows as text: {text}"
     );
+    // The thumbs under an answer are the panel's own icons, not the model's.
     let audit = eval(
         &page,
         "(() => { const m = [...document.querySelectorAll('[data-role=assistant]')].pop(); \
-         return [m.querySelectorAll('img,script,iframe,svg,object,embed').length, \
+         const ours = e => e.closest('.rate'); \
+         return [[...m.querySelectorAll('img,script,iframe,svg,object,embed')].filter(e => !ours(e)).length, \
                  [...m.querySelectorAll('a')].map(a => a.getAttribute('href')), \
                  [...m.querySelectorAll('*')].some(e => [...e.attributes].some(a => a.name.startsWith('on'))), \
                  typeof window.__pwned]; })()",
