@@ -398,6 +398,7 @@ pub fn router() -> Router {
                 .get(super::inbox::list)
                 .push(Router::with_path("export").get(super::inbox::export)),
         )
+        .push(Router::with_path("questions-to-fix").get(super::inbox::to_fix))
         .push(
             Router::with_path("widgets")
                 .get(list_widgets)

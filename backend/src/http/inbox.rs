@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::admin::{respond, state};
 use crate::admin::AdminError;
+use crate::admin::fix::{FixGroup, group};
 use crate::error::AppError;
 use crate::store::conversations::{MessageStatus, Rating};
 use crate::store::inbox::{ExportRow, InboxFilter, InboxItem, to_csv};
@@ -197,4 +198,39 @@ pub async fn export(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     if let Err(e) = r {
         e.render(res);
     }
+}
+
+/// Questions to fix: answers that found nothing in the knowledge or were
+/// rated down, grouped by similar question (the biggest groups first),
+/// each with its conversations; from the newest 2000 such answers, at
+/// most 100 groups.
+#[endpoint(
+    tags("admin"),
+    security(("admin_key" = [])),
+    parameters(
+        ("widget" = Option<String>, Query, description = "One widget's only"),
+        ("from" = Option<i64>, Query, description = "Conversations started at or after (ms since the epoch)"),
+        ("to" = Option<i64>, Query, description = "Conversations started before (ms since the epoch)"),
+    ),
+    responses(
+        (status_code = 200, body = Vec<FixGroup>),
+        (status_code = 401, body = ApiError),
+        (status_code = 422, description = "A filter's value is not understood", body = ApiError),
+    )
+)]
+pub async fn to_fix(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let r = async {
+        let state = state(depot)?;
+        let filter = filter(req)?;
+        let cases = state
+            .tenants
+            .to_fix(&filter, 2_000)
+            .await
+            .map_err(AdminError::from)?;
+        let mut groups = group(cases);
+        groups.truncate(100);
+        Ok(groups)
+    }
+    .await;
+    respond(res, StatusCode::OK, r);
 }

@@ -164,6 +164,43 @@ pub fn export_sql(filter: &InboxFilter) -> (String, Vec<Bind>) {
     (sql, binds)
 }
 
+/// Questions to fix: each answer that found nothing in the knowledge or
+/// was rated down, with the question before it, newest first; binds: the
+/// filter's, then the limit.
+pub fn to_fix_sql(filter: &InboxFilter) -> (String, Vec<Bind>) {
+    let (conditions, binds) = where_clause(filter);
+    let wanted = "a.role = 'assistant' AND (a.unanswered = TRUE OR a.rating = -1)";
+    let conditions = if conditions.is_empty() {
+        format!("WHERE {wanted}")
+    } else {
+        format!("{conditions} AND {wanted}")
+    };
+    let sql = format!(
+        "SELECT c.id AS conversation_id, c.widget_id, a.id AS answer_id, q.content AS question, \
+                a.unanswered, CAST(a.rating AS BIGINT) AS rating, a.rating_comment, a.created_at \
+         FROM conversations c JOIN messages a ON a.conversation_id = c.id \
+         JOIN messages q ON q.conversation_id = a.conversation_id AND q.seq = a.seq - 1 \
+         {conditions} ORDER BY a.created_at DESC, a.id DESC LIMIT ?"
+    );
+    (sql, binds)
+}
+
+/// An answer to fix: it found nothing, or was rated down.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FixCase {
+    pub conversation_id: String,
+    pub widget_id: String,
+    pub answer_id: String,
+    /// The visitor's question.
+    pub question: String,
+    pub unanswered: bool,
+    pub thumbs_down: bool,
+    /// The visitor's comment on a thumbs-down.
+    pub comment: Option<String>,
+    /// When it was answered (ms since the epoch).
+    pub at: u64,
+}
+
 /// A conversation as the inbox lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct InboxItem {
@@ -346,7 +383,24 @@ macro_rules! export_row {
     }};
 }
 
-pub(crate) use {bind_all, export_row, inbox_item};
+/// A [`FixCase`] from a row of [`to_fix_sql`].
+macro_rules! fix_case {
+    ($row:expr) => {{
+        let row = $row;
+        $crate::store::inbox::FixCase {
+            conversation_id: row.try_get("conversation_id")?,
+            widget_id: row.try_get("widget_id")?,
+            answer_id: row.try_get("answer_id")?,
+            question: row.try_get("question")?,
+            unanswered: row.try_get::<bool, _>("unanswered")?,
+            thumbs_down: row.try_get::<Option<i64>, _>("rating")? == Some(-1),
+            comment: row.try_get("rating_comment")?,
+            at: row.try_get::<i64, _>("created_at")?.max(0) as u64,
+        }
+    }};
+}
+
+pub(crate) use {bind_all, export_row, fix_case, inbox_item};
 
 /// The cursor of the inbox's last row, and the `(time, id)` a cursor names
 /// (the start without one).

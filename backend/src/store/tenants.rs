@@ -12,7 +12,7 @@ use salvo::oapi::ToSchema;
 use serde::Serialize;
 
 use super::conversations::Rating;
-use super::inbox::{ExportRow, InboxFilter, InboxItem};
+use super::inbox::{ExportRow, FixCase, InboxFilter, InboxItem};
 use super::{MessageStatus, Role, StoreError};
 use crate::tenants::session::{hash_key, key_prefix};
 use crate::tenants::{Widget, WidgetDef, WidgetRegistry, Widgets};
@@ -67,6 +67,9 @@ pub struct AdminMessage {
     pub rating: Option<Rating>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rating_comment: Option<String>,
+    /// The knowledge an answer used, as the visitor's source list showed it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<protocol::SourceRef>,
 }
 
 /// Tokens used by one widget on one day (UTC).
@@ -137,6 +140,9 @@ pub trait TenantStore: Send + Sync + std::fmt::Debug {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<(Vec<InboxItem>, Option<String>), StoreError>;
+    /// The newest `max` answers to fix (unanswered or rated down) in the
+    /// conversations `filter` keeps.
+    async fn to_fix(&self, filter: &InboxFilter, max: u32) -> Result<Vec<FixCase>, StoreError>;
     /// Every message of the newest `max` conversations `filter` keeps.
     async fn export(&self, filter: &InboxFilter, max: u32) -> Result<Vec<ExportRow>, StoreError>;
     /// Tokens per day (UTC) for `widget`, from `from_day` (YYYY-MM-DD) on,

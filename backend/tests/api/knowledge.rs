@@ -1124,3 +1124,112 @@ async fn trying_a_question_shows_what_a_turn_would_be_grounded_in_without_asking
         .expect("sent");
     assert_eq!(api_error(r).await, (404, "not_found".to_owned()));
 }
+
+#[tokio::test]
+async fn questions_to_fix_group_the_unanswered_and_the_thumbed_down_by_similar_question() {
+    let mock = MockUpstream::start(Script::words("From the model.", 0))
+        .await
+        .expect("mock");
+    let k = knowledge_app(Some(mock), |_| {}).await;
+    let faq = k
+        .add(json!({"kind": "faq", "text": "question,answer\nDo you ship to Canada?,\"Yes, we ship to Canada in 5 days.\"\nCan I pay by invoice?,Invoices are for business accounts only.\n"}))
+        .await;
+    assert_eq!(
+        k.synced(faq["id"].as_str().expect("id")).await["status"],
+        "ready"
+    );
+    let answered = crate::resume::message_id(&k.ask("Do you ship to Canada?").await);
+    let r = k
+        .app
+        .client
+        .post(k.app.url(&format!("/api/v1/chat/{answered}/feedback")))
+        .header("x-api-key", crate::helpers::KEY)
+        .bearer_auth(&k.app.session)
+        .json(&json!({"rating": "down", "comment": "And to Mexico?"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 204);
+    k.ask("Can I pay by invoice?").await;
+    for q in [
+        "What is the boiling point of mercury?",
+        "Mercury: its boiling point?",
+        "Who won the 1998 World Cup?",
+    ] {
+        k.ask(q).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    let fix = |query: &'static str| {
+        let k = &k;
+        async move {
+            let r = k
+                .app
+                .client
+                .get(k.app.url(&format!("/api/v1/admin/questions-to-fix{query}")))
+                .bearer_auth(&k.key)
+                .send()
+                .await
+                .expect("sent");
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.expect("JSON");
+            assert_eq!(status, 200, "{body}");
+            body.as_array().expect("groups").clone()
+        }
+    };
+    let groups = fix("").await;
+    let summary: Vec<(String, u64, u64, u64)> = groups
+        .iter()
+        .map(|g| {
+            (
+                g["question"].as_str().expect("question").to_owned(),
+                g["cases"].as_u64().expect("cases"),
+                g["unanswered"].as_u64().expect("unanswered"),
+                g["thumbs_down"].as_u64().expect("down"),
+            )
+        })
+        .collect();
+    // The two wordings of one question are one group, the biggest first;
+    // the well answered invoice question is not there.
+    assert_eq!(
+        summary,
+        [
+            ("Mercury: its boiling point?".to_owned(), 2, 2, 0),
+            ("Who won the 1998 World Cup?".to_owned(), 1, 1, 0),
+            ("Do you ship to Canada?".to_owned(), 1, 0, 1),
+        ],
+        "{groups:?}"
+    );
+    let canada = &groups[2]["items"][0];
+    assert_eq!(canada["comment"], "And to Mexico?");
+    assert_eq!(canada["answer_id"], answered.as_str());
+    assert_eq!(canada["widget_id"], "test");
+    // Each case links to its conversation.
+    let conversation = canada["conversation_id"].as_str().expect("conversation");
+    let r = k
+        .app
+        .client
+        .get(k.app.url(&format!(
+            "/api/v1/admin/widgets/test/conversations/{conversation}/messages"
+        )))
+        .bearer_auth(&k.key)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+
+    // The inbox's filters narrow it.
+    let down = fix("?rating=down").await;
+    assert_eq!(down.len(), 1);
+    assert_eq!(down[0]["question"], "Do you ship to Canada?");
+    assert_eq!(fix("?widget=another").await.len(), 0);
+    let r = k
+        .app
+        .client
+        .get(k.app.url("/api/v1/admin/questions-to-fix?status=lost"))
+        .bearer_auth(&k.key)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(api_error(r).await, (422, "invalid_field".to_owned()));
+}

@@ -8,8 +8,8 @@ use sqlx::postgres::PgRow;
 use super::PgStore;
 use crate::store::conversations::Rating;
 use crate::store::inbox::{
-    ExportRow, InboxFilter, InboxItem, bind_all, cursor_of, export_row, export_sql, inbox_item,
-    inbox_sql, numbered, parse_cursor,
+    ExportRow, FixCase, InboxFilter, InboxItem, bind_all, cursor_of, export_row, export_sql,
+    fix_case, inbox_item, inbox_sql, numbered, parse_cursor, to_fix_sql,
 };
 use crate::store::rows::{count_u32, json_text, now_ms, role_from, status_from};
 use crate::store::{
@@ -448,7 +448,7 @@ impl TenantStore for PgStore {
         }
         let rows = sqlx::query(
             "SELECT id, seq, role, content, status, prompt_tokens, completion_tokens, created_at, \
-                    rating, rating_comment \
+                    rating, rating_comment, sources \
              FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
         )
         .bind(conversation)
@@ -474,6 +474,10 @@ impl TenantStore for PgStore {
                     .try_get::<Option<i16>, _>("rating")?
                     .and_then(|n| Rating::from_score(i64::from(n))),
                 rating_comment: row.try_get("rating_comment")?,
+                sources: row
+                    .try_get::<Option<String>, _>("sources")?
+                    .and_then(|s| serde_json::from_str(&s).ok())
+                    .unwrap_or_default(),
             });
         }
         Ok(Some(out))
@@ -506,6 +510,20 @@ impl TenantStore for PgStore {
             None
         };
         Ok((out, next))
+    }
+
+    async fn to_fix(&self, filter: &InboxFilter, max: u32) -> Result<Vec<FixCase>, StoreError> {
+        let (sql, binds) = to_fix_sql(filter);
+        let sql = numbered(&sql);
+        let rows = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), binds)
+            .bind(i64::from(max))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(fix_case!(row));
+        }
+        Ok(out)
     }
 
     async fn export(&self, filter: &InboxFilter, max: u32) -> Result<Vec<ExportRow>, StoreError> {

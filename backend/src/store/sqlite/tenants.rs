@@ -7,8 +7,8 @@ use sqlx::Row;
 use super::SqliteStore;
 use crate::store::conversations::Rating;
 use crate::store::inbox::{
-    ExportRow, InboxFilter, InboxItem, bind_all, cursor_of, export_row, export_sql, inbox_item,
-    inbox_sql, parse_cursor,
+    ExportRow, FixCase, InboxFilter, InboxItem, bind_all, cursor_of, export_row, export_sql,
+    fix_case, inbox_item, inbox_sql, parse_cursor, to_fix_sql,
 };
 use crate::store::rows::{json_text, now_ms, role_from, status_from};
 use crate::store::{
@@ -431,7 +431,7 @@ impl TenantStore for SqliteStore {
         }
         let rows = sqlx::query(
             "SELECT id, seq, role, content, status, prompt_tokens, completion_tokens, created_at, \
-                    rating, rating_comment \
+                    rating, rating_comment, sources \
              FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?",
         )
         .bind(conversation)
@@ -457,6 +457,10 @@ impl TenantStore for SqliteStore {
                     .try_get::<Option<i64>, _>("rating")?
                     .and_then(Rating::from_score),
                 rating_comment: row.try_get("rating_comment")?,
+                sources: row
+                    .try_get::<Option<String>, _>("sources")?
+                    .and_then(|s| serde_json::from_str(&s).ok())
+                    .unwrap_or_default(),
             });
         }
         Ok(Some(out))
@@ -488,6 +492,19 @@ impl TenantStore for SqliteStore {
             None
         };
         Ok((out, next))
+    }
+
+    async fn to_fix(&self, filter: &InboxFilter, max: u32) -> Result<Vec<FixCase>, StoreError> {
+        let (sql, binds) = to_fix_sql(filter);
+        let rows = bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), binds)
+            .bind(i64::from(max))
+            .fetch_all(&self.reader)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(fix_case!(row));
+        }
+        Ok(out)
     }
 
     async fn export(&self, filter: &InboxFilter, max: u32) -> Result<Vec<ExportRow>, StoreError> {
