@@ -86,6 +86,16 @@ pub fn console_style() -> Html {
         tr.faded td { background: var(--bg); }
         section.card { margin-top: 16px; }
         form.try { margin-bottom: 12px; }
+        form.filters { display: grid; grid-template-columns: repeat(4, minmax(0, 1fr)); gap: 4px 14px; padding: 12px 16px 16px; }
+        form.filters label { margin-top: 6px; }
+        form.filters .check { display: flex; align-items: center; gap: 8px; grid-column: span 2; padding-top: 26px; }
+        form.filters .check input { width: auto; }
+        form.filters .check label { margin: 0; font-weight: 500; }
+        a.button { display: inline-block; border: 1px solid var(--line); background: var(--panel); color: var(--fg); border-radius: 8px;
+                   padding: 7px 14px; text-decoration: none; }
+        .cited { margin: 6px 0 0; padding-inline-start: 0; list-style: none; font-size: 13px; }
+        .rating.down { color: var(--bad-fg); font-weight: 600; }
+        .rating.up { color: var(--ok-fg); font-weight: 600; }
         "#
     );
     html! { <Global css={css} /> }

@@ -107,7 +107,7 @@ pub fn shell(props: &ShellProps) -> Html {
                     match *section {
                         Section::Widgets => html! { <Widgets ..props_for.clone() /> },
                         Section::Knowledge => html! { <Knowledge ..props_for.clone() /> },
-                        Section::Conversations => html! { <Inbox ..props_for.clone() /> },
+                        Section::Conversations => html! { <Inbox section={props_for.clone()} /> },
                         Section::Users => html! { <Users ..props_for.clone() /> },
                         Section::Audit => html! { <Audit ..props_for.clone() /> },
                     }
