@@ -41,8 +41,10 @@ pub fn console_style() -> Html {
         .actions { display: flex; gap: 8px; margin-top: 18px; align-items: center; flex-wrap: wrap; }
         header.bar { display: flex; align-items: center; gap: 16px; padding: 10px 20px; background: var(--panel);
                      border-bottom: 1px solid var(--line); }
-        header.bar nav { display: flex; gap: 4px; flex: 1; }
-        header.bar nav button { border: 0; background: transparent; }
+        header.bar { flex-wrap: wrap; }
+        header.bar nav { display: flex; gap: 4px; flex: 1; flex-wrap: wrap; }
+        header.bar nav button { border: 0; background: transparent; white-space: nowrap; }
+        header.bar > * { white-space: nowrap; }
         header.bar nav button[aria-current="page"] { background: var(--bg); font-weight: 600; }
         main { padding: 24px; max-width: 1100px; margin: 0 auto; }
         table { width: 100%; border-collapse: collapse; background: var(--panel); border: 1px solid var(--line);
@@ -86,16 +88,22 @@ pub fn console_style() -> Html {
         tr.faded td { background: var(--bg); }
         section.card { margin-top: 16px; }
         form.try { margin-bottom: 12px; }
-        form.filters { display: grid; grid-template-columns: repeat(4, minmax(0, 1fr)); gap: 4px 14px; padding: 12px 16px 16px; }
-        form.filters label { margin-top: 6px; }
-        form.filters .check { display: flex; align-items: center; gap: 8px; grid-column: span 2; padding-top: 26px; }
-        form.filters .check input { width: auto; }
-        form.filters .check label { margin: 0; font-weight: 500; }
+        .filters { display: grid; grid-template-columns: repeat(4, minmax(0, 1fr)); gap: 4px 14px; padding: 12px 16px 16px; }
+        .filters label { margin-top: 6px; }
+        .filters .check { display: flex; align-items: center; gap: 8px; grid-column: span 2; padding-top: 26px; }
+        .filters .check input { width: auto; }
+        .filters .check label { margin: 0; font-weight: 500; }
         a.button { display: inline-block; border: 1px solid var(--line); background: var(--panel); color: var(--fg); border-radius: 8px;
                    padding: 7px 14px; text-decoration: none; }
         .cited { margin: 6px 0 0; padding-inline-start: 0; list-style: none; font-size: 13px; }
         .rating.down { color: var(--bad-fg); font-weight: 600; }
         .rating.up { color: var(--ok-fg); font-weight: 600; }
+        .turn.marked { outline: 2px solid var(--bad-fg); outline-offset: 2px; }
+        tr.cases td { background: var(--bg); }
+        tr.cases ul { margin: 0; padding-inline-start: 18px; }
+        tr.cases li { margin: 6px 0; }
+        tr.cases button { padding: 2px 10px; margin-inline-start: 6px; }
+        .filters + table, .actions + table { margin-top: 16px; }
         "#
     );
     html! { <Global css={css} /> }

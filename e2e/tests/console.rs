@@ -307,13 +307,13 @@ async fn an_owner_sets_up_the_console_creates_a_widget_and_a_viewer_only_reads()
     visitor.close().await.expect("close the visitor's tab");
     page.bring_to_front().await.expect("back to the console");
     click_button(&page, "Conversations").await;
-    wait_for(&page, "!!document.querySelector('#inbox-widget option')", T)
+    wait_for(&page, "!!document.querySelector('#f-widget option')", T)
         .await
         .expect("the widget picker");
     eval(
         &page,
         &format!(
-            "(() => {{ const s = document.querySelector('#inbox-widget'); s.value = {:?}; \
+            "(() => {{ const s = document.querySelector('#f-widget'); s.value = {:?}; \
              s.dispatchEvent(new Event('change', {{ bubbles: true }})); }})()",
             e2e::WIDGET
         ),
@@ -687,4 +687,184 @@ async fn an_owner_adds_a_site_watches_it_sync_reads_its_errors_and_tries_a_quest
         "{asked}"
     );
     assert!(text(&page).await.contains("Removed “Shipping FAQ”."));
+}
+
+/// Sets a filter of the inbox's form as a person choosing it would.
+async fn filter(page: &Page, selector: &str, value: &str) {
+    eval(
+        page,
+        &format!(
+            "(() => {{ const s = document.querySelector({selector:?}); s.value = {value:?}; \
+             s.dispatchEvent(new Event('change', {{ bubbles: true }})); }})()"
+        ),
+    )
+    .await
+    .expect("set the filter");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thumbs_down_reaches_the_inbox_the_questions_to_fix_and_the_csv_export() {
+    use chromiumoxide::cdp::browser_protocol::browser::{
+        SetDownloadBehaviorBehavior, SetDownloadBehaviorParams,
+    };
+
+    let h = Harness::start(Script::words("The orders page lists them.", 0), |_| {})
+        .await
+        .expect("harness");
+    let page = h.open("/console", 1280, 900, false).await.expect("page");
+    set_up_owner(&page).await;
+
+    // Two visitors on the host page: one asks about shipping, the other
+    // about an order and rates the answer down with a comment.
+    let visitor = h
+        .open(&e2e::panel_path(), 400, 640, false)
+        .await
+        .expect("panel");
+    e2e::ready(&visitor).await;
+    e2e::ask(&visitor, "Do you ship to Canada?").await;
+    let done = "document.querySelector('[data-role=assistant][data-state=complete]')";
+    wait_for(&visitor, done, T).await.expect("the first answer");
+    eval(&visitor, "localStorage.clear(); sessionStorage.clear()")
+        .await
+        .expect("a new visitor");
+    visitor.reload().await.expect("reload");
+    e2e::ready(&visitor).await;
+    e2e::ask(&visitor, "Where is my order?").await;
+    wait_for(&visitor, done, T)
+        .await
+        .expect("the second answer");
+    let down = "[data-role=assistant] button[aria-label='Not helpful']";
+    wait_for(&visitor, &format!("!!document.querySelector({down:?})"), T)
+        .await
+        .expect("the rating buttons");
+    click(&visitor, down).await;
+    let comment = "[data-role=assistant] .rate input";
+    wait_for(
+        &visitor,
+        &format!("!!document.querySelector({comment:?})"),
+        T,
+    )
+    .await
+    .expect("the comment box");
+    type_into(&visitor, comment, "It never said where the orders page is.").await;
+    click(&visitor, "[data-role=assistant] .rate form button").await;
+    wait_for(
+        &visitor,
+        "!!document.querySelector('[data-role=assistant] .thanks')",
+        T,
+    )
+    .await
+    .expect("thanked");
+    visitor.close().await.expect("close the visitor's tab");
+
+    // The inbox lists both; the rating filter keeps the thumbed-down one.
+    page.bring_to_front().await.expect("back to the console");
+    click_button(&page, "Conversations").await;
+    let rows = "document.querySelectorAll('table[aria-label=Conversations] tbody tr').length";
+    wait_for(&page, &format!("{rows} === 2"), T)
+        .await
+        .expect("both conversations listed");
+    filter(&page, "#f-rating", "down").await;
+    wait_for(&page, &format!("{rows} === 1"), T)
+        .await
+        .expect("only the thumbed-down conversation");
+    let shown = text(&page).await;
+    assert!(shown.contains("Where is my order?"), "{shown}");
+    assert!(!shown.contains("Do you ship to Canada?"), "{shown}");
+    assert!(shown.contains("▼ 1"), "{shown}");
+    click(&page, "button[aria-label^='Read conversation']").await;
+    wait_for(
+        &page,
+        "document.querySelector('.transcript')?.innerText.includes('It never said where the orders page is.')",
+        T,
+    )
+    .await
+    .expect("the rating and its comment in the transcript");
+    audit(&page, "the inbox, filtered").await;
+    screenshot(&page, &screenshot_dir().join("console-inbox.png"))
+        .await
+        .expect("screenshot");
+
+    // Export CSV: the browser downloads the filtered rows.
+    let downloads = std::env::temp_dir().join(format!("porthole-downloads-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&downloads);
+    std::fs::create_dir_all(&downloads).expect("downloads folder");
+    let mut allow = SetDownloadBehaviorParams::new(SetDownloadBehaviorBehavior::Allow);
+    allow.download_path = Some(downloads.to_string_lossy().into_owned());
+    h.browser.execute(allow).await.expect("allow downloads");
+    let link = "a[download='porthole-conversations.csv']";
+    let href = eval(
+        &page,
+        &format!("document.querySelector({link:?}).getAttribute('href')"),
+    )
+    .await
+    .expect("href");
+    assert!(
+        href.as_str().unwrap_or_default().contains("rating=down"),
+        "{href}"
+    );
+    click(&page, link).await;
+    let file = downloads.join("porthole-conversations.csv");
+    let deadline = tokio::time::Instant::now() + T;
+    let csv = loop {
+        if let Ok(text) = std::fs::read_to_string(&file)
+            && text.ends_with('\n')
+        {
+            break text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no download in {}",
+            downloads.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "a header and the two messages: {csv}");
+    assert!(lines[0].starts_with("conversation_id,widget_id"), "{csv}");
+    assert!(lines[1].ends_with(",Where is my order?"), "{csv}");
+    assert!(
+        lines[2].contains(",assistant,complete,down,It never said where the orders page is.,"),
+        "{csv}"
+    );
+    assert!(!csv.contains("Canada"), "{csv}");
+    let _ = std::fs::remove_dir_all(&downloads);
+
+    // Questions to fix: the thumbed-down question, its comment, and its
+    // conversation with the answer marked.
+    click_button(&page, "Questions to fix").await;
+    wait_for(
+        &page,
+        "!!document.querySelector('table[aria-label=\"Questions to fix\"]')",
+        T,
+    )
+    .await
+    .expect("the questions to fix");
+    let shown = text(&page).await;
+    assert!(shown.contains("Where is my order?"), "{shown}");
+    assert!(shown.contains("1 rated not helpful"), "{shown}");
+    assert!(!shown.contains("Do you ship to Canada?"), "{shown}");
+    click_button(&page, "Show cases").await;
+    wait_for(
+        &page,
+        "document.querySelector('tr.cases')?.innerText.includes('It never said where the orders page is.')",
+        T,
+    )
+    .await
+    .expect("the case with its comment");
+    click(&page, "tr.cases button").await;
+    wait_for(
+        &page,
+        "document.querySelector('.turn.marked')?.innerText.includes('The orders page lists them.')",
+        T,
+    )
+    .await
+    .expect("the conversation, its answer marked");
+    audit(&page, "questions to fix").await;
+    screenshot(
+        &page,
+        &screenshot_dir().join("console-questions-to-fix.png"),
+    )
+    .await
+    .expect("screenshot");
 }

@@ -9,6 +9,7 @@ use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use super::shell::SectionProps;
+use super::transcript::Transcript;
 use super::{encode, use_widgets, when};
 use crate::api::{self, NONE};
 
@@ -32,35 +33,6 @@ struct Item {
 struct Page {
     items: Vec<Item>,
     next_cursor: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-struct Source {
-    n: u32,
-    title: String,
-    url: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-struct Message {
-    id: String,
-    role: String,
-    content: String,
-    status: String,
-    prompt_tokens: Option<u32>,
-    completion_tokens: Option<u32>,
-    created_at: u64,
-    #[serde(default)]
-    rating: Option<String>,
-    #[serde(default)]
-    rating_comment: Option<String>,
-    #[serde(default)]
-    sources: Vec<Source>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-struct MessagePage {
-    items: Vec<Message>,
 }
 
 /// The filters as the form holds them.
@@ -138,7 +110,7 @@ pub fn inbox(props: &InboxProps) -> Html {
     let filters = use_state(|| props.start.clone().unwrap_or_default());
     let list = use_state(|| None::<Result<Page, String>>);
     let more = use_state(|| None::<String>);
-    let open = use_state(|| None::<(Item, Result<Vec<Message>, String>)>);
+    let open = use_state(|| None::<Item>);
     {
         let (list, more, open, on_failure) =
             (list.clone(), more.clone(), open.clone(), on_failure.clone());
@@ -218,24 +190,8 @@ pub fn inbox(props: &InboxProps) -> Html {
         })
     };
     let show = |item: &Item| {
-        let (open, on_failure, item) = (open.clone(), on_failure.clone(), item.clone());
-        Callback::from(move |_: MouseEvent| {
-            let (open, on_failure, item) = (open.clone(), on_failure.clone(), item.clone());
-            wasm_bindgen_futures::spawn_local(async move {
-                let path = format!(
-                    "/api/v1/admin/widgets/{}/conversations/{}/messages?limit=200",
-                    encode(&item.widget_id),
-                    encode(&item.id)
-                );
-                match api::json::<MessagePage>("GET", &path, NONE, None).await {
-                    Ok(page) => open.set(Some((item, Ok(page.items)))),
-                    Err(f) => {
-                        open.set(Some((item, Err(f.message.clone()))));
-                        on_failure.emit(f);
-                    }
-                }
-            });
-        })
+        let (open, item) = (open.clone(), item.clone());
+        Callback::from(move |_: MouseEvent| open.set(Some(item.clone())))
     };
     let title_of = |id: &str| {
         widgets
@@ -343,50 +299,9 @@ pub fn inbox(props: &InboxProps) -> Html {
     };
     let transcript = match &*open {
         None => html! {},
-        Some((c, Err(e))) => {
-            html! { <p class="error" role="alert">{ format!("{}: {e}", c.id) }</p> }
-        }
-        Some((c, Ok(messages))) => html! {
-            <section aria-label="Transcript">
-                <h2>{ "Transcript " }<code>{ c.id.clone() }</code></h2>
-                <p class="muted">{ format!("{} · started {}", title_of(&c.widget_id), when(c.created_at)) }</p>
-                <ol class="transcript">
-                    { for messages.iter().map(|m| {
-                        let tokens = match (m.prompt_tokens, m.completion_tokens) {
-                            (Some(p), Some(c)) => format!(" · {p} + {c} tokens"),
-                            _ => String::new(),
-                        };
-                        html! {
-                            <li key={m.id.clone()} class={classes!("turn", m.role.clone())}>
-                                <p class="muted">{ format!("{} · {} · {}{}", m.role, when(m.created_at), m.status, tokens) }</p>
-                                <p class="content" dir="auto">{ m.content.clone() }</p>
-                                if !m.sources.is_empty() {
-                                    <ol class="cited" aria-label="Sources">
-                                        { for m.sources.iter().map(|s| html! {
-                                            <li>
-                                                { format!("[{}] ", s.n) }
-                                                if let Some(u) = &s.url {
-                                                    <a href={u.clone()} target="_blank" rel="noopener noreferrer">{ s.title.clone() }</a>
-                                                } else {
-                                                    { s.title.clone() }
-                                                }
-                                            </li>
-                                        }) }
-                                    </ol>
-                                }
-                                if let Some(r) = &m.rating {
-                                    <p class={classes!("rating", r.clone())}>
-                                        { if r == "down" { "Rated not helpful" } else { "Rated helpful" } }
-                                        if let Some(c) = &m.rating_comment {
-                                            { ": " }<q dir="auto">{ c.clone() }</q>
-                                        }
-                                    </p>
-                                }
-                            </li>
-                        }
-                    }) }
-                </ol>
-            </section>
+        Some(c) => html! {
+            <Transcript key={c.id.clone()} widget={c.widget_id.clone()} widget_title={title_of(&c.widget_id)}
+                conversation={c.id.clone()} on_failure={on_failure.clone()} />
         },
     };
     html! {

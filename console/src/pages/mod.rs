@@ -2,10 +2,12 @@
 
 pub mod audit;
 pub mod editor;
+pub mod fix;
 pub mod inbox;
 pub mod knowledge;
 pub mod shell;
 pub mod sign_in;
+pub mod transcript;
 pub mod users;
 pub mod widgets;
 

@@ -6,6 +6,7 @@ use std::rc::Rc;
 use yew::prelude::*;
 
 use super::audit::Audit;
+use super::fix::QuestionsToFix;
 use super::inbox::Inbox;
 use super::knowledge::Knowledge;
 use super::users::Users;
@@ -18,6 +19,7 @@ pub enum Section {
     Widgets,
     Knowledge,
     Conversations,
+    ToFix,
     Users,
     Audit,
 }
@@ -93,6 +95,7 @@ pub fn shell(props: &ShellProps) -> Html {
                     { tab(Section::Widgets, "Widgets") }
                     { tab(Section::Knowledge, "Knowledge") }
                     { tab(Section::Conversations, "Conversations") }
+                    { tab(Section::ToFix, "Questions to fix") }
                     if user.is_owner() {
                         { tab(Section::Users, "Users") }
                         { tab(Section::Audit, "Audit log") }
@@ -108,6 +111,7 @@ pub fn shell(props: &ShellProps) -> Html {
                         Section::Widgets => html! { <Widgets ..props_for.clone() /> },
                         Section::Knowledge => html! { <Knowledge ..props_for.clone() /> },
                         Section::Conversations => html! { <Inbox section={props_for.clone()} /> },
+                        Section::ToFix => html! { <QuestionsToFix ..props_for.clone() /> },
                         Section::Users => html! { <Users ..props_for.clone() /> },
                         Section::Audit => html! { <Audit ..props_for.clone() /> },
                     }
