@@ -33,7 +33,30 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// How long open streams get to finish after SIGTERM, in milliseconds.
     pub shutdown_deadline_ms: u64,
+    /// What each model costs, for the estimated cost in analytics:
+    /// `[prices."gpt-4o-mini"]` with `input_per_million` and
+    /// `output_per_million` (US dollars per million tokens). A model
+    /// without a price has no estimate.
+    pub prices: std::collections::BTreeMap<String, ModelPrice>,
     pub widgets: Vec<WidgetSettings>,
+}
+
+/// A model's price in US dollars per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize, salvo::oapi::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPrice {
+    /// Per million prompt tokens.
+    pub input_per_million: f64,
+    /// Per million completion tokens.
+    pub output_per_million: f64,
+}
+
+impl ModelPrice {
+    /// The cost of `prompt` and `completion` tokens, in dollars.
+    pub fn cost(&self, prompt: u64, completion: u64) -> f64 {
+        (prompt as f64 * self.input_per_million + completion as f64 * self.output_per_million)
+            / 1_000_000.0
+    }
 }
 
 impl Default for Settings {
@@ -52,6 +75,7 @@ impl Default for Settings {
             limits: crate::limits::LimitSettings::default(),
             public_url: None,
             shutdown_deadline_ms: 10_000,
+            prices: Default::default(),
             widgets: Vec::new(),
         }
     }
@@ -633,6 +657,19 @@ impl Settings {
         }
         if self.embeddings.batch_size == 0 || self.embeddings.batch_size > 2048 {
             return Err(invalid("embeddings.batch_size", "must be 1 to 2048"));
+        }
+        for (model, price) in &self.prices {
+            for (what, value) in [
+                ("input_per_million", price.input_per_million),
+                ("output_per_million", price.output_per_million),
+            ] {
+                if !(value.is_finite() && value >= 0.0) {
+                    return Err(invalid(
+                        format!("prices.{model:?}.{what}"),
+                        "must be a number of dollars, 0 or more",
+                    ));
+                }
+            }
         }
         if self.chat.max_message_chars == 0 {
             return Err(invalid("chat.max_message_chars", "must be greater than 0"));

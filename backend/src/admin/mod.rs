@@ -4,6 +4,7 @@
 //! May use: `store`, `tenants`, `knowledge`, `limits`, `ids`. Never `http`
 //! or `state`.
 
+pub mod analytics;
 pub mod fix;
 pub mod knowledge;
 

@@ -399,6 +399,7 @@ pub fn router() -> Router {
                 .push(Router::with_path("export").get(super::inbox::export)),
         )
         .push(Router::with_path("questions-to-fix").get(super::inbox::to_fix))
+        .push(Router::with_path("analytics").get(super::analytics::analytics))
         .push(
             Router::with_path("widgets")
                 .get(list_widgets)

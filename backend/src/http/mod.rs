@@ -18,6 +18,7 @@ use salvo::prelude::*;
 use crate::error::{AppError, json_catcher};
 use crate::state::AppState;
 pub mod admin;
+pub mod analytics;
 pub mod auth;
 pub mod chat;
 pub mod console;

@@ -10,6 +10,7 @@
 //! requests.
 
 pub mod accounts;
+pub mod analytics;
 pub mod conversations;
 pub mod inbox;
 pub mod knowledge;

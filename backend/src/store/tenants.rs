@@ -143,6 +143,15 @@ pub trait TenantStore: Send + Sync + std::fmt::Debug {
     /// The newest `max` answers to fix (unanswered or rated down) in the
     /// conversations `filter` keeps.
     async fn to_fix(&self, filter: &InboxFilter, max: u32) -> Result<Vec<FixCase>, StoreError>;
+    /// Each widget's (or `widget`'s) counts per UTC day for the messages
+    /// sent in `[from_ms, to_ms)`, by widget then day; days without a
+    /// message are left out.
+    async fn analytics(
+        &self,
+        widget: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<crate::store::analytics::DayCounts>, StoreError>;
     /// Every message of the newest `max` conversations `filter` keeps.
     async fn export(&self, filter: &InboxFilter, max: u32) -> Result<Vec<ExportRow>, StoreError>;
     /// Tokens per day (UTC) for `widget`, from `from_day` (YYYY-MM-DD) on,

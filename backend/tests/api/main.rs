@@ -2,6 +2,7 @@
 //! HTTP, and a real HTTP client. One binary for all of them (zero2prod style).
 
 pub(crate) mod admin;
+mod analytics;
 mod chat;
 mod console;
 mod docsite;

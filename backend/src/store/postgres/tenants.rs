@@ -526,6 +526,27 @@ impl TenantStore for PgStore {
         Ok(out)
     }
 
+    async fn analytics(
+        &self,
+        widget: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<crate::store::analytics::DayCounts>, StoreError> {
+        let sql = numbered(&crate::store::analytics::analytics_sql(widget.is_some()));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(from_ms)
+            .bind(to_ms);
+        if let Some(w) = widget {
+            query = query.bind(w.to_owned());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(crate::store::analytics::day_counts!(row));
+        }
+        Ok(out)
+    }
+
     async fn export(&self, filter: &InboxFilter, max: u32) -> Result<Vec<ExportRow>, StoreError> {
         let (sql, binds) = export_sql(filter);
         let sql = numbered(&sql);
