@@ -39,11 +39,12 @@ pub fn console_style() -> Html {
         .error { background: var(--bad-bg); color: var(--bad-fg); border-radius: 8px; padding: 8px 12px; margin: 12px 0; }
         .ok { background: var(--ok-bg); color: var(--ok-fg); border-radius: 8px; padding: 8px 12px; margin: 12px 0; }
         .actions { display: flex; gap: 8px; margin-top: 18px; align-items: center; flex-wrap: wrap; }
-        header.bar { display: flex; align-items: center; gap: 16px; padding: 10px 20px; background: var(--panel);
+        header.bar { display: flex; align-items: center; gap: 12px; padding: 10px 20px; background: var(--panel);
                      border-bottom: 1px solid var(--line); }
-        header.bar { flex-wrap: wrap; }
-        header.bar nav { display: flex; gap: 4px; flex: 1; flex-wrap: wrap; }
-        header.bar nav button { border: 0; background: transparent; white-space: nowrap; }
+        header.bar { flex-wrap: wrap; font-size: 14px; }
+        header.bar nav { display: flex; gap: 2px; flex: 1 0 auto; }
+        header.bar nav + span { margin-inline-start: auto; }
+        header.bar nav button { border: 0; background: transparent; white-space: nowrap; padding: 7px 10px; }
         header.bar > * { white-space: nowrap; }
         header.bar nav button[aria-current="page"] { background: var(--bg); font-weight: 600; }
         main { padding: 24px; max-width: 1100px; margin: 0 auto; }
@@ -104,6 +105,27 @@ pub fn console_style() -> Html {
         tr.cases li { margin: 6px 0; }
         tr.cases button { padding: 2px 10px; margin-inline-start: 6px; }
         .filters + table, .actions + table { margin-top: 16px; }
+        .tiles { display: grid; grid-template-columns: repeat(6, minmax(0, 1fr)); gap: 12px; margin: 16px 0 8px; }
+        .tile { background: var(--panel); border: 1px solid var(--line); border-radius: 12px; padding: 12px 14px; }
+        .tile p { margin: 0; }
+        .tile .figure { font-size: 22px; font-weight: 700; font-variant-numeric: tabular-nums; }
+        .charts { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 12px; }
+        figure.chart { margin: 0; background: var(--panel); border: 1px solid var(--line); border-radius: 12px; padding: 12px 14px; }
+        figure.chart figcaption { font-weight: 600; }
+        figure.chart svg { width: 100%; height: auto; display: block; }
+        svg .axis { fill: var(--muted); font-size: 17px; }
+        svg .grid { stroke: var(--line); stroke-dasharray: 4 4; }
+        svg .base { stroke: var(--muted); }
+        svg .hit { fill: transparent; }
+        svg g:hover .hit { fill: var(--bg); }
+        .s0 { fill: var(--accent); background: var(--accent); }
+        .s1 { fill: var(--bad-fg); background: var(--bad-fg); }
+        .s2 { fill: var(--ok-fg); background: var(--ok-fg); }
+        .s3 { fill: var(--muted); background: var(--muted); }
+        ul.legend { display: flex; gap: 14px; list-style: none; padding: 0; margin: 6px 0 0; font-size: 13px; }
+        .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 3px; margin-inline-end: 6px; }
+        .scroll { overflow-x: auto; }
+        td.num { text-align: end; font-variant-numeric: tabular-nums; }
         "#
     );
     html! { <Global css={css} /> }

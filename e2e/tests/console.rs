@@ -703,14 +703,23 @@ async fn filter(page: &Page, selector: &str, value: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thumbs_down_reaches_the_inbox_the_questions_to_fix_and_the_csv_export() {
+async fn a_thumbs_down_reaches_the_inbox_the_questions_to_fix_the_csv_export_and_the_analytics() {
     use chromiumoxide::cdp::browser_protocol::browser::{
         SetDownloadBehaviorBehavior, SetDownloadBehaviorParams,
     };
 
-    let h = Harness::start(Script::words("The orders page lists them.", 0), |_| {})
-        .await
-        .expect("harness");
+    let h = Harness::start(Script::words("The orders page lists them.", 0), |s| {
+        // A price a visitor's few tokens show as cents.
+        s.prices.insert(
+            s.upstream.model.clone(),
+            porthole::config::ModelPrice {
+                input_per_million: 2_000.0,
+                output_per_million: 8_000.0,
+            },
+        );
+    })
+    .await
+    .expect("harness");
     let page = h.open("/console", 1280, 900, false).await.expect("page");
     set_up_owner(&page).await;
 
@@ -867,4 +876,62 @@ async fn a_thumbs_down_reaches_the_inbox_the_questions_to_fix_and_the_csv_export
     )
     .await
     .expect("screenshot");
+
+    // Analytics: today's two conversations, one rated down, their tokens
+    // and cost, drawn and in the table; the days before are zeros.
+    click_button(&page, "Analytics").await;
+    let table = "table[aria-label=\"Analytics per day\"]";
+    wait_for(&page, &format!("!!document.querySelector({table:?})"), T)
+        .await
+        .expect("the analytics");
+    let tiles = eval(
+        &page,
+        "document.querySelector('.tiles').innerText.replace(/\\s+/g, ' ')",
+    )
+    .await
+    .expect("tiles");
+    let tiles = tiles.as_str().unwrap_or_default();
+    assert!(tiles.contains("Conversations 2 Messages 4 "), "{tiles}");
+    assert!(tiles.contains("0 up, 1 down"), "{tiles}");
+    assert!(tiles.contains("Estimated cost $"), "{tiles}");
+    let rows = eval(
+        &page,
+        &format!(
+            "[...document.querySelectorAll({:?})].map(r => [...r.cells].map(c => c.innerText))",
+            format!("{table} tbody tr")
+        ),
+    )
+    .await
+    .expect("rows");
+    let rows = rows.as_array().expect("rows");
+    assert_eq!(rows.len(), 30, "every day of the period");
+    assert_eq!(rows[0][1], "2", "today's conversations: {:?}", rows[0]);
+    assert_eq!(rows[0][2], "4", "{:?}", rows[0]);
+    assert_eq!(rows[0][6], "1", "a thumbs down: {:?}", rows[0]);
+    assert!(
+        rows[0][9].as_str().unwrap_or_default().starts_with('$'),
+        "{:?}",
+        rows[0]
+    );
+    assert_eq!(rows[1][2], "0", "yesterday was quiet: {:?}", rows[1]);
+    let drawn = eval(
+        &page,
+        "[document.querySelectorAll('figure.chart svg').length, document.querySelectorAll('figure.chart rect:not(.hit)').length]",
+    )
+    .await
+    .expect("charts");
+    assert_eq!(drawn[0], 5, "five charts, cost among them: {drawn}");
+    assert!(drawn[1].as_u64().unwrap_or(0) >= 5, "today's bars: {drawn}");
+    // Only today has bars; the tallest reaches the top of its chart.
+    let tallest = eval(
+        &page,
+        "Math.max(...[...document.querySelectorAll('figure.chart rect:not(.hit)')].map(r => +r.getAttribute('height')))",
+    )
+    .await
+    .expect("heights");
+    assert_eq!(tallest, 140, "{tallest}");
+    audit(&page, "analytics").await;
+    screenshot(&page, &screenshot_dir().join("console-analytics.png"))
+        .await
+        .expect("screenshot");
 }

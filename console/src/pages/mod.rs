@@ -1,5 +1,6 @@
 //! The console's screens.
 
+pub mod analytics;
 pub mod audit;
 pub mod editor;
 pub mod fix;

@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use yew::prelude::*;
 
+use super::analytics::Analytics;
 use super::audit::Audit;
 use super::fix::QuestionsToFix;
 use super::inbox::Inbox;
@@ -20,6 +21,7 @@ pub enum Section {
     Knowledge,
     Conversations,
     ToFix,
+    Analytics,
     Users,
     Audit,
 }
@@ -96,6 +98,7 @@ pub fn shell(props: &ShellProps) -> Html {
                     { tab(Section::Knowledge, "Knowledge") }
                     { tab(Section::Conversations, "Conversations") }
                     { tab(Section::ToFix, "Questions to fix") }
+                    { tab(Section::Analytics, "Analytics") }
                     if user.is_owner() {
                         { tab(Section::Users, "Users") }
                         { tab(Section::Audit, "Audit log") }
@@ -112,6 +115,7 @@ pub fn shell(props: &ShellProps) -> Html {
                         Section::Knowledge => html! { <Knowledge ..props_for.clone() /> },
                         Section::Conversations => html! { <Inbox section={props_for.clone()} /> },
                         Section::ToFix => html! { <QuestionsToFix ..props_for.clone() /> },
+                        Section::Analytics => html! { <Analytics ..props_for.clone() /> },
                         Section::Users => html! { <Users ..props_for.clone() /> },
                         Section::Audit => html! { <Audit ..props_for.clone() /> },
                     }
