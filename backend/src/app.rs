@@ -88,8 +88,13 @@ impl Application {
             widgets = widgets.get().len(),
             "configured"
         );
+        let webhooks = Arc::new(
+            crate::webhooks::Webhooks::new(store.clone(), settings.webhooks.clone())
+                .context("setting up webhooks")?,
+        );
         let state = Arc::new(AppState {
             widgets,
+            webhooks,
             store: store.clone(),
             tenants: store.clone(),
             knowledge: store.clone(),
@@ -121,6 +126,7 @@ impl Application {
             share_limits(&state, &url).await;
         }
         tokio::spawn(state.ingest.clone().run(state.lifecycle.cut_token()));
+        tokio::spawn(state.webhooks.clone().run(state.lifecycle.cut_token()));
         Ok(Self {
             addr,
             acceptor,

@@ -38,6 +38,8 @@ pub struct Settings {
     /// `output_per_million` (US dollars per million tokens). A model
     /// without a price has no estimate.
     pub prices: std::collections::BTreeMap<String, ModelPrice>,
+    /// `[webhooks]`: where webhooks may send, timeouts and retries.
+    pub webhooks: crate::webhooks::WebhookSettings,
     pub widgets: Vec<WidgetSettings>,
 }
 
@@ -76,6 +78,7 @@ impl Default for Settings {
             public_url: None,
             shutdown_deadline_ms: 10_000,
             prices: Default::default(),
+            webhooks: Default::default(),
             widgets: Vec::new(),
         }
     }
@@ -670,6 +673,12 @@ impl Settings {
                     ));
                 }
             }
+        }
+        if self.webhooks.timeout_ms == 0 || self.webhooks.timeout_ms > 120_000 {
+            return Err(invalid("webhooks.timeout_ms", "must be 1 to 120000"));
+        }
+        if self.webhooks.retry_schedule_ms.len() > 20 {
+            return Err(invalid("webhooks.retry_schedule_ms", "at most 20 retries"));
         }
         if self.chat.max_message_chars == 0 {
             return Err(invalid("chat.max_message_chars", "must be greater than 0"));

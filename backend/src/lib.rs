@@ -48,6 +48,7 @@ pub mod store;
 pub mod telemetry;
 pub mod tenants;
 pub mod testing;
+pub mod webhooks;
 
 pub use app::Application;
 pub use config::Settings;

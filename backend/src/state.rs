@@ -24,6 +24,8 @@ pub struct AppState {
     /// Sign-in attempts per address and email.
     pub sign_in_limits: crate::accounts::SignInLimits,
     pub ingest: Arc<crate::ingest::Ingestor>,
+    /// Queues webhook events and sends them.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
     /// The embeddings endpoint, when one is configured: questions are
     /// matched by meaning too.
     pub embedder: Option<Arc<crate::knowledge::embed::Embedder>>,

@@ -18,6 +18,7 @@ pub mod postgres;
 pub(crate) mod rows;
 pub mod sqlite;
 pub mod tenants;
+pub mod webhooks;
 #[cfg(test)]
 pub(crate) mod tests;
 pub(crate) mod vectors;
@@ -28,6 +29,7 @@ pub use knowledge::KnowledgeStore;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use tenants::{AdminMessage, ConversationSummary, DailyUsage, KeyHash, TenantStore};
+pub use webhooks::WebhookStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -45,11 +47,17 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// Everything a server keeps: conversations, tenants, knowledge and the
-/// console's accounts.
-pub trait Store: ConversationStore + TenantStore + KnowledgeStore + AccountStore {}
+/// Everything a server keeps: conversations, tenants, knowledge, the
+/// console's accounts and the webhooks.
+pub trait Store:
+    ConversationStore + TenantStore + KnowledgeStore + AccountStore + WebhookStore
+{
+}
 
-impl<T: ConversationStore + TenantStore + KnowledgeStore + AccountStore> Store for T {}
+impl<T: ConversationStore + TenantStore + KnowledgeStore + AccountStore + WebhookStore> Store
+    for T
+{
+}
 
 /// Where the store is.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,6 +24,7 @@ use crate::tenants::WidgetId;
 mod accounts;
 pub mod knowledge;
 mod tenants;
+mod webhooks;
 
 /// The migrations, embedded in the binary.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -24,6 +24,7 @@ use crate::tenants::WidgetId;
 mod accounts;
 pub mod knowledge;
 mod tenants;
+mod webhooks;
 
 /// Conversations in a SQLite file (WAL; a committed write survives the
 /// process being killed). SQLite has one writer at a time: writes go through
