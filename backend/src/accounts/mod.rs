@@ -279,7 +279,9 @@ pub fn required_role(method: &str, path: &str) -> ConsoleRole {
     let owner_only = path.starts_with("/api/v1/console/users")
         || path.starts_with("/api/v1/console/audit")
         || path.ends_with("/rotate-key")
-        || path.contains("/admin-keys");
+        || path.contains("/admin-keys")
+        // A webhook sends visitors' words to another server.
+        || (path.contains("/webhooks") && !matches!(method, "GET" | "HEAD" | "OPTIONS"));
     if owner_only {
         ConsoleRole::Owner
     } else if matches!(method, "GET" | "HEAD" | "OPTIONS") {
@@ -344,6 +346,14 @@ mod tests {
             Owner
         );
         assert_eq!(required_role("GET", "/api/v1/console/users"), Owner);
+        assert_eq!(
+            required_role("POST", "/api/v1/admin/widgets/demo/webhooks"),
+            Owner
+        );
+        assert_eq!(
+            required_role("GET", "/api/v1/admin/widgets/demo/webhooks"),
+            Viewer
+        );
         assert_eq!(required_role("GET", "/api/v1/console/audit"), Owner);
         assert_eq!(required_role("DELETE", "/api/v1/console/session"), Viewer);
         assert!(Owner > Editor && Editor > Viewer);

@@ -7,6 +7,7 @@
 pub mod analytics;
 pub mod fix;
 pub mod knowledge;
+pub mod webhooks;
 
 use salvo::oapi::ToSchema;
 use serde::{Deserialize, Deserializer, Serialize};

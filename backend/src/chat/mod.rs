@@ -206,6 +206,18 @@ pub async fn start(
             });
         }
     };
+    if request.conversation_id.is_none() {
+        state.webhooks.emit(
+            widget.id.as_str(),
+            "conversation.created",
+            serde_json::json!({
+                "widget_id": widget.id.as_str(),
+                "conversation_id": conversation_id,
+                "user_id": owner.user,
+                "message": {"id": user_message_id, "content": request.message},
+            }),
+        );
+    }
     let answer = Answer {
         state: state.clone(),
         widget: widget.id.to_string(),
@@ -563,8 +575,23 @@ impl Answer {
             .store
             .finish_answer(&self.message_id, &content, status, usage)
             .await;
-        if let Err(e) = stored {
-            tracing::error!(error = %e, conversation = %self.conversation_id, "storing the answer failed");
+        match stored {
+            Err(e) => {
+                tracing::error!(error = %e, conversation = %self.conversation_id, "storing the answer failed");
+            }
+            Ok(_) if status == MessageStatus::Complete => self.state.webhooks.emit(
+                &self.widget,
+                "message.completed",
+                serde_json::json!({
+                    "widget_id": self.widget,
+                    "conversation_id": self.conversation_id,
+                    "message_id": self.message_id,
+                    "role": "assistant",
+                    "content": content,
+                    "usage": usage,
+                }),
+            ),
+            Ok(_) => {}
         }
     }
 

@@ -412,6 +412,7 @@ pub fn router() -> Router {
                         .push(Router::with_path("rotate-key").post(post_rotate_key))
                         .push(Router::with_path("usage").get(usage))
                         .push(super::knowledge::router())
+                        .push(super::webhooks::router())
                         .push(
                             Router::with_path("conversations")
                                 .get(list_conversations)

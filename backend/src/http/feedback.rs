@@ -95,6 +95,20 @@ pub async fn feedback(req: &mut Request, depot: &mut Depot, res: &mut Response) 
                 first,
                 "an answer was rated"
             );
+            if let Some(r) = rating.rating {
+                state.webhooks.emit(
+                    widget.id.as_str(),
+                    "feedback.created",
+                    serde_json::json!({
+                        "widget_id": widget.id.as_str(),
+                        "message_id": id,
+                        "rating": r.as_str(),
+                        "comment": comment,
+                        "user_id": owner.user,
+                        "changed": !first,
+                    }),
+                );
+            }
             res.status_code(StatusCode::NO_CONTENT);
         }
         Ok(Rated::NotFound) => AppError::new(

@@ -28,6 +28,7 @@ pub mod history;
 pub mod inbox;
 pub mod knowledge;
 pub mod loader;
+pub mod webhooks;
 pub mod widget_page;
 
 /// Whether the process is alive.

@@ -18,10 +18,10 @@ pub mod postgres;
 pub(crate) mod rows;
 pub mod sqlite;
 pub mod tenants;
-pub mod webhooks;
 #[cfg(test)]
 pub(crate) mod tests;
 pub(crate) mod vectors;
+pub mod webhooks;
 
 pub use accounts::AccountStore;
 pub use conversations::{ConversationStore, MessageStatus, NewAnswer, Owner, Role, StoredMessage};

@@ -91,7 +91,9 @@ pub struct DueDelivery {
 /// What an attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempted {
-    Delivered { status: u16 },
+    Delivered {
+        status: u16,
+    },
     /// Failed; tried again at `next_at`, or given up on when `None`.
     Failed {
         status: Option<u16>,
@@ -140,8 +142,7 @@ pub(crate) const DELIVERY_COLUMNS: &str = "d.id, d.webhook_id, d.event, d.payloa
      d.last_status, d.last_error, d.created_at, d.finished_at";
 
 /// The columns [`webhook_from`] reads, in order.
-pub(crate) const WEBHOOK_COLUMNS: &str =
-    "id, widget_id, url, secret, events, CAST(CASE WHEN disabled THEN 1 ELSE 0 END AS INTEGER), created_at";
+pub(crate) const WEBHOOK_COLUMNS: &str = "id, widget_id, url, secret, events, CAST(CASE WHEN disabled THEN 1 ELSE 0 END AS INTEGER), created_at";
 
 /// The event list as stored.
 pub(crate) fn join_events(events: &[String]) -> String {
@@ -158,8 +159,9 @@ pub(crate) fn split_events(events: &str) -> Vec<String> {
 
 /// A delivery's status from its column.
 pub(crate) fn status_from(s: &str) -> Result<DeliveryStatus, StoreError> {
-    DeliveryStatus::parse(s)
-        .ok_or_else(|| StoreError::Unavailable(format!("unknown delivery status {s:?} in the store")))
+    DeliveryStatus::parse(s).ok_or_else(|| {
+        StoreError::Unavailable(format!("unknown delivery status {s:?} in the store"))
+    })
 }
 
 /// [`WebhookStore`] for a store type, written once for both databases:

@@ -33,7 +33,11 @@ use crate::store::WebhookStore;
 use crate::store::webhooks::{Attempted, DueDelivery};
 
 /// The events a webhook may take.
-pub const EVENTS: [&str; 3] = ["conversation.created", "message.completed", "feedback.created"];
+pub const EVENTS: [&str; 3] = [
+    "conversation.created",
+    "message.completed",
+    "feedback.created",
+];
 
 /// `[webhooks]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -102,7 +106,9 @@ pub fn check_target(url: &str, allow_private: bool) -> Result<url::Url, String> 
         None => return Err("has no host".into()),
         Some(url::Host::Ipv4(ip)) => is_private(IpAddr::V4(ip)),
         Some(url::Host::Ipv6(ip)) => is_private(IpAddr::V6(ip)),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost"),
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost")
+        }
     };
     if private && !allow_private {
         return Err(
@@ -150,7 +156,9 @@ impl reqwest::dns::Resolve for GuardedResolver {
                 .filter(|a| allow_private || !is_private(a.ip()))
                 .collect();
             if addrs.is_empty() {
-                return Err(format!("{host} resolves to a private or loopback address only").into());
+                return Err(
+                    format!("{host} resolves to a private or loopback address only").into(),
+                );
             }
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
@@ -190,6 +198,11 @@ impl Webhooks {
         })
     }
 
+    /// The webhooks and deliveries.
+    pub fn store(&self) -> &dyn WebhookStore {
+        &*self.store
+    }
+
     pub fn settings(&self) -> &WebhookSettings {
         &self.settings
     }
@@ -209,7 +222,9 @@ impl Webhooks {
             match this.store.enqueue(&widget, event, &payload).await {
                 Ok(ids) if !ids.is_empty() => this.queued.notify_one(),
                 Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, widget, event, "queueing a webhook event failed"),
+                Err(e) => {
+                    tracing::error!(error = %e, widget, event, "queueing a webhook event failed")
+                }
             }
         });
     }
@@ -253,8 +268,11 @@ impl Webhooks {
             Err((status, error)) => Attempted::Failed {
                 status: *status,
                 error: error.clone(),
-                next_at: retry_after_ms(&self.settings.retry_schedule_ms, due.delivery.attempts + 1)
-                    .map(|ms| crate::store::rows::now_ms() + ms as i64),
+                next_at: retry_after_ms(
+                    &self.settings.retry_schedule_ms,
+                    due.delivery.attempts + 1,
+                )
+                .map(|ms| crate::store::rows::now_ms() + ms as i64),
             },
         };
         match &done {
@@ -276,8 +294,8 @@ impl Webhooks {
             .map_err(|why| (None, format!("the address {why}")))?;
         let timestamp = crate::store::rows::now_ms() / 1_000;
         let body = due.delivery.payload.as_bytes().to_vec();
-        let signature = sign(&due.secret, &due.delivery.id, timestamp, &body)
-            .map_err(|why| (None, why))?;
+        let signature =
+            sign(&due.secret, &due.delivery.id, timestamp, &body).map_err(|why| (None, why))?;
         let response = self
             .client
             .post(url)
@@ -292,7 +310,11 @@ impl Webhooks {
                 let why = if e.is_timeout() {
                     "timed out".to_owned()
                 } else if e.is_connect() {
-                    format!("cannot connect: {}", std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string()))
+                    format!(
+                        "cannot connect: {}",
+                        std::error::Error::source(&e)
+                            .map_or_else(|| e.to_string(), |s| s.to_string())
+                    )
                 } else {
                     e.to_string()
                 };
@@ -357,7 +379,10 @@ mod tests {
     fn retries_follow_the_schedule_with_jitter_then_stop() {
         let schedule = WebhookSettings::default().retry_schedule_ms;
         let total: u64 = schedule.iter().sum();
-        assert!((26 * 3_600_000..29 * 3_600_000).contains(&total), "about a day: {total}");
+        assert!(
+            (26 * 3_600_000..29 * 3_600_000).contains(&total),
+            "about a day: {total}"
+        );
         for _ in 0..100 {
             let first = retry_after_ms(&schedule, 1).unwrap();
             assert!((4_000..=6_000).contains(&first), "{first}");

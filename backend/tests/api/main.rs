@@ -22,3 +22,4 @@ mod sessions;
 mod shutdown;
 mod upgrade;
 mod validation;
+mod webhooks;
