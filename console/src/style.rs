@@ -43,7 +43,9 @@ pub fn console_style() -> Html {
                      border-bottom: 1px solid var(--line); }
         header.bar { flex-wrap: wrap; font-size: 14px; }
         header.bar nav { display: flex; gap: 2px; flex: 1 0 auto; }
-        header.bar nav + span { margin-inline-start: auto; }
+        header.bar .who { margin-inline-start: auto; display: flex; align-items: center; gap: 12px; }
+        td.buttons.wrap { white-space: normal; }
+        td.buttons.wrap button { margin-block: 2px; }
         header.bar nav button { border: 0; background: transparent; white-space: nowrap; padding: 7px 10px; }
         header.bar > * { white-space: nowrap; }
         header.bar nav button[aria-current="page"] { background: var(--bg); font-weight: 600; }
@@ -125,6 +127,11 @@ pub fn console_style() -> Html {
         ul.legend { display: flex; gap: 14px; list-style: none; padding: 0; margin: 6px 0 0; font-size: 13px; }
         .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 3px; margin-inline-end: 6px; }
         .scroll { overflow-x: auto; }
+        .check { display: flex; align-items: center; gap: 8px; }
+        .check input { width: auto; }
+        .check label { margin: 4px 0; font-weight: 500; }
+        legend { font-weight: 600; margin-top: 12px; }
+        td details pre { max-width: 420px; }
         td.num { text-align: end; font-variant-numeric: tabular-nums; }
         "#
     );

@@ -935,3 +935,108 @@ async fn a_thumbs_down_reaches_the_inbox_the_questions_to_fix_the_csv_export_and
         .await
         .expect("screenshot");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_adds_a_webhook_and_a_loopback_receiver_gets_a_signed_message_completed() {
+    let receiver = mock_upstream::receiver::Receiver::start(1)
+        .await
+        .expect("receiver");
+    let h = Harness::start(Script::words("Returns are free for 30 days.", 0), |s| {
+        // The receiver is on loopback: allowed here, refused by default.
+        s.webhooks.allow_private_addresses = true;
+        s.webhooks.retry_schedule_ms = vec![500, 500];
+    })
+    .await
+    .expect("harness");
+    let page = h.open("/console", 1280, 900, false).await.expect("page");
+    set_up_owner(&page).await;
+
+    click_button(&page, "Webhooks").await;
+    pick(&page, "#wh-widget", e2e::WIDGET).await;
+    wait_for(
+        &page,
+        "document.body.innerText.includes('No webhooks yet.')",
+        T,
+    )
+    .await
+    .expect("no webhooks yet");
+    type_into(&page, "#wh-url", &receiver.url).await;
+    // message.completed only.
+    click(&page, "#wh-ev-conversation\\.created").await;
+    click(&page, "#wh-ev-feedback\\.created").await;
+    click_button(&page, "Add webhook").await;
+    wait_for(&page, "!!document.querySelector('#wh-secret')", T)
+        .await
+        .expect("the secret, shown once");
+    let secret = eval(&page, "document.querySelector('#wh-secret').innerText")
+        .await
+        .expect("secret");
+    let secret = secret.as_str().unwrap_or_default().trim().to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let listed = text(&page).await;
+    assert!(listed.contains(&receiver.url), "{listed}");
+
+    // A visitor's answer on the host page reaches the receiver, signed;
+    // its first answer (500) makes Porthole try again with the same id.
+    let visitor = h
+        .open(&e2e::panel_path(), 400, 640, false)
+        .await
+        .expect("panel");
+    e2e::ready(&visitor).await;
+    e2e::ask(&visitor, "Can I return a jacket?").await;
+    wait_for(
+        &visitor,
+        "document.querySelector('[data-role=assistant][data-state=complete]')",
+        T,
+    )
+    .await
+    .expect("the answer");
+    let got = receiver
+        .wait_for(T, |got| got.iter().any(|r| r.answered == 204))
+        .await
+        .unwrap_or_else(|got| panic!("no delivery: {got:?}"));
+    assert_eq!(got.len(), 2, "a 500, then the retry: {got:?}");
+    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    for r in &got {
+        assert!(r.signed_with(&secret), "signed as the spec says: {r:?}");
+    }
+    let body: serde_json::Value = serde_json::from_str(&got[1].body).expect("JSON");
+    assert_eq!(body["type"], "message.completed");
+    assert_eq!(body["data"]["content"], "Returns are free for 30 days.");
+    assert_eq!(body["data"]["widget_id"], e2e::WIDGET);
+
+    // The delivery log says so; a redelivery sends it again.
+    page.bring_to_front().await.expect("back to the console");
+    click_button(&page, "Deliveries").await;
+    wait_for(
+        &page,
+        "!!document.querySelector('table[aria-label=Deliveries] tr[data-status=delivered]')",
+        T,
+    )
+    .await
+    .expect("the delivery, delivered");
+    let row = eval(
+        &page,
+        "document.querySelector('table[aria-label=Deliveries] tbody tr').innerText.replace(/\\s+/g, ' ')",
+    )
+    .await
+    .expect("row");
+    let row = row.as_str().unwrap_or_default();
+    assert!(row.contains("message.completed"), "{row}");
+    assert!(row.contains("Delivered"), "{row}");
+    assert!(
+        row.contains(" 2 HTTP 204"),
+        "two attempts, the last 204: {row}"
+    );
+    audit(&page, "webhooks").await;
+    screenshot(&page, &screenshot_dir().join("console-webhooks.png"))
+        .await
+        .expect("screenshot");
+    click(&page, "button[aria-label^=Redeliver]").await;
+    let again = receiver
+        .wait_for(T, |got| got.len() == 3)
+        .await
+        .unwrap_or_else(|got| panic!("no redelivery: {got:?}"));
+    assert_eq!(again[2].header("webhook-id"), got[0].header("webhook-id"));
+    assert!(again[2].signed_with(&secret));
+}

@@ -15,6 +15,8 @@
 //! share words are near and the same text always gets the same vector. It
 //! counts calls and inputs, and can be told to fail ([`MockUpstream::set_embeddings_fault`]).
 
+pub mod receiver;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

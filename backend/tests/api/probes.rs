@@ -68,6 +68,22 @@ async fn the_openapi_spec_documents_the_chat_stream_and_its_events() {
             "get",
         ),
         ("/api/v1/admin/widgets/{id}/usage", "get"),
+        ("/api/v1/admin/widgets/{id}/retrieval", "get"),
+        ("/api/v1/admin/widgets/{id}/sources", "post"),
+        ("/api/v1/admin/conversations", "get"),
+        ("/api/v1/admin/conversations/export", "get"),
+        ("/api/v1/admin/questions-to-fix", "get"),
+        ("/api/v1/admin/analytics", "get"),
+        ("/api/v1/admin/widgets/{id}/webhooks", "post"),
+        ("/api/v1/admin/widgets/{id}/webhooks/{hook}", "patch"),
+        (
+            "/api/v1/admin/widgets/{id}/webhooks/{hook}/deliveries",
+            "get",
+        ),
+        (
+            "/api/v1/admin/widgets/{id}/webhooks/{hook}/deliveries/{delivery}/redeliver",
+            "post",
+        ),
     ] {
         let op = &spec["paths"][path][method];
         assert_eq!(

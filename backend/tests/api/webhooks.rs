@@ -5,139 +5,19 @@
 //! sends it again; private targets are refused by default. On SQLite and
 //! (with PORTHOLE_TEST_STORE=postgres) PostgreSQL.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use hmac::{Hmac, Mac};
+use mock_upstream::receiver::{Received, Receiver};
 use mock_upstream::{MockUpstream, Script};
 use serde_json::{Value, json};
-use sha2::Sha256;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::admin::{admin, ok_json};
 use crate::helpers::{KEY, admin_key, api_error, spawn_app, temp_dir, test_settings, write_config};
 
-/// One request the receiver got.
-#[derive(Debug, Clone)]
-struct Received {
-    headers: Vec<(String, String)>,
-    body: String,
-    answered: u16,
-}
-
-impl Received {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map_or("", |(_, v)| v.as_str())
-    }
-}
-
-/// A receiver on loopback that answers 500 to its first `fail` requests,
-/// then 204, and keeps what it got.
-async fn receiver(fail: usize) -> (String, Arc<Mutex<Vec<Received>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!(
-        "http://{}/hooks/porthole",
-        listener.local_addr().expect("addr")
-    );
-    let got: Arc<Mutex<Vec<Received>>> = Arc::default();
-    let seen = got.clone();
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                let (head, body_start) = loop {
-                    let n = conn.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break (String::from_utf8_lossy(&buf[..at]).into_owned(), at + 4);
-                    }
-                };
-                let headers: Vec<(String, String)> = head
-                    .lines()
-                    .skip(1)
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-                    .collect();
-                let length: usize = headers
-                    .iter()
-                    .find(|(n, _)| n == "content-length")
-                    .and_then(|(_, v)| v.parse().ok())
-                    .unwrap_or(0);
-                while buf.len() < body_start + length {
-                    let n = conn.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                let body = String::from_utf8_lossy(&buf[body_start..]).into_owned();
-                let answered = {
-                    let mut seen = seen.lock().expect("lock");
-                    let answered = if seen.len() < fail { 500 } else { 204 };
-                    seen.push(Received {
-                        headers,
-                        body,
-                        answered,
-                    });
-                    answered
-                };
-                let reply = format!(
-                    "HTTP/1.1 {answered} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                );
-                let _ = conn.write_all(reply.as_bytes()).await;
-            });
-        }
-    });
-    (url, got)
-}
-
-/// The spec's verification: the base64 HMAC-SHA256, keyed with the
-/// secret's bytes, of `{id}.{timestamp}.{body}`, among the header's
-/// space-separated `v1,` signatures.
-fn verifies(secret: &str, r: &Received) -> bool {
-    let key = BASE64
-        .decode(secret.strip_prefix("whsec_").expect("whsec_"))
-        .expect("base64 secret");
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("key");
-    mac.update(
-        format!(
-            "{}.{}.{}",
-            r.header("webhook-id"),
-            r.header("webhook-timestamp"),
-            r.body
-        )
-        .as_bytes(),
-    );
-    let expected = BASE64.encode(mac.finalize().into_bytes());
-    r.header("webhook-signature")
-        .split(' ')
-        .any(|s| s.strip_prefix("v1,") == Some(expected.as_str()))
-}
-
-async fn wait_for(got: &Arc<Mutex<Vec<Received>>>, what: &str, done: impl Fn(&[Received]) -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if done(&got.lock().expect("lock")) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: {:?}",
-            got.lock().expect("lock")
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+async fn wait_for(got: &Receiver, what: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+    match got.wait_for(Duration::from_secs(10), done).await {
+        Ok(r) => r,
+        Err(r) => panic!("{what}: {r:?}"),
     }
 }
 
@@ -156,7 +36,8 @@ async fn a_receiver_on_loopback_gets_signed_events_retried_logged_and_redelivere
     let app = spawn_app(settings, Some(mock), false).await;
     let key = admin_key(&config);
 
-    let (url, got) = receiver(1).await;
+    let got = Receiver::start(1).await.expect("receiver");
+    let url = got.url.clone();
     for (body, code) in [
         (
             json!({"url": url, "events": ["message.deleted"]}),
@@ -210,9 +91,9 @@ async fn a_receiver_on_loopback_gets_signed_events_retried_logged_and_redelivere
         got.iter().filter(|r| r.answered == 204).count() >= 2
     })
     .await;
-    let received = got.lock().expect("lock").clone();
+    let received = got.received();
     for r in &received {
-        assert!(verifies(&secret, r), "signed as the spec says: {r:?}");
+        assert!(r.signed_with(&secret), "signed as the spec says: {r:?}");
         assert_eq!(r.header("content-type"), "application/json");
         let ts: i64 = r.header("webhook-timestamp").parse().expect("seconds");
         let now = std::time::SystemTime::now()
@@ -272,14 +153,12 @@ async fn a_receiver_on_loopback_gets_signed_events_retried_logged_and_redelivere
         .await
         .expect("sent");
     assert_eq!(r.status(), 204);
-    wait_for(&got, "feedback.created", |got| {
+    let all = wait_for(&got, "feedback.created", |got| {
         got.iter().any(|r| r.body.contains("feedback.created"))
     })
     .await;
     let feedback: Value = serde_json::from_str(
-        &got.lock()
-            .unwrap()
-            .iter()
+        &all.iter()
             .find(|r| r.body.contains("feedback.created"))
             .expect("feedback")
             .body,
@@ -302,13 +181,13 @@ async fn a_receiver_on_loopback_gets_signed_events_retried_logged_and_redelivere
     assert_eq!(retried["last_status"], 204);
 
     // Redelivery: the same id, sent again.
-    let before = got.lock().expect("lock").len();
+    let before = got.received().len();
     let id = retried["id"].as_str().expect("id");
     let r = admin(&app, &key, "POST", &format!("{path}/{id}/redeliver"), None).await;
     assert_eq!(r.status(), 202);
     wait_for(&got, "the redelivery", |got| got.len() > before).await;
     assert_eq!(
-        got.lock().expect("lock")[before].header("webhook-id"),
+        got.received()[before].header("webhook-id"),
         id,
         "the same webhook-id"
     );

@@ -12,7 +12,7 @@ use web_sys::{FileReader, HtmlInputElement, HtmlSelectElement, HtmlTextAreaEleme
 use yew::prelude::*;
 
 use super::shell::SectionProps;
-use super::{encode, use_widgets, value, when, widget_picker};
+use super::{encode, sleep, use_widgets, value, when, widget_picker};
 use crate::api::{self, Failure, NONE};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -91,16 +91,6 @@ struct Preview {
     min_relevance: f64,
     min_similarity: Option<f32>,
     candidates: Vec<Candidate>,
-}
-
-/// Waits `ms` milliseconds (the browser's timer).
-async fn sleep(ms: i32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-        }
-    });
-    let _ = JsFuture::from(promise).await;
 }
 
 /// The chosen file's name and its bytes in base64 (the browser's

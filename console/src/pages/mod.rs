@@ -10,6 +10,7 @@ pub mod shell;
 pub mod sign_in;
 pub mod transcript;
 pub mod users;
+pub mod webhooks;
 pub mod widgets;
 
 use web_sys::HtmlInputElement;
@@ -32,6 +33,16 @@ pub fn when(ms: u64) -> String {
     date.to_locale_string(&lang, &wasm_bindgen::JsValue::UNDEFINED)
         .as_string()
         .unwrap_or_default()
+}
+
+/// Waits `ms` milliseconds (the browser's timer).
+pub async fn sleep(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
 /// `text` as one URL path segment or query value.

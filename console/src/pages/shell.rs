@@ -11,6 +11,7 @@ use super::fix::QuestionsToFix;
 use super::inbox::Inbox;
 use super::knowledge::Knowledge;
 use super::users::Users;
+use super::webhooks::Webhooks;
 use super::widgets::Widgets;
 use crate::api::{self, Failure, NONE, Session};
 use crate::app::Screen;
@@ -22,6 +23,7 @@ pub enum Section {
     Conversations,
     ToFix,
     Analytics,
+    Webhooks,
     Users,
     Audit,
 }
@@ -99,14 +101,17 @@ pub fn shell(props: &ShellProps) -> Html {
                     { tab(Section::Conversations, "Conversations") }
                     { tab(Section::ToFix, "Questions to fix") }
                     { tab(Section::Analytics, "Analytics") }
+                    { tab(Section::Webhooks, "Webhooks") }
                     if user.is_owner() {
                         { tab(Section::Users, "Users") }
                         { tab(Section::Audit, "Audit log") }
                     }
                 </nav>
-                <span class="muted">{ format!("{} ({})", user.email, user.role) }</span>
-                <button type="button" onclick={sign_out(false)}>{ "Sign out" }</button>
-                <button type="button" onclick={sign_out(true)}>{ "Sign out everywhere" }</button>
+                <div class="who">
+                    <span class="muted">{ format!("{} ({})", user.email, user.role) }</span>
+                    <button type="button" onclick={sign_out(false)}>{ "Sign out" }</button>
+                    <button type="button" onclick={sign_out(true)}>{ "Sign out everywhere" }</button>
+                </div>
             </header>
             <main>
                 {
@@ -116,6 +121,7 @@ pub fn shell(props: &ShellProps) -> Html {
                         Section::Conversations => html! { <Inbox section={props_for.clone()} /> },
                         Section::ToFix => html! { <QuestionsToFix ..props_for.clone() /> },
                         Section::Analytics => html! { <Analytics ..props_for.clone() /> },
+                        Section::Webhooks => html! { <Webhooks ..props_for.clone() /> },
                         Section::Users => html! { <Users ..props_for.clone() /> },
                         Section::Audit => html! { <Audit ..props_for.clone() /> },
                     }
