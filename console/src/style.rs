@@ -127,6 +127,7 @@ pub fn console_style() -> Html {
         ul.legend { display: flex; gap: 14px; list-style: none; padding: 0; margin: 6px 0 0; font-size: 13px; }
         .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 3px; margin-inline-end: 6px; }
         .scroll { overflow-x: auto; }
+        .pair2 { display: grid; grid-template-columns: 1fr 1fr; gap: 0 12px; align-items: end; }
         .check { display: flex; align-items: center; gap: 8px; }
         .check input { width: auto; }
         .check label { margin: 4px 0; font-weight: 500; }

@@ -201,8 +201,12 @@ async fn an_owner_sets_up_the_console_creates_a_widget_and_a_viewer_only_reads()
         .await
         .expect("clear");
     type_into(&page, "#w-greeting", "Ask me about the docs!").await;
+    pick(&page, "#w-font", "Georgia, \"Times New Roman\", serif").await;
+    type_into(&page, "#w-temperature", "0.3").await;
+    type_into(&page, "#w-daily-tokens", "50000").await;
     let changed = format!(
-        "{header_colour} === 'rgb(15, 118, 110)' && document.querySelector('.preview iframe').contentDocument.body.innerText.includes('Ask me about the docs!')"
+        "{header_colour} === 'rgb(15, 118, 110)' && document.querySelector('.preview iframe').contentDocument.body.innerText.includes('Ask me about the docs!') \
+         && getComputedStyle(document.querySelector('.preview iframe').contentDocument.querySelector('header')).fontFamily.includes('Georgia')"
     );
     if let Err(e) = wait_for(&page, &changed, T).await {
         let seen = eval(
@@ -226,6 +230,9 @@ async fn an_owner_sets_up_the_console_creates_a_widget_and_a_viewer_only_reads()
         stored["code"], "unauthorized",
         "no cookie outside the browser"
     );
+    eval(&page, "window.scrollTo(0, 0)")
+        .await
+        .expect("scroll up");
     screenshot(&page, &screenshot_dir().join("console-editor-preview.png"))
         .await
         .expect("screenshot");
@@ -233,6 +240,40 @@ async fn an_owner_sets_up_the_console_creates_a_widget_and_a_viewer_only_reads()
     wait_for(&page, "document.body.innerText.includes('Saved.')", T)
         .await
         .expect("saved");
+    // The model setting and the limit are stored as typed.
+    let kept = eval(
+        &page,
+        "[document.querySelector('#w-temperature').value, document.querySelector('#w-daily-tokens').value, document.querySelector('#w-font').value]",
+    )
+    .await
+    .expect("the saved fields");
+    assert_eq!(
+        kept,
+        serde_json::json!(["0.3", "50000", "Georgia, \"Times New Roman\", serif"])
+    );
+    // An avatar address shows in the preview's header at once (the
+    // picture itself is on the internet, which these tests do not reach).
+    type_into(&page, "#w-avatar", "https://cdn.acme.example/logo.png").await;
+    wait_for(
+        &page,
+        "document.querySelector('.preview iframe').contentDocument.querySelector('header img.avatar')?.getAttribute('src') === 'https://cdn.acme.example/logo.png'",
+        T,
+    )
+    .await
+    .expect("the avatar in the preview");
+    eval(
+        &page,
+        "(() => { const i = document.querySelector('#w-avatar'); i.value = ''; i.dispatchEvent(new InputEvent('input', { bubbles: true })); })()",
+    )
+    .await
+    .expect("clear the avatar");
+    wait_for(
+        &page,
+        "!document.querySelector('.preview iframe').contentDocument.querySelector('header img') && !document.body.innerText.includes('Unsaved changes')",
+        T,
+    )
+    .await
+    .expect("back to the letter, nothing unsaved");
     // Saved for visitors: the widget's own page now has the colour.
     let key = embed
         .split("data-key=\"")

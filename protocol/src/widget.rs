@@ -58,6 +58,10 @@ pub struct Theme {
     pub radius: u8,
     /// A CSS font stack (system fonts only: nothing is downloaded).
     pub font: String,
+    /// The header's picture: an `https://` image URL (the site's logo, a
+    /// face); empty for the title's first letter.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub avatar: String,
 }
 
 impl Default for Theme {
@@ -67,6 +71,7 @@ impl Default for Theme {
             mode: ThemeMode::Auto,
             radius: 12,
             font: "system-ui, -apple-system, \"Segoe UI\", Roboto, sans-serif".into(),
+            avatar: String::new(),
         }
     }
 }
@@ -111,6 +116,28 @@ impl Theme {
     }
 
     /// Whether `font` is safe to put in a CSS declaration.
+    /// Whether `avatar` is empty or an `https://` URL that cannot break
+    /// out of an attribute or a CSP source list.
+    pub fn avatar_is_valid(&self) -> bool {
+        let a = &self.avatar;
+        a.is_empty()
+            || (a.len() <= 500
+                && a.strip_prefix("https://")
+                    .is_some_and(|rest| rest.split('/').next().is_some_and(|h| !h.is_empty()))
+                && a.chars()
+                    .all(|c| c.is_ascii_graphic() && !"\"'<>;,\\`".contains(c)))
+    }
+
+    /// The avatar's origin (`https://host[:port]`), for the page's CSP.
+    pub fn avatar_origin(&self) -> Option<&str> {
+        if self.avatar.is_empty() || !self.avatar_is_valid() {
+            return None;
+        }
+        let rest = &self.avatar["https://".len()..];
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        Some(&self.avatar[..("https://".len() + end)])
+    }
+
     pub fn font_is_valid(&self) -> bool {
         !self.font.is_empty()
             && self.font.len() <= 200
@@ -293,6 +320,21 @@ mod tests {
         assert!(!t.primary_is_valid());
         t.font = "x;}</style><script>".into();
         assert!(!t.font_is_valid());
+        for bad in [
+            "http://example.com/a.png",
+            "https://",
+            "https://x.com/a.png\" onerror=\"x",
+            "https://x.com/a.png; script-src *",
+            "https://x.com/a b.png",
+            "javascript:alert(1)",
+        ] {
+            t.avatar = bad.into();
+            assert!(!t.avatar_is_valid(), "{bad}");
+            assert_eq!(t.avatar_origin(), None);
+        }
+        t.avatar = "https://cdn.acme.example:8443/logo.png?v=2".into();
+        assert!(t.avatar_is_valid());
+        assert_eq!(t.avatar_origin(), Some("https://cdn.acme.example:8443"));
     }
 
     #[test]

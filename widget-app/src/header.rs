@@ -26,7 +26,7 @@ pub fn header(props: &HeaderProps) -> Html {
         .avatar {
             width: 32px; height: 32px; border-radius: 50%;
             display: grid; place-items: center; flex: none;
-            background: rgba(255,255,255,.22); font-weight: 700;
+            background: rgba(255,255,255,.22); font-weight: 700; object-fit: cover;
         }
         h1 { font-size: 16px; margin: 0; flex: 1; min-width: 0;
              overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
@@ -52,7 +52,11 @@ pub fn header(props: &HeaderProps) -> Html {
     let on_close = props.on_close.reform(|_: MouseEvent| ());
     html! {
         <header class={style}>
-            <span class="avatar" aria-hidden="true">{ initial }</span>
+            if c.theme.avatar_is_valid() && !c.theme.avatar.is_empty() {
+                <img class="avatar" src={c.theme.avatar.clone()} alt="" referrerpolicy="no-referrer" />
+            } else {
+                <span class="avatar" aria-hidden="true">{ initial }</span>
+            }
             <h1 dir="auto">{ c.title.clone() }</h1>
             <button type="button" aria-label={c.text(Text::NewConversation).to_owned()}
                     title={c.text(Text::NewConversation).to_owned()}

@@ -122,6 +122,7 @@ fn theme<J: Json>(v: &J) -> Option<Theme> {
             Some(_) => whole(v, "radius", 255.0)? as u8,
         },
         font: text_or(v, "font", &default.font)?,
+        avatar: text_or(v, "avatar", "")?,
     })
 }
 
@@ -260,6 +261,7 @@ mod tests {
                 mode: ThemeMode::Dark,
                 radius: 20,
                 font: "Georgia, serif".into(),
+                avatar: "https://cdn.example/logo.png".into(),
             },
             lang: "ar-EG".into(),
             rtl: true,

@@ -138,7 +138,10 @@ async fn preview(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     );
     let token = state.sessions.mint(&session);
     let html = assets.page(&widget.config("", token, &super::widget_page::wanted_languages(req)));
-    let csp = format!("{}; frame-ancestors 'self'", super::widget_page::PAGE_CSP);
+    let csp = format!(
+        "{}; frame-ancestors 'self'",
+        super::widget_page::page_csp(&widget.theme)
+    );
     for (name, value) in [
         ("content-security-policy", csp.as_str()),
         ("cache-control", "no-store"),

@@ -19,6 +19,14 @@ pub(super) const PAGE_CSP: &str = "default-src 'none'; script-src 'self' 'wasm-u
      style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self'; \
      base-uri 'none'; form-action 'none'";
 
+/// [`PAGE_CSP`] for a widget: its avatar's origin may serve images too.
+pub(super) fn page_csp(theme: &protocol::widget::Theme) -> String {
+    match theme.avatar_origin() {
+        Some(origin) => PAGE_CSP.replace("img-src 'self'", &format!("img-src 'self' {origin}")),
+        None => PAGE_CSP.to_owned(),
+    }
+}
+
 pub(super) fn plain_page(res: &mut Response, status: StatusCode, title: &str, text: &str) {
     res.status_code(status);
     let _ = res.add_header("cache-control", "no-store", true);
@@ -84,7 +92,7 @@ pub async fn page(req: &mut Request, depot: &mut Depot, res: &mut Response) {
     let token = state.sessions.mint(&session);
     // Only the widget's own sites may frame it: the browser enforces this,
     // whatever the embedding page says about itself.
-    let csp = format!("{PAGE_CSP}; {}", widget.frame_ancestors());
+    let csp = format!("{}; {}", page_csp(&widget.theme), widget.frame_ancestors());
     for (name, value) in [
         ("content-security-policy", csp.as_str()),
         // Each load carries a fresh session token: never cache it.

@@ -147,6 +147,12 @@ impl WidgetDef {
         if !self.theme.primary_is_valid() {
             return fail("theme.primary", "must be a colour like \"#4f46e5\"");
         }
+        if !self.theme.avatar_is_valid() {
+            return fail(
+                "theme.avatar",
+                "must be empty or an https:// image address without spaces or quotes",
+            );
+        }
         if !self.theme.font_is_valid() {
             return fail(
                 "theme.font",

@@ -795,3 +795,64 @@ async fn a_widget_speaks_the_visitors_language_with_the_owners_wording_and_a_rea
         "a refused change changed the widget"
     );
 }
+
+#[tokio::test]
+async fn an_avatar_is_an_https_image_the_page_may_load_and_nothing_else() {
+    let (app, _config, key) = admin_app(None).await;
+    for bad in [
+        "http://cdn.example/logo.png",
+        "https://cdn.example/logo.png\" onerror=\"alert(1)",
+        "https://cdn.example/a.png; script-src *",
+        "javascript:alert(1)",
+    ] {
+        let r = admin(
+            &app,
+            &key,
+            "PATCH",
+            "/widgets/test",
+            Some(json!({"theme": {"avatar": bad}})),
+        )
+        .await;
+        let body = r.text().await.expect("body");
+        assert!(
+            body.contains("invalid_field") && body.contains("theme.avatar"),
+            "{bad}: {body}"
+        );
+    }
+    let r = app.get(&format!("/widget/test?key={KEY}")).await;
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_owned();
+    assert!(
+        csp.contains("img-src 'self';"),
+        "no avatar, no other image source: {csp}"
+    );
+
+    ok_json(
+        admin(
+            &app,
+            &key,
+            "PATCH",
+            "/widgets/test",
+            Some(json!({"theme": {"avatar": "https://cdn.acme.example/logo.png?v=2"}})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let r = app.get(&format!("/widget/test?key={KEY}")).await;
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_owned();
+    assert!(
+        csp.contains("img-src 'self' https://cdn.acme.example;"),
+        "the avatar's origin only: {csp}"
+    );
+    let html = r.text().await.expect("page");
+    assert!(
+        html.contains("https://cdn.acme.example/logo.png?v=2"),
+        "{html}"
+    );
+}

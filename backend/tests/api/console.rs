@@ -318,6 +318,10 @@ async fn each_role_does_only_what_it_may() {
         ("GET", "/api/v1/admin/widgets/test"),
         ("GET", "/api/v1/admin/widgets/test/conversations"),
         ("GET", "/api/v1/admin/widgets/test/usage"),
+        ("GET", "/api/v1/admin/widgets/test/webhooks"),
+        ("GET", "/api/v1/admin/analytics"),
+        ("GET", "/api/v1/admin/conversations"),
+        ("GET", "/api/v1/admin/questions-to-fix"),
     ] {
         let r = call(&app, &viewer, method, path, None, false).await;
         assert_eq!(r.status(), 200, "{method} {path}");
@@ -358,6 +362,12 @@ async fn each_role_does_only_what_it_may() {
     assert_eq!(title(&app, &key).await, "By editor");
     for (method, path, body) in [
         ("POST", "/api/v1/admin/widgets/test/rotate-key", None),
+        // A webhook sends visitors' words elsewhere: owners only.
+        (
+            "POST",
+            "/api/v1/admin/widgets/test/webhooks",
+            Some(json!({"url": "https://hooks.example.com/x"})),
+        ),
         ("GET", "/api/v1/console/users", None),
         ("GET", "/api/v1/console/audit", None),
         (
@@ -375,6 +385,29 @@ async fn each_role_does_only_what_it_may() {
     }
     let page = app.get(&format!("/widget/test?key={KEY}")).await;
     assert_eq!(page.status(), 200, "the key was not rotated");
+    let hooks: Value = call(
+        &app,
+        &owner,
+        "GET",
+        "/api/v1/admin/widgets/test/webhooks",
+        None,
+        false,
+    )
+    .await
+    .json()
+    .await
+    .expect("JSON");
+    assert_eq!(hooks, json!([]), "the editor made no webhook");
+    let r = call(
+        &app,
+        &owner,
+        "POST",
+        "/api/v1/admin/widgets/test/webhooks",
+        Some(json!({"url": "https://hooks.example.com/x"})),
+        true,
+    )
+    .await;
+    assert_eq!(r.status(), 201, "owners make webhooks");
 
     // Owners manage users; the last owner cannot be removed or demoted.
     let r = call(

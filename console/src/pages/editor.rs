@@ -29,8 +29,88 @@ struct Draft {
     system_prompt: String,
     unknown_reply: String,
     allowed_sites: String,
-    /// The stored theme, for the fields the editor does not show (font).
+    font: String,
+    /// An https:// image for the header; empty: the title's first letter.
+    avatar: String,
+    /// Empty: the server's model and settings.
+    model: String,
+    temperature: String,
+    max_tokens: String,
+    /// Each of [`LIMITS`], as typed; empty: the server's default.
+    limits: Vec<String>,
+    /// The stored theme, for any field the editor does not show.
     theme: Value,
+}
+
+/// The font stacks offered (system fonts only: the panel downloads none).
+const FONTS: [(&str, &str); 4] = [
+    (
+        "System sans-serif",
+        "system-ui, -apple-system, \"Segoe UI\", Roboto, sans-serif",
+    ),
+    ("Serif", "Georgia, \"Times New Roman\", serif"),
+    (
+        "Rounded",
+        "ui-rounded, \"SF Pro Rounded\", system-ui, sans-serif",
+    ),
+    (
+        "Monospace",
+        "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace",
+    ),
+];
+
+/// The widget's own limits: the API's name, the label, the input's id.
+const LIMITS: [(&str, &str, &str); 7] = [
+    (
+        "requests_per_minute_per_session",
+        "Questions a minute per visitor",
+        "w-rpm-session",
+    ),
+    (
+        "requests_per_minute_per_ip",
+        "Questions a minute per address",
+        "w-rpm-ip",
+    ),
+    (
+        "requests_per_minute_per_key",
+        "Questions a minute for the widget",
+        "w-rpm-key",
+    ),
+    (
+        "concurrent_streams_per_session",
+        "Answers at once per visitor",
+        "w-streams",
+    ),
+    (
+        "history_tokens",
+        "Earlier conversation sent to the model (tokens)",
+        "w-history",
+    ),
+    (
+        "daily_tokens",
+        "Tokens a day (0: no limit)",
+        "w-daily-tokens",
+    ),
+    (
+        "monthly_tokens",
+        "Tokens a month (0: no limit)",
+        "w-monthly-tokens",
+    ),
+];
+
+/// A number field: `null` when empty (the default), the number, or the
+/// text as typed so the server names what is wrong with it.
+fn number(text: &str) -> Value {
+    let t = text.trim();
+    if t.is_empty() {
+        Value::Null
+    } else if let Ok(n) = t.parse::<u64>() {
+        json!(n)
+    } else if let Ok(f) = t.parse::<f64>() {
+        json!(f)
+    } else {
+        json!(t)
+    }
 }
 
 fn lines(text: &str) -> Vec<String> {
@@ -64,6 +144,29 @@ impl Draft {
             system_prompt: text(&def["system_prompt"]),
             unknown_reply: text(&def["unknown_reply"]),
             allowed_sites: list(&def["allowed_sites"]),
+            font: text(&def["theme"]["font"]),
+            avatar: text(&def["theme"]["avatar"]),
+            model: text(&def["model"]),
+            temperature: def["temperature"]
+                .as_f64()
+                .map(|t| {
+                    // Stored as a 32-bit float: shown to two places, as typed.
+                    ((t * 100.0).round() / 100.0).to_string()
+                })
+                .unwrap_or_default(),
+            max_tokens: def["max_tokens"]
+                .as_u64()
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+            limits: LIMITS
+                .iter()
+                .map(|(k, _, _)| {
+                    def["limits"][*k]
+                        .as_u64()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default()
+                })
+                .collect(),
             theme: def["theme"].clone(),
         }
     }
@@ -77,7 +180,21 @@ impl Draft {
             "radius".into(),
             json!(self.radius.trim().parse::<u8>().unwrap_or(12)),
         );
+        if !self.font.is_empty() {
+            theme.insert("font".into(), json!(self.font));
+        }
+        theme.insert("avatar".into(), json!(self.avatar.trim()));
+        let limits: Map<String, Value> = LIMITS
+            .iter()
+            .zip(&self.limits)
+            .map(|((k, _, _), v)| ((*k).to_owned(), number(v)))
+            .collect();
+        let model = self.model.trim();
         json!({
+            "model": if model.is_empty() { Value::Null } else { json!(model) },
+            "temperature": number(&self.temperature),
+            "max_tokens": number(&self.max_tokens),
+            "limits": limits,
             "title": self.title,
             "greeting": self.greeting,
             "starters": lines(&self.starters),
@@ -249,6 +366,17 @@ pub fn editor(props: &EditorProps) -> Html {
                         </select>
                         <label for="w-radius">{ "Corner radius (px)" }</label>
                         <input id="w-radius" type="number" min="0" max="32" value={current.radius.clone()} oninput={input(|d, v| d.radius = v)} />
+                        <label for="w-font">{ "Font" }</label>
+                        <select id="w-font" onchange={field(|d, v| d.font = v)}>
+                            { for FONTS.iter().map(|(label, stack)| html! {
+                                <option value={*stack} selected={current.font == *stack}>{ *label }</option>
+                            }) }
+                            if !current.font.is_empty() && !FONTS.iter().any(|(_, f)| *f == current.font) {
+                                <option value={current.font.clone()} selected=true>{ format!("Custom: {}", current.font) }</option>
+                            }
+                        </select>
+                        <label for="w-avatar">{ "Avatar: an https:// image address (empty: the title's first letter)" }</label>
+                        <input id="w-avatar" type="url" value={current.avatar.clone()} placeholder="https://www.example.com/logo.png" oninput={input(|d, v| d.avatar = v)} />
                         <label for="w-greeting">{ "Greeting" }</label>
                         <textarea id="w-greeting" rows="2" value={current.greeting.clone()} oninput={input(|d, v| d.greeting = v)} />
                         <label for="w-starters">{ "Starter questions (one per line)" }</label>
@@ -259,6 +387,41 @@ pub fn editor(props: &EditorProps) -> Html {
                         <textarea id="w-unknown" rows="2" value={current.unknown_reply.clone()} oninput={input(|d, v| d.unknown_reply = v)} />
                         <label for="w-sites">{ "Allowed sites (one origin per line; none: any site)" }</label>
                         <textarea id="w-sites" rows="2" value={current.allowed_sites.clone()} oninput={input(|d, v| d.allowed_sites = v)} />
+                        <h2>{ "Model" }</h2>
+                        <p class="muted small">{ "Empty fields use the server's settings." }</p>
+                        <label for="w-model">{ "Model" }</label>
+                        <input id="w-model" value={current.model.clone()} placeholder="the server's model" oninput={input(|d, v| d.model = v)} />
+                        <div class="pair2">
+                            <div>
+                                <label for="w-temperature">{ "Temperature (0 to 2)" }</label>
+                                <input id="w-temperature" type="number" min="0" max="2" step="0.1" value={current.temperature.clone()} oninput={input(|d, v| d.temperature = v)} />
+                            </div>
+                            <div>
+                                <label for="w-max-tokens">{ "Longest answer (tokens)" }</label>
+                                <input id="w-max-tokens" type="number" min="1" value={current.max_tokens.clone()} oninput={input(|d, v| d.max_tokens = v)} />
+                            </div>
+                        </div>
+                        <h2>{ "Limits" }</h2>
+                        <p class="muted small">{ "Empty fields use the server's [limits]." }</p>
+                        <div class="pair2">
+                            { for LIMITS.iter().enumerate().map(|(at, (_, label, id))| {
+                                let draft = draft.clone();
+                                let oninput = Callback::from(move |e: InputEvent| {
+                                    if let Some(mut d) = (*draft).clone() {
+                                        if let Some(slot) = d.limits.get_mut(at) {
+                                            *slot = event_value(&e.into());
+                                        }
+                                        draft.set(Some(d));
+                                    }
+                                });
+                                html! {
+                                    <div>
+                                        <label for={*id}>{ *label }</label>
+                                        <input id={*id} type="number" min="0" value={current.limits.get(at).cloned().unwrap_or_default()} {oninput} />
+                                    </div>
+                                }
+                            }) }
+                        </div>
                         <div class="actions">
                             <button class="primary" type="submit" disabled={!changed}>{ "Save" }</button>
                             if changed { <span class="muted">{ "Unsaved changes: the preview shows them." }</span> }
