@@ -11,12 +11,14 @@ use porthole::store::knowledge::{KnowledgeStore, NewSource, SourceKind, SyncStat
 
 const T: Duration = Duration::from_secs(20);
 
+/// The newest answer's sources, and whether anything live (markup, a
+/// handler) got into it besides the rating buttons the panel draws.
 const SOURCES: &str = "(() => { const m = [...document.querySelectorAll('[data-role=assistant]')].pop(); \
     if (!m || m.dataset.state !== 'complete') return null; \
     const list = m.querySelector('.sources'); if (!list) return null; \
     return { links: [...list.querySelectorAll('a')].map(a => [a.getAttribute('href'), a.target, a.rel, a.textContent]), \
              text: list.textContent, \
-             live: m.querySelectorAll('img,script,iframe,svg,object,embed').length, \
+             live: [...m.querySelectorAll('img,script,iframe,svg,object,embed')].filter(e => !e.closest('.rate')).length, \
              handlers: [...m.querySelectorAll('*')].some(e => [...e.attributes].some(a => a.name.startsWith('on'))), \
              pwned: typeof window.__pwned }; })()";
 

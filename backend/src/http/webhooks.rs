@@ -87,6 +87,7 @@ async fn post_webhook(req: &mut Request, depot: &mut Depot, res: &mut Response) 
     request_body(content = WebhookInput, content_type = "application/json"),
     responses(
         (status_code = 200, body = Webhook),
+        (status_code = 400, description = "The body is not valid JSON for these fields", body = ApiError),
         (status_code = 401, body = ApiError),
         (status_code = 403, body = ApiError),
         (status_code = 404, body = ApiError),
