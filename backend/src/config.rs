@@ -677,6 +677,9 @@ impl Settings {
         if self.webhooks.timeout_ms == 0 || self.webhooks.timeout_ms > 120_000 {
             return Err(invalid("webhooks.timeout_ms", "must be 1 to 120000"));
         }
+        if self.webhooks.keep_days == 0 {
+            return Err(invalid("webhooks.keep_days", "must be 1 or more"));
+        }
         if self.webhooks.retry_schedule_ms.len() > 20 {
             return Err(invalid("webhooks.retry_schedule_ms", "at most 20 retries"));
         }

@@ -790,3 +790,130 @@ async fn console_users_sessions_and_the_audit_log_read_the_same_from_every_store
         assert_eq!(targets, ["/w/2", "/w/1", "/w/0"]);
     }
 }
+
+#[tokio::test]
+async fn webhook_deliveries_are_claimed_once_retried_redelivered_and_pruned_in_every_store() {
+    use super::webhooks::{Attempted, DeliveryStatus, Webhook};
+    for db in TestDb::each("webhooks").await {
+        eprintln!("store: {db}");
+        let store = db.open().await;
+        with_widgets(&*store, &["shop", "blog"]).await;
+        let hook = |id: &str, widget: &str, events: &[&str], disabled: bool| Webhook {
+            id: id.into(),
+            widget_id: widget.into(),
+            url: format!("https://hooks.example/{id}"),
+            secret: "whsec_c2VjcmV0".into(),
+            events: events.iter().map(|e| e.to_string()).collect(),
+            disabled,
+            created_at: now_ms() as u64,
+        };
+        store
+            .create_webhook(&hook("wh_a", "shop", &["message.completed"], false))
+            .await
+            .unwrap();
+        store
+            .create_webhook(&hook("wh_b", "shop", &["feedback.created"], false))
+            .await
+            .unwrap();
+        store
+            .create_webhook(&hook("wh_off", "shop", &["message.completed"], true))
+            .await
+            .unwrap();
+        store
+            .create_webhook(&hook("wh_blog", "blog", &["message.completed"], false))
+            .await
+            .unwrap();
+        // Only the shop's enabled webhooks that take the event get it.
+        let ids = store
+            .enqueue(
+                "shop",
+                "message.completed",
+                r#"{"type":"message.completed"}"#,
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 1);
+        let now = now_ms();
+        // Two senders at once: one wins the delivery.
+        let first = store.claim_due(now, now + 60_000, 10).await.unwrap();
+        let second = store.claim_due(now, now + 60_000, 10).await.unwrap();
+        assert_eq!(first.len(), 1);
+        assert!(second.is_empty(), "claimed twice");
+        assert_eq!(first[0].url, "https://hooks.example/wh_a");
+        assert_eq!(first[0].secret, "whsec_c2VjcmV0");
+        // A failure is due again at its time, not before.
+        store
+            .record_attempt(
+                &ids[0],
+                &Attempted::Failed {
+                    status: Some(503),
+                    error: "HTTP 503".into(),
+                    next_at: Some(now + 5_000),
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            store
+                .claim_due(now + 1, now + 60_000, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let again = store
+            .claim_due(now + 5_000, now + 65_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].delivery.attempts, 1);
+        store
+            .record_attempt(&ids[0], &Attempted::Delivered { status: 204 })
+            .await
+            .unwrap();
+        let log = store.deliveries("wh_a", 10).await.unwrap();
+        assert_eq!(log[0].status, DeliveryStatus::Delivered);
+        assert_eq!((log[0].attempts, log[0].last_status), (2, Some(204)));
+        assert!(log[0].finished_at.is_some());
+        // A redelivery starts again; a pending one cannot be asked twice.
+        assert!(store.redeliver("wh_a", &ids[0]).await.unwrap());
+        assert!(!store.redeliver("wh_a", &ids[0]).await.unwrap());
+        assert!(
+            !store.redeliver("wh_b", &ids[0]).await.unwrap(),
+            "another webhook's"
+        );
+        let log = store.deliveries("wh_a", 10).await.unwrap();
+        assert_eq!(
+            (log[0].status, log[0].attempts),
+            (DeliveryStatus::Pending, 0)
+        );
+        // Pruning forgets what is finished only.
+        assert_eq!(store.prune_deliveries(now_ms() + 1).await.unwrap(), 0);
+        store
+            .record_attempt(
+                &ids[0],
+                &Attempted::Failed {
+                    status: None,
+                    error: "timed out".into(),
+                    next_at: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.deliveries("wh_a", 10).await.unwrap()[0].status,
+            DeliveryStatus::Failed
+        );
+        assert_eq!(store.prune_deliveries(now_ms() + 1).await.unwrap(), 1);
+        assert!(store.deliveries("wh_a", 10).await.unwrap().is_empty());
+        // A removed webhook takes its deliveries with it; a removed widget
+        // its webhooks.
+        store
+            .enqueue("blog", "message.completed", "{}")
+            .await
+            .unwrap();
+        assert!(store.delete_webhook("blog", "wh_blog").await.unwrap());
+        assert!(store.deliveries("wh_blog", 10).await.unwrap().is_empty());
+        assert!(store.delete_widget("shop").await.unwrap());
+        assert!(store.webhooks("shop").await.unwrap().is_empty());
+    }
+}

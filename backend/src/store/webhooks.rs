@@ -135,6 +135,9 @@ pub trait WebhookStore: Send + Sync + std::fmt::Debug {
     /// Sends a delivery again, now, with a fresh retry schedule; false when
     /// there is no such delivery of this webhook.
     async fn redeliver(&self, webhook_id: &str, id: &str) -> Result<bool, StoreError>;
+    /// Forgets the deliveries delivered or given up on before `before`;
+    /// how many.
+    async fn prune_deliveries(&self, before: i64) -> Result<u64, StoreError>;
 }
 
 /// The columns [`delivery_from`] reads, in order.
@@ -415,6 +418,16 @@ macro_rules! webhook_store {
                 .execute(&self.$writer)
                 .await?;
                 Ok(done.rows_affected() > 0)
+            }
+
+            async fn prune_deliveries(&self, before: i64) -> Result<u64, StoreError> {
+                let done = sqlx::query(AssertSqlSafe($sql(
+                    "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < ?",
+                )))
+                .bind(before)
+                .execute(&self.$writer)
+                .await?;
+                Ok(done.rows_affected())
             }
         }
     };

@@ -54,6 +54,8 @@ pub struct WebhookSettings {
     pub retry_schedule_ms: Vec<u64>,
     /// Webhooks one widget may have.
     pub max_per_widget: u32,
+    /// Days the delivery log keeps what was delivered or given up on.
+    pub keep_days: u32,
 }
 
 impl Default for WebhookSettings {
@@ -65,6 +67,7 @@ impl Default for WebhookSettings {
                 .map(|s| s * 1_000)
                 .to_vec(),
             max_per_widget: 10,
+            keep_days: 30,
         }
     }
 }
@@ -237,8 +240,19 @@ impl Webhooks {
     /// Sends what is due until `cancel`: every second, or at once when
     /// something is queued.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let mut pruned_at = 0;
         loop {
             let now = crate::store::rows::now_ms();
+            // Once an hour, the log forgets what is older than `keep_days`.
+            if now - pruned_at >= 3_600_000 {
+                pruned_at = now;
+                let before = now - i64::from(self.settings.keep_days) * 86_400_000;
+                match self.store.prune_deliveries(before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deliveries = n, "old webhook deliveries forgotten"),
+                    Err(e) => tracing::warn!(error = %e, "pruning webhook deliveries failed"),
+                }
+            }
             let lease = now + self.settings.timeout_ms as i64 + 30_000;
             let due = match self.store.claim_due(now, lease, BATCH).await {
                 Ok(due) => due,
