@@ -1017,21 +1017,45 @@ async fn an_owner_adds_a_webhook_and_a_loopback_receiver_gets_a_signed_message_c
     let listed = text(&page).await;
     assert!(listed.contains(&receiver.url), "{listed}");
 
-    // A visitor's answer on the host page reaches the receiver, signed;
-    // its first answer (500) makes Porthole try again with the same id.
+    // A visitor on the shop's own page (another origin, the loader's
+    // iframe) asks; the answer reaches the receiver, signed, and its first
+    // answer (500) makes Porthole try again with the same id.
+    let mut shop = Pages::new();
+    shop.insert(
+        "/".into(),
+        (
+            format!(
+                "<!doctype html><html><head><title>Shop</title></head><body><h1>Acme shop</h1>\
+                 <script src=\"{}/widget.js\" data-widget-id=\"{}\" data-key=\"{}\" async></script></body></html>",
+                h.base,
+                e2e::WIDGET,
+                e2e::KEY
+            ),
+            vec![],
+        ),
+    );
+    let shop = e2e::serve_pages(shop).await.expect("the shop's server");
     let visitor = h
-        .open(&e2e::panel_path(), 400, 640, false)
+        .browser
+        .new_page(format!("http://localhost:{}/", shop.port()))
         .await
-        .expect("panel");
-    e2e::ready(&visitor).await;
-    e2e::ask(&visitor, "Can I return a jacket?").await;
+        .expect("the shop's page");
     wait_for(
         &visitor,
-        "document.querySelector('[data-role=assistant][data-state=complete]')",
+        "!!window.Porthole && !!document.querySelector('porthole-widget')",
         T,
     )
     .await
-    .expect("the answer");
+    .expect("the loader ran");
+    eval(
+        &visitor,
+        "window.__answers = []; Porthole('on', 'answer', d => __answers.push(d.text)); Porthole('send', 'Can I return a jacket?')",
+    )
+    .await
+    .expect("ask on the host page");
+    wait_for(&visitor, "__answers.length === 1", T)
+        .await
+        .expect("the answer on the host page");
     let got = receiver
         .wait_for(T, |got| got.iter().any(|r| r.answered == 204))
         .await
