@@ -7,6 +7,14 @@ TRUNK_VERSION=0.21.14
 WASM_BINDGEN_VERSION=0.2.130
 BINARYEN_VERSION=132.0.0
 AXE_VERSION=4.14.1
+TERSER_VERSION=5.51.4
+# The release wasm (panel and console) is built with this pinned nightly:
+# it rebuilds Rust's standard library for the wasm with panics that abort at
+# once (no panic messages, locations or formatting machinery in the
+# download) and the library's size-optimised algorithms. That is 18 KB of
+# the panel's 133 KB gzip (scripts/size-report); stable Rust cannot do it.
+# Tests, clippy and `trunk serve` stay on the stable toolchain.
+WASM_NIGHTLY=nightly-2026-05-20
 
 _ph_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PATH="$_ph_root/.tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
@@ -14,6 +22,12 @@ export PATH="$_ph_root/.tools/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 _ph_have_version() { command -v "$1" >/dev/null 2>&1 && "$1" --version 2>/dev/null | grep -q "$2"; }
 
 ensure_widget_tools() {
+  if ! rustup run "$WASM_NIGHTLY" rustc --print sysroot >/dev/null 2>&1 ||
+     ! rustup +"$WASM_NIGHTLY" component list --installed 2>/dev/null | grep -q '^rust-src' ||
+     ! rustup +"$WASM_NIGHTLY" target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+    echo "== installing Rust $WASM_NIGHTLY (rust-src, wasm32) for the release wasm (once; about a minute)"
+    rustup toolchain install "$WASM_NIGHTLY" --profile minimal --component rust-src --target wasm32-unknown-unknown
+  fi
   if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     echo "== installing the wasm32 target"
     rustup target add wasm32-unknown-unknown
@@ -30,6 +44,12 @@ ensure_widget_tools() {
   if ! _ph_have_version wasm-opt "version ${BINARYEN_VERSION%%.*}"; then
     echo "== installing wasm-opt (binaryen $BINARYEN_VERSION from npm) into .tools/"
     npm install --silent --no-audit --no-fund --prefix "$_ph_root/.tools" "binaryen@$BINARYEN_VERSION"
+  fi
+  # terser minifies wasm-bindgen's glue (scripts/slim-glue.mjs).
+  if [ ! -f "$_ph_root/.tools/node_modules/terser/package.json" ] ||
+     ! grep -q "\"version\": \"$TERSER_VERSION\"" "$_ph_root/.tools/node_modules/terser/package.json"; then
+    echo "== installing terser $TERSER_VERSION from npm into .tools/"
+    npm install --silent --no-audit --no-fund --save-exact --prefix "$_ph_root/.tools" "terser@$TERSER_VERSION"
   fi
 }
 
@@ -144,4 +164,18 @@ ensure_redis() {
     fi
   fi
   export PORTHOLE_TEST_REDIS_URL="redis://127.0.0.1:$port/"
+}
+
+# Runs a command (trunk build) with the release wasm's toolchain and flags:
+# the pinned nightly, the standard library rebuilt with immediate-abort
+# panics and optimize_for_size, no Debug formatting and no panic locations.
+# Build scripts and proc macros (host code) are not affected: trunk always
+# passes --target, so RUSTFLAGS reach the wasm only.
+with_wasm_toolchain() {
+  RUSTUP_TOOLCHAIN="$WASM_NIGHTLY" \
+  CARGO_UNSTABLE_BUILD_STD="std,panic_abort" \
+  CARGO_UNSTABLE_BUILD_STD_FEATURES="optimize_for_size" \
+  RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zfmt-debug=none -Zlocation-detail=none" \
+  CARGO_TARGET_DIR="$_ph_root/target/wasm-nightly" \
+    "$@"
 }

@@ -267,7 +267,7 @@ async fn slow_page(h: &Harness) -> anyhow::Result<Page> {
 fn wasm_by_crate(wasm_gzip: u64) -> anyhow::Result<()> {
     use wasmparser::{KnownCustom, Name, Parser, Payload, TypeRef};
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/wasm32-unknown-unknown/release-wasm/widget-app.wasm");
+        .join("../target/wasm-nightly/wasm32-unknown-unknown/release-wasm/widget-app.wasm");
     let Ok(bytes) = std::fs::read(&path) else {
         println!(
             "\n(the wasm by crate: {} is missing; scripts/build-widget makes it)",
