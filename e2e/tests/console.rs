@@ -193,6 +193,28 @@ async fn an_owner_sets_up_the_console_creates_a_widget_and_a_viewer_only_reads()
         .expect("the preview's panel");
     assert_eq!(before, "rgb(79, 70, 229)", "the default accent");
     audit(&page, "editor").await;
+    // A colour white text cannot be read on: the editor says what
+    // visitors will see, and the preview already shows it darkened.
+    eval(&page, "document.querySelector('#w-primary').value = ''")
+        .await
+        .expect("clear");
+    type_into(&page, "#w-primary", "#ffcc00").await;
+    let darkened = format!(
+        "document.querySelector('#w-primary-note').textContent.includes('contrast of 1.5:1') \
+         && /visitors see #[0-9a-f]{{6}} instead/.test(document.querySelector('#w-primary-note').textContent) \
+         && !['rgb(79, 70, 229)', 'rgb(255, 204, 0)', ''].includes({header_colour})"
+    );
+    if let Err(e) = wait_for(&page, &darkened, T).await {
+        let note = eval(
+            &page,
+            "document.querySelector('#w-primary-note').textContent",
+        )
+        .await;
+        panic!("no contrast note or no darkened preview: {e}: {note:?}");
+    }
+    screenshot(&page, &screenshot_dir().join("console-editor-contrast.png"))
+        .await
+        .expect("screenshot");
     eval(&page, "document.querySelector('#w-primary').value = ''")
         .await
         .expect("clear");
@@ -218,6 +240,16 @@ async fn an_owner_sets_up_the_console_creates_a_widget_and_a_viewer_only_reads()
         panic!("the preview does not show the draft: {e}\n{seen:?}");
     }
     assert!(text(&page).await.contains("Unsaved changes"));
+    assert_eq!(
+        eval(
+            &page,
+            "document.querySelector('#w-primary-note').textContent"
+        )
+        .await
+        .expect("the note"),
+        "",
+        "a readable colour needs no note"
+    );
     let stored: serde_json::Value = reqwest::Client::new()
         .get(h.url("/api/v1/console/session"))
         .send()

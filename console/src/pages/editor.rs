@@ -356,8 +356,9 @@ pub fn editor(props: &EditorProps) -> Html {
                         <label for="w-primary">{ "Colour" }</label>
                         <div class="pair">
                             <input id="w-primary-picker" type="color" aria-label="Colour picker" value={current.primary.clone()} oninput={input(|d, v| d.primary = v)} />
-                            <input id="w-primary" value={current.primary.clone()} oninput={input(|d, v| d.primary = v)} />
+                            <input id="w-primary" value={current.primary.clone()} oninput={input(|d, v| d.primary = v)} aria-describedby="w-primary-note" />
                         </div>
+                        <p id="w-primary-note" class="muted small" role="status">{ contrast_note(&current.primary) }</p>
                         <label for="w-mode">{ "Light or dark" }</label>
                         <select id="w-mode" onchange={field(|d, v| d.mode = v)}>
                             { for [("auto", "As the visitor's system"), ("light", "Light"), ("dark", "Dark")].into_iter().map(|(v, l)| html! {
@@ -448,5 +449,24 @@ pub fn editor(props: &EditorProps) -> Html {
                 </div>
             </div>
         </>
+    }
+}
+
+/// What the server will do with an accent colour white text cannot be read
+/// on (WCAG AA asks 4.5:1): it darkens it for visitors, and says so here
+/// while the owner picks, as the CLI does when it is saved.
+fn contrast_note(primary: &str) -> String {
+    let theme = protocol::widget::Theme {
+        primary: primary.to_owned(),
+        ..Default::default()
+    };
+    match (
+        protocol::widget::Theme::contrast_on_white(primary),
+        theme.readable_primary(),
+    ) {
+        (Some(ratio), Some(readable)) => format!(
+            "White text on {primary} has a contrast of {ratio:.1}:1, below the 4.5:1 WCAG AA asks: visitors see {readable} instead, as the preview shows."
+        ),
+        _ => String::new(),
     }
 }
