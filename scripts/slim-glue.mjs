@@ -53,7 +53,8 @@ const printed = execFileSync(
 const map = JSON.parse(printed.slice(printed.indexOf("{")));
 const [toModule] = modulesOf(wasmPath);
 
-const escape = (s) => s.replace(/[$]/g, "\\$&");
+// A name or file name as a regular expression matches it literally.
+const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 function replaceOnce(pattern, by, what) {
   let count = 0;
   js = js.replace(pattern, (...m) => (count++, by(...m)));
@@ -69,18 +70,19 @@ for (const [, from, to] of map.imports) {
 }
 // The import object's one module.
 replaceOnce(
-  new RegExp(`${escape(JSON.stringify(fromModule)).replace(/[.]/g, "\\.")}(?=\\s*:)`, "g"),
+  new RegExp(`${escape(JSON.stringify(fromModule))}(?=\\s*:)`, "g"),
   () => JSON.stringify(toModule),
   `module ${fromModule}`,
 );
 // Exports are read as `wasm.name`; an export the glue never reads (the
 // start function's internals) needs nothing.
+const reads = (name, flags) => new RegExp(`\\bwasm\\.${escape(name)}\\b(?![$])`, flags);
 for (const [from, to] of map.exports) {
-  const pattern = new RegExp(`\\bwasm\\.${escape(from)}\\b(?![$])`, "g");
-  if (pattern.test(js)) js = js.replace(pattern, `wasm.${to}`);
+  // A function, so a `$` in the new name is taken literally.
+  js = js.replace(reads(from, "g"), () => `wasm.${to}`);
 }
 for (const [from] of map.exports) {
-  if (new RegExp(`\\bwasm\\.${escape(from)}\\b(?![$])`).test(js)) {
+  if (reads(from).test(js)) {
     throw new Error(`${jsFile}: export ${from} still read by its old name`);
   }
 }
@@ -96,7 +98,7 @@ if (files.includes("index.html")) {
   for (const [name, path] of [[jsFile, jsPath], [wasmFile, wasmPath]]) {
     const sri = "sha384-" + createHash("sha384").update(readFileSync(path)).digest("base64");
     page = page.replace(
-      new RegExp(`(${escape(name.replace(/\./g, "\\."))}"[^>]*integrity=")[^"]*`),
+      new RegExp(`(${escape(name)}"[^>]*integrity=")[^"]*`),
       `$1${sri}`,
     );
   }

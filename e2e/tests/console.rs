@@ -199,17 +199,13 @@ async fn an_owner_sets_up_the_console_creates_a_widget_and_a_viewer_only_reads()
         .await
         .expect("clear");
     type_into(&page, "#w-primary", "#ffcc00").await;
+    let note = "document.querySelector('#w-primary-note').textContent";
     let darkened = format!(
-        "document.querySelector('#w-primary-note').textContent.includes('contrast of 1.5:1') \
-         && /visitors see #[0-9a-f]{{6}} instead/.test(document.querySelector('#w-primary-note').textContent) \
+        "{note}.includes('contrast of 1.5:1') && /visitors see #[0-9a-f]{{6}} instead/.test({note}) \
          && !['rgb(79, 70, 229)', 'rgb(255, 204, 0)', ''].includes({header_colour})"
     );
     if let Err(e) = wait_for(&page, &darkened, T).await {
-        let note = eval(
-            &page,
-            "document.querySelector('#w-primary-note').textContent",
-        )
-        .await;
+        let note = eval(&page, note).await;
         panic!("no contrast note or no darkened preview: {e}: {note:?}");
     }
     screenshot(&page, &screenshot_dir().join("console-editor-contrast.png"))
@@ -241,12 +237,7 @@ async fn an_owner_sets_up_the_console_creates_a_widget_and_a_viewer_only_reads()
     }
     assert!(text(&page).await.contains("Unsaved changes"));
     assert_eq!(
-        eval(
-            &page,
-            "document.querySelector('#w-primary-note').textContent"
-        )
-        .await
-        .expect("the note"),
+        eval(&page, note).await.expect("the note"),
         "",
         "a readable colour needs no note"
     );

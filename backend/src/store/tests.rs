@@ -807,22 +807,14 @@ async fn webhook_deliveries_are_claimed_once_retried_redelivered_and_pruned_in_e
             disabled,
             created_at: now_ms() as u64,
         };
-        store
-            .create_webhook(&hook("wh_a", "shop", &["message.completed"], false))
-            .await
-            .unwrap();
-        store
-            .create_webhook(&hook("wh_b", "shop", &["feedback.created"], false))
-            .await
-            .unwrap();
-        store
-            .create_webhook(&hook("wh_off", "shop", &["message.completed"], true))
-            .await
-            .unwrap();
-        store
-            .create_webhook(&hook("wh_blog", "blog", &["message.completed"], false))
-            .await
-            .unwrap();
+        for webhook in [
+            hook("wh_a", "shop", &["message.completed"], false),
+            hook("wh_b", "shop", &["feedback.created"], false),
+            hook("wh_off", "shop", &["message.completed"], true),
+            hook("wh_blog", "blog", &["message.completed"], false),
+        ] {
+            store.create_webhook(&webhook).await.unwrap();
+        }
         // Only the shop's enabled webhooks that take the event get it.
         let ids = store
             .enqueue(
