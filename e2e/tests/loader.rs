@@ -15,6 +15,10 @@ use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(20);
 
+/// The page's queue stub (README), and a record of the errors it hears.
+const QUEUE: &str = "window.__errors = []; window.Porthole = function () { (Porthole.q = Porthole.q || []).push(arguments); }; \
+    Porthole('on', 'error', function (d) { __errors.push([d.widget, d.code]); }); Porthole('open');";
+
 const HOSTILE_CSS: &str = "<style>* { all: unset !important; } iframe { display: none !important; } \
     div { position: static !important; } * { z-index: 2147483647 !important; } \
     body { display: block !important; height: 3000px !important; }</style>";
@@ -225,11 +229,12 @@ async fn on_a_hostile_page_the_launcher_opens_a_working_panel_and_the_api_drives
         &page,
         "[document.querySelector('porthole-widget'), typeof window.Porthole, \
           Object.keys(window).filter(k => !__globalsBefore.includes(k) && !k.startsWith('__')), \
-          document.documentElement.getAttribute('style')]",
+          document.documentElement.getAttribute('style'), \
+          [...document.scripts].filter(s => s.src.includes('/loader/')).length]",
     )
     .await
     .expect("after");
-    assert_eq!(after, json!([null, "undefined", [], null]));
+    assert_eq!(after, json!([null, "undefined", [], null, 0]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,6 +255,61 @@ async fn a_strict_csp_host_page_works_without_violations() {
     wait_event(&page, "answer", 1).await;
     let violations = eval(&page, "__violations").await.expect("violations");
     assert_eq!(violations, json!([]), "the loader broke the host's CSP");
+}
+
+/// A host whose CSP trusts only the path `/widget.js` (not the Porthole
+/// origin) lets the launcher draw but refuses `panel.js`: the launcher goes
+/// again, the page hears `error` (also for a command it queued) and the
+/// console says what to allow, rather than leaving a button that does
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csp_that_trusts_only_the_script_path_gets_a_clear_error_not_a_dead_launcher() {
+    let h = Harness::start(Script::words("Unused.", 2), |_| {})
+        .await
+        .expect("harness");
+    let csp = format!(
+        "default-src 'none'; script-src {base}/widget.js 'unsafe-inline'; frame-src {base}; style-src 'self'",
+        base = h.base,
+    );
+    let head = format!("<script>{QUEUE}</script>");
+    let url = host_page(&h, &head, vec![("content-security-policy".into(), csp)]).await;
+    let page = h.browser.new_page("about:blank").await.expect("tab");
+    page.execute(AddScriptToEvaluateOnNewDocumentParams::new(PROBE))
+        .await
+        .expect("probe");
+    page.execute(AddScriptToEvaluateOnNewDocumentParams::new(
+        "window.__warnings = []; const warn = console.warn; \
+         console.warn = (...a) => { __warnings.push(a.join(' ')); warn(...a); };",
+    ))
+    .await
+    .expect("console probe");
+    page.goto(url).await.expect("navigate");
+    wait_for(&page, "(window.__errors || []).length > 0", T)
+        .await
+        .expect("the page heard error");
+    let state = eval(
+        &page,
+        "[window.__errors, !!document.querySelector('porthole-widget'), \
+          window.__violations.some(v => v.includes('/loader/panel.')), \
+          [...document.scripts].filter(s => s.src.includes('/loader/')).length]",
+    )
+    .await
+    .expect("state");
+    assert_eq!(
+        state,
+        json!([[[WIDGET, "not_started"]], false, true, 0]),
+        "{state}"
+    );
+    let warned = eval(
+        &page,
+        &format!(
+            "__warnings.some(w => w.includes('did not load') && w.includes('{}'))",
+            h.base
+        ),
+    )
+    .await
+    .expect("warnings");
+    assert_eq!(warned, true, "the console does not say what to allow");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,12 +1,43 @@
 //! Porthole's loader: the small plain-JS `widget.js` that a host page
-//! includes with one `<script>` tag. Its source is `src/widget.js` (readable,
-//! commented); the build minifies it, and [`script`] fills in the values
-//! that differ per deployment, the way ripgrep fills its help templates.
-//! The backend serves the result at `/widget.js`; `cargo run -p loader --
-//! --out widget.js --origin https://chat.example.com` writes it for a CDN.
+//! includes with one `<script>` tag, and `panel.js`, the rest of it, which
+//! `widget.js` fetches when the browser is idle or the visitor reaches for
+//! the launcher. `widget.js` draws the launcher and queues the API's
+//! commands; `panel.js` opens the panel's iframe, talks to it and runs the
+//! commands. Their sources are `src/*.js` (readable, commented); the build
+//! minifies them, and [`script`] and [`panel`] fill in the values that differ
+//! per deployment, the way ripgrep fills its help templates. The backend
+//! serves them at `/widget.js` and [`panel_path`]; `cargo run -p loader --
+//! --out widget.js --origin https://chat.example.com` writes `widget.js` for
+//! a CDN (it fetches `panel.js` from the server).
 
-/// The minified template.
+use std::sync::LazyLock;
+
+use sha2::Digest;
+
+/// The minified templates.
 const TEMPLATE: &str = include_str!(concat!(env!("OUT_DIR"), "/widget.min.js"));
+const PANEL_TEMPLATE: &str = include_str!(concat!(env!("OUT_DIR"), "/panel.min.js"));
+
+static PANEL: LazyLock<(String, String)> = LazyLock::new(|| {
+    let body = PANEL_TEMPLATE.replace(
+        "__VERSION__",
+        &protocol::frame::FRAME_PROTOCOL_VERSION.to_string(),
+    );
+    let digest = sha2::Sha256::digest(body.as_bytes());
+    let hash: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    (body, format!("/loader/panel.{hash}.js"))
+});
+
+/// `panel.js`, the same for every deployment.
+pub fn panel() -> &'static str {
+    &PANEL.0
+}
+
+/// Where the server serves [`panel`]: a path named by its content
+/// (`/loader/panel.<hash>.js`), so it may be cached for a year.
+pub fn panel_path() -> &'static str {
+    &PANEL.1
+}
 
 /// The loader for a server at `origin` (`https://chat.example.com`, no
 /// trailing slash). An empty origin makes the loader use its own script's
@@ -17,10 +48,9 @@ pub fn script(origin: &str) -> String {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || ":/.-[]".contains(*c))
         .collect();
-    TEMPLATE.replace("__ORIGIN__", &origin).replace(
-        "__VERSION__",
-        &protocol::frame::FRAME_PROTOCOL_VERSION.to_string(),
-    )
+    TEMPLATE
+        .replace("__ORIGIN__", &origin)
+        .replace("__PANEL__", panel_path())
 }
 
 #[cfg(test)]
@@ -28,13 +58,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_template_is_filled_and_minified() {
+    fn the_templates_are_filled_and_minified() {
         let js = script("https://chat.example.com/");
         // The minifier writes strings as template literals.
         assert!(js.contains("`https://chat.example.com`"), "{js}");
-        assert!(!js.contains("__ORIGIN__") && !js.contains("__VERSION__"));
-        assert!(!js.contains("// "), "comments survive minification");
-        assert!(js.len() < 7_000, "{} bytes", js.len());
+        assert!(js.contains(&format!("`{}`", panel_path())), "{js}");
+        for js in [js.as_str(), panel()] {
+            assert!(!js.contains("__"), "a value is not filled in: {js}");
+            assert!(!js.contains("// "), "comments survive minification");
+            assert!(js.len() < 5_000, "{} bytes", js.len());
+        }
+        assert!(panel().contains(&protocol::frame::FRAME_PROTOCOL_VERSION.to_string()));
+    }
+
+    #[test]
+    fn the_panel_path_names_its_content() {
+        let path = panel_path();
+        let hash = path
+            .strip_prefix("/loader/panel.")
+            .and_then(|p| p.strip_suffix(".js"))
+            .unwrap_or_default();
+        assert_eq!(hash.len(), 12, "{path}");
+        assert!(hash.chars().all(|c| c.is_ascii_hexdigit()), "{path}");
     }
 
     #[test]

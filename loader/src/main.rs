@@ -1,4 +1,6 @@
-//! Writes `widget.js` for hosting on a CDN.
+//! Writes `widget.js` for hosting on a CDN. Only the first stage: it fetches
+//! its second, `/loader/panel.<hash>.js`, from the Porthole server at
+//! `--origin`, which always serves the one that matches its own panel.
 
 use clap::Parser;
 

@@ -1,25 +1,45 @@
-//! The loader script (`/widget.js`), made by the `loader` crate once at
-//! start, with its ETag.
+//! The loader's two scripts, made by the `loader` crate once at start:
+//! `/widget.js` (the launcher, with its ETag) and `panel.js` (the rest,
+//! named by its content).
 
 use std::hash::{Hash, Hasher};
+
+use super::widget::Asset;
 
 /// The loader, ready to serve.
 #[derive(Debug)]
 pub struct LoaderScript {
-    /// `Bytes`, so each response shares the script instead of copying it.
-    body: bytes::Bytes,
+    script: Asset,
     etag: String,
+    panel: Asset,
 }
 
 impl LoaderScript {
-    /// The script.
-    pub fn body(&self) -> bytes::Bytes {
-        self.body.clone()
+    /// `widget.js`.
+    pub fn script(&self) -> &Asset {
+        &self.script
     }
 
     /// Its ETag (quoted).
     pub fn etag(&self) -> &str {
         &self.etag
+    }
+
+    /// `panel.js` for a request of `path`, with whether `path` names this
+    /// very content ([`loader::panel_path`]). Another release's name
+    /// (`/loader/panel.<12 hex>.js`: a `widget.js` cached or hosted on a CDN
+    /// before an upgrade, or served by a replica not yet upgraded) gets this
+    /// release's `panel.js` too, which speaks the same stage interface
+    /// (`Porthole.v`), rather than a dead launcher. Anything else is `None`.
+    pub fn panel(&self, path: &str) -> Option<(&Asset, bool)> {
+        if path == loader::panel_path() {
+            return Some((&self.panel, true));
+        }
+        let hash = path
+            .strip_prefix("/loader/panel.")
+            .and_then(|p| p.strip_suffix(".js"))?;
+        (hash.len() == 12 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then_some((&self.panel, false))
     }
 
     pub fn new() -> Self {
@@ -30,7 +50,8 @@ impl LoaderScript {
         body.hash(&mut h);
         Self {
             etag: format!("\"{:016x}\"", h.finish()),
-            body: body.into(),
+            script: Asset::new(body, "widget.js"),
+            panel: Asset::new(loader::panel(), "panel.js"),
         }
     }
 }

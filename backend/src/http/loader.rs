@@ -1,5 +1,6 @@
-//! `GET /widget.js` (the loader, from the loader crate) and `GET /` (a demo
-//! host page that embeds it, so the product can be tried in a browser).
+//! `GET /widget.js` and `GET /loader/panel.<hash>.js` (the loader, from the
+//! loader crate) and `GET /` (a demo host page that embeds it, so the
+//! product can be tried in a browser).
 
 use std::sync::Arc;
 
@@ -17,16 +18,8 @@ pub async fn widget_js(req: &mut Request, depot: &mut Depot, res: &mut Response)
         return;
     };
     let loader = &state.loader;
-    for (name, value) in [
-        ("content-type", "text/javascript; charset=utf-8"),
-        ("cache-control", "public, max-age=300"),
-        ("etag", loader.etag()),
-        ("x-content-type-options", "nosniff"),
-        ("cross-origin-resource-policy", "cross-origin"),
-        ("access-control-allow-origin", "*"),
-    ] {
-        let _ = res.add_header(name, value, true);
-    }
+    let _ = res.add_header("cache-control", "public, max-age=300", true);
+    let _ = res.add_header("etag", loader.etag(), true);
     let fresh = req
         .headers()
         .get("if-none-match")
@@ -36,7 +29,53 @@ pub async fn widget_js(req: &mut Request, depot: &mut Depot, res: &mut Response)
         res.status_code(StatusCode::NOT_MODIFIED);
         return;
     }
-    res.body(loader.body());
+    send_script(req, res, loader.script());
+}
+
+/// `panel.js`, the rest of the loader, which `widget.js` fetches: its name
+/// carries its hash, so it is cached for a year. The name of another
+/// release's `panel.js` gets this one for five minutes (see
+/// [`crate::assets::loader::LoaderScript::panel`]); any other name is a 404.
+#[handler]
+pub async fn panel_js(req: &mut Request, depot: &mut Depot, res: &mut Response) {
+    let path = format!(
+        "/loader/{}",
+        req.param::<String>("file").unwrap_or_default()
+    );
+    let panel = depot
+        .get_typed::<Arc<AppState>>()
+        .ok()
+        .and_then(|s| s.loader.panel(&path));
+    let Some((panel, exact)) = panel else {
+        res.status_code(StatusCode::NOT_FOUND);
+        return;
+    };
+    let cache = if exact {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, max-age=300"
+    };
+    let _ = res.add_header("cache-control", cache, true);
+    send_script(req, res, panel);
+}
+
+/// A script for host pages of any origin, gzipped when the client takes it.
+fn send_script(req: &Request, res: &mut Response, file: &crate::assets::widget::Asset) {
+    for (name, value) in [
+        ("content-type", file.content_type()),
+        ("x-content-type-options", "nosniff"),
+        ("vary", "accept-encoding"),
+        ("cross-origin-resource-policy", "cross-origin"),
+        ("access-control-allow-origin", "*"),
+    ] {
+        let _ = res.add_header(name, value, true);
+    }
+    if super::widget_page::accepts_gzip(req) {
+        let _ = res.add_header("content-encoding", "gzip", true);
+        res.body(file.gzipped());
+    } else {
+        res.body(file.bytes());
+    }
 }
 
 /// The request's `Host`, when it is a plain host (and port): safe to put in

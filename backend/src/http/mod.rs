@@ -187,6 +187,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .push(widget_router())
         .push(console_page::router())
         .push(Router::with_path("widget.js").get(loader::widget_js))
+        .push(Router::with_path("loader/{file}").get(loader::panel_js))
         .push(Router::with_path("demo.js").get(loader::demo_js))
         .push(Router::new().get(loader::demo_page))
 }

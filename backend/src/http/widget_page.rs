@@ -171,7 +171,7 @@ pub(super) fn send_asset(req: &Request, res: &mut Response, file: &crate::assets
 }
 
 /// Whether the client takes gzip (`Accept-Encoding`; `q=0` means no).
-fn accepts_gzip(req: &Request) -> bool {
+pub(super) fn accepts_gzip(req: &Request) -> bool {
     req.headers()
         .get("accept-encoding")
         .and_then(|v| v.to_str().ok())

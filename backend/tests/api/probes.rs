@@ -270,3 +270,75 @@ async fn every_response_has_a_request_id_and_the_requests_log_lines_carry_it() {
     }
     let _ = child.kill().await;
 }
+
+#[tokio::test]
+async fn the_loader_and_its_panel_script_are_served_gzipped_and_cached_as_their_names_allow() {
+    use std::io::Read;
+    let app = spawn_with_mock(Script::default(), |_| {}).await;
+    // A client that leaves the body as it came.
+    let raw = reqwest::Client::builder()
+        .no_gzip()
+        .build()
+        .expect("client");
+    let get = |path: String, headers: Vec<(&'static str, String)>| {
+        let mut req = raw.get(app.url(&path));
+        for (name, value) in headers {
+            req = req.header(name, value);
+        }
+        async move { req.send().await.expect("request is sent") }
+    };
+    let gunzip = |bytes: &[u8]| {
+        let mut out = String::new();
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_string(&mut out)
+            .expect("a gzip body");
+        out
+    };
+
+    // widget.js: gzip when asked, plain when not, a 304 for its ETag.
+    let zipped = get(
+        "/widget.js".into(),
+        vec![("accept-encoding", "gzip".into())],
+    )
+    .await;
+    assert_eq!(zipped.status(), 200);
+    let headers = zipped.headers().clone();
+    assert_eq!(headers["content-encoding"], "gzip");
+    assert_eq!(headers["cache-control"], "public, max-age=300");
+    assert_eq!(headers["cross-origin-resource-policy"], "cross-origin");
+    let etag = headers["etag"].to_str().expect("etag").to_owned();
+    let script = gunzip(&zipped.bytes().await.expect("body"));
+    let plain = get("/widget.js".into(), vec![]).await;
+    assert!(plain.headers().get("content-encoding").is_none());
+    assert_eq!(plain.text().await.expect("body"), script);
+    let again = get("/widget.js".into(), vec![("if-none-match", etag)]).await;
+    assert_eq!(again.status(), 304);
+
+    // It names panel.js, which is served for a year under that name.
+    let path = loader::panel_path();
+    assert!(script.contains(path), "{script}");
+    let panel = get(path.into(), vec![("accept-encoding", "gzip".into())]).await;
+    assert_eq!(panel.status(), 200);
+    let headers = panel.headers().clone();
+    assert_eq!(
+        headers["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(headers["content-type"], "text/javascript; charset=utf-8");
+    assert_eq!(headers["cross-origin-resource-policy"], "cross-origin");
+    assert_eq!(gunzip(&panel.bytes().await.expect("body")), loader::panel());
+    // Another release's name (a widget.js cached before an upgrade, or from
+    // a replica not yet upgraded) gets this release's, for five minutes.
+    let older = get("/loader/panel.000000abcdef.js".into(), vec![]).await;
+    assert_eq!(older.status(), 200);
+    assert_eq!(older.headers()["cache-control"], "public, max-age=300");
+    assert_eq!(older.text().await.expect("body"), loader::panel());
+    for other in [
+        "/loader/panel.js",
+        "/loader/panel.00000000000G.js",
+        "/loader/panel.0000000000000.js",
+        "/loader/widget.js",
+    ] {
+        assert_eq!(get(other.into(), vec![]).await.status(), 404, "{other}");
+    }
+}
