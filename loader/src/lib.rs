@@ -24,9 +24,12 @@ static PANEL: LazyLock<(String, String)> = LazyLock::new(|| {
         &protocol::frame::FRAME_PROTOCOL_VERSION.to_string(),
     );
     let digest = sha2::Sha256::digest(body.as_bytes());
-    let hash: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-    (body, format!("/loader/panel.{hash}.js"))
+    let path = format!("/loader/panel.{}.js", hex::encode(&digest[..HASH_BYTES]));
+    (body, path)
 });
+
+/// How much of the SHA-256 names `panel.js`: 6 bytes, 12 hex digits.
+const HASH_BYTES: usize = 6;
 
 /// `panel.js`, the same for every deployment.
 pub fn panel() -> &'static str {
@@ -37,6 +40,17 @@ pub fn panel() -> &'static str {
 /// (`/loader/panel.<hash>.js`), so it may be cached for a year.
 pub fn panel_path() -> &'static str {
     &PANEL.1
+}
+
+/// Whether `path` is where some release serves its `panel.js`: this one's
+/// ([`panel_path`]) or another's, with a hash of the same form.
+pub fn is_panel_path(path: &str) -> bool {
+    path.strip_prefix("/loader/panel.")
+        .and_then(|p| p.strip_suffix(".js"))
+        .is_some_and(|hash| {
+            hash.len() == 2 * HASH_BYTES
+                && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        })
 }
 
 /// The loader for a server at `origin` (`https://chat.example.com`, no
@@ -80,6 +94,17 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(hash.len(), 12, "{path}");
         assert!(hash.chars().all(|c| c.is_ascii_hexdigit()), "{path}");
+        assert!(is_panel_path(path));
+        assert!(is_panel_path("/loader/panel.000000abcdef.js"));
+        for other in [
+            "/loader/panel.js",
+            "/loader/panel.00000000000G.js",
+            "/loader/panel.000000ABCDEF.js",
+            "/loader/panel.0000000000000.js",
+            "/loader/widget.js",
+        ] {
+            assert!(!is_panel_path(other), "{other}");
+        }
     }
 
     #[test]

@@ -102,7 +102,6 @@
       emit(t, { widget: id, text: m.text });
     }
     button.onclick = function () { setOpen(!open) };
-    button.onpointerenter = button.onfocus = load;
     s.root.addEventListener("keydown", function (e) { e.key == "Escape" && open && setOpen(false) });
     w.addEventListener("message", onMessage);
     vv && vv.addEventListener("resize", fit);
@@ -121,6 +120,6 @@
       port && port.close();
     };
     load();
-    if (s.c || o.open == "true" || o.open === true) setOpen(true, 1);
+    if (s.c || s.w) setOpen(true, 1);
   });
 })(window);

@@ -84,7 +84,8 @@
     var idle = w.requestIdleCallback ? requestIdleCallback(load, { timeout: 3000 }) : setTimeout(load, 1500);
     d.documentElement.append(host);
 
-    self.id = id; self.o = o; self.base = base; self.side = side;
+    // w: the page asked for it open (data-open).
+    self.id = id; self.o = o; self.base = base; self.side = side; self.w = o.open == "true" || o.open === true;
     self.root = root; self.button = button; self.css = css;
     self.destroy = function () {
       self.end && self.end();
@@ -94,7 +95,7 @@
       i < 0 || widgets.splice(i, 1);
     };
     widgets.push(self);
-    wire ? wire(self, emit) : (o.open == "true" || o.open === true || queue.length) && load();
+    wire ? wire(self, emit) : (self.w || queue.length) && load();
   }
 
   function api(cmd, arg, f) {

@@ -32,14 +32,7 @@ impl LoaderScript {
     /// release's `panel.js` too, which speaks the same stage interface
     /// (`Porthole.v`), rather than a dead launcher. Anything else is `None`.
     pub fn panel(&self, path: &str) -> Option<(&Asset, bool)> {
-        if path == loader::panel_path() {
-            return Some((&self.panel, true));
-        }
-        let hash = path
-            .strip_prefix("/loader/panel.")
-            .and_then(|p| p.strip_suffix(".js"))?;
-        (hash.len() == 12 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-            .then_some((&self.panel, false))
+        loader::is_panel_path(path).then(|| (&self.panel, path == loader::panel_path()))
     }
 
     pub fn new() -> Self {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use salvo::http::StatusCode;
 use salvo::prelude::*;
 
+use super::widget_page::{Readers, file_headers, send_body};
 use crate::state::AppState;
 
 /// The loader. Short max-age plus an ETag: a new release reaches host pages
@@ -20,6 +21,7 @@ pub async fn widget_js(req: &mut Request, depot: &mut Depot, res: &mut Response)
     let loader = &state.loader;
     let _ = res.add_header("cache-control", "public, max-age=300", true);
     let _ = res.add_header("etag", loader.etag(), true);
+    file_headers(res, loader.script(), Readers::AnyOrigin);
     let fresh = req
         .headers()
         .get("if-none-match")
@@ -29,7 +31,7 @@ pub async fn widget_js(req: &mut Request, depot: &mut Depot, res: &mut Response)
         res.status_code(StatusCode::NOT_MODIFIED);
         return;
     }
-    send_script(req, res, loader.script());
+    send_body(req, res, loader.script());
 }
 
 /// `panel.js`, the rest of the loader, which `widget.js` fetches: its name
@@ -56,26 +58,8 @@ pub async fn panel_js(req: &mut Request, depot: &mut Depot, res: &mut Response) 
         "public, max-age=300"
     };
     let _ = res.add_header("cache-control", cache, true);
-    send_script(req, res, panel);
-}
-
-/// A script for host pages of any origin, gzipped when the client takes it.
-fn send_script(req: &Request, res: &mut Response, file: &crate::assets::widget::Asset) {
-    for (name, value) in [
-        ("content-type", file.content_type()),
-        ("x-content-type-options", "nosniff"),
-        ("vary", "accept-encoding"),
-        ("cross-origin-resource-policy", "cross-origin"),
-        ("access-control-allow-origin", "*"),
-    ] {
-        let _ = res.add_header(name, value, true);
-    }
-    if super::widget_page::accepts_gzip(req) {
-        let _ = res.add_header("content-encoding", "gzip", true);
-        res.body(file.gzipped());
-    } else {
-        res.body(file.bytes());
-    }
+    file_headers(res, panel, Readers::AnyOrigin);
+    send_body(req, res, panel);
 }
 
 /// The request's `Host`, when it is a plain host (and port): safe to put in

@@ -150,19 +150,50 @@ pub async fn asset(req: &mut Request, depot: &mut Depot, res: &mut Response) {
 }
 
 /// A built file, gzipped when the client takes it, cached for a year (its
-/// name carries its hash).
+/// name carries its hash), for Porthole's own pages.
 pub(super) fn send_asset(req: &Request, res: &mut Response, file: &crate::assets::widget::Asset) {
-    let gzip = accepts_gzip(req);
+    let _ = res.add_header("cache-control", "public, max-age=31536000, immutable", true);
+    file_headers(res, file, Readers::Porthole);
+    send_body(req, res, file);
+}
+
+/// Which pages may load a file.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Readers {
+    /// Porthole's own (the panel's and the console's files).
+    Porthole,
+    /// Host pages of any origin (the loader's scripts).
+    AnyOrigin,
+}
+
+/// What a response carrying `file` says of it, a 304 for it included: its
+/// type, that it varies by encoding, and who may read it. How long it may
+/// be cached is the caller's.
+pub(super) fn file_headers(
+    res: &mut Response,
+    file: &crate::assets::widget::Asset,
+    readers: Readers,
+) {
+    let corp = match readers {
+        Readers::Porthole => "same-origin",
+        Readers::AnyOrigin => {
+            let _ = res.add_header("access-control-allow-origin", "*", true);
+            "cross-origin"
+        }
+    };
     for (name, value) in [
         ("content-type", file.content_type()),
-        ("cache-control", "public, max-age=31536000, immutable"),
         ("x-content-type-options", "nosniff"),
         ("vary", "accept-encoding"),
-        ("cross-origin-resource-policy", "same-origin"),
+        ("cross-origin-resource-policy", corp),
     ] {
         let _ = res.add_header(name, value, true);
     }
-    if gzip {
+}
+
+/// `file`, gzipped when the client takes it.
+pub(super) fn send_body(req: &Request, res: &mut Response, file: &crate::assets::widget::Asset) {
+    if accepts_gzip(req) {
         let _ = res.add_header("content-encoding", "gzip", true);
         res.body(file.gzipped());
     } else {
@@ -171,7 +202,7 @@ pub(super) fn send_asset(req: &Request, res: &mut Response, file: &crate::assets
 }
 
 /// Whether the client takes gzip (`Accept-Encoding`; `q=0` means no).
-pub(super) fn accepts_gzip(req: &Request) -> bool {
+fn accepts_gzip(req: &Request) -> bool {
     req.headers()
         .get("accept-encoding")
         .and_then(|v| v.to_str().ok())

@@ -313,6 +313,13 @@ async fn the_loader_and_its_panel_script_are_served_gzipped_and_cached_as_their_
     assert_eq!(plain.text().await.expect("body"), script);
     let again = get("/widget.js".into(), vec![("if-none-match", etag)]).await;
     assert_eq!(again.status(), 304);
+    // A 304 says what the 200 would have of the script, the body aside.
+    assert_eq!(again.headers()["vary"], "accept-encoding");
+    assert_eq!(
+        again.headers()["cross-origin-resource-policy"],
+        "cross-origin"
+    );
+    assert_eq!(again.headers()["access-control-allow-origin"], "*");
 
     // It names panel.js, which is served for a year under that name.
     let path = loader::panel_path();
