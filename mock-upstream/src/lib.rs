@@ -167,6 +167,7 @@ struct State {
     embedding_calls: AtomicUsize,
     embedded_inputs: AtomicUsize,
     embeddings_fault: Mutex<Option<u16>>,
+    embeddings_delay: Mutex<Duration>,
     changed: Notify,
 }
 
@@ -202,6 +203,7 @@ impl MockUpstream {
             embedding_calls: AtomicUsize::new(0),
             embedded_inputs: AtomicUsize::new(0),
             embeddings_fault: Mutex::new(None),
+            embeddings_delay: Mutex::new(Duration::ZERO),
             changed: Notify::new(),
         });
         let accept_state = state.clone();
@@ -233,6 +235,11 @@ impl MockUpstream {
     /// Makes `/embeddings` answer with this HTTP status (`None`: answer).
     pub fn set_embeddings_fault(&self, status: Option<u16>) {
         *lock(&self.state.embeddings_fault) = status;
+    }
+
+    /// Makes `/embeddings` wait this long before it answers.
+    pub fn set_embeddings_delay(&self, delay: Duration) {
+        *lock(&self.state.embeddings_delay) = delay;
     }
 
     /// The JSON bodies of the chat requests received so far.
@@ -439,6 +446,8 @@ async fn answer(socket: &mut TcpStream, state: &State, head: &str, body: &[u8]) 
 /// `POST /embeddings`: `input` is a string or a list of strings.
 async fn answer_embeddings(socket: &mut TcpStream, state: &State, request: &Value) -> bool {
     state.embedding_calls.fetch_add(1, Ordering::SeqCst);
+    let delay = *lock(&state.embeddings_delay);
+    tokio::time::sleep(delay).await;
     let fault = *lock(&state.embeddings_fault);
     if let Some(status) = fault {
         return respond_json(

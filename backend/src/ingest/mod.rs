@@ -158,12 +158,14 @@ impl Ingestor {
                 if run.report.pages_done > run.report.pages_failed
                     || run.report.pages_total == 0 =>
             {
-                run.report.status = SyncStatus::Ready;
+                // Still `syncing` while the chunks are embedded (each batch
+                // writes the progress): `ready` means the vectors are in.
                 if let Err(why) = run.embed().await? {
                     // Full text still finds every chunk; the next sync
                     // embeds the rest.
                     run.report.error = Some(why);
                 }
+                run.report.status = SyncStatus::Ready;
             }
             Ok(()) => {
                 run.report.status = SyncStatus::Failed;

@@ -497,6 +497,54 @@ fn pdf_of(pages: &[&[&str]]) -> Vec<u8> {
     out
 }
 
+/// A source says `ready` only once its chunks are embedded: while the
+/// batches go out it is still `syncing`, so an owner (or the console) never
+/// takes a half-embedded source for a finished one.
+#[tokio::test]
+async fn a_source_is_syncing_until_its_last_batch_is_embedded() {
+    let site = DocSite::start().await;
+    acme_site(&site);
+    let mock = MockUpstream::start(Script::words("Unused", 0))
+        .await
+        .expect("mock");
+    let embeddings = mock.base_url();
+    mock.set_embeddings_delay(Duration::from_millis(150));
+    let k = knowledge_app(Some(mock), |s| {
+        s.embeddings.base_url = Some(embeddings);
+        s.embeddings.model = "mock-embed".into();
+        s.embeddings.batch_size = 1;
+    })
+    .await;
+    let id = k
+        .add_id(json!({"kind": "site", "url": site.url("/sitemap-docs.xml")}))
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut seen_mid_embedding = false;
+    let done = loop {
+        let v: Value = k
+            .admin("GET", &format!("/sources/{id}"), None)
+            .await
+            .json()
+            .await
+            .expect("JSON");
+        let (embedded, chunks) = (v["chunks_embedded"].as_u64(), v["chunks"].as_u64());
+        if v["status"] == "ready" {
+            assert_eq!(embedded, chunks, "ready before its vectors: {v}");
+            break v;
+        }
+        assert!(v["status"] == "syncing" || v["status"] == "pending", "{v}");
+        seen_mid_embedding |= embedded.is_some_and(|e| e > 0);
+        assert!(tokio::time::Instant::now() < deadline, "never synced: {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        seen_mid_embedding,
+        "the embedding was never seen under way: {done}"
+    );
+    assert!(done["chunks"].as_u64() >= Some(4), "{done}");
+    assert_eq!(done["error"], Value::Null, "{done}");
+}
+
 #[tokio::test]
 async fn a_pdf_is_read_page_by_page_and_cited_with_its_page_number() {
     let k = knowledge_app(None, |_| {}).await;
